@@ -1,0 +1,238 @@
+#include "core/model.h"
+
+#include <sched.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/errors.h"
+
+namespace ts {
+namespace {
+
+std::string first_line(const std::string& s) {
+  auto end = s.find('\n');
+  return end == std::string::npos ? s : s.substr(0, end);
+}
+
+std::string c10_message(const std::exception& e) {
+  if (auto* ce = dynamic_cast<const c10::Error*>(&e)) return ce->what_without_backtrace();
+  return e.what();
+}
+
+// Turns libtorch's load failures into messages that say what is wrong with the file and what to do.
+[[noreturn]] void throw_load_error(const std::exception& e, const std::string& what) {
+  std::string msg = c10_message(e);
+  std::string reason;
+  if (msg.find("maximum supported version") != std::string::npos ||
+      msg.find("kMaxSupportedFileFormatVersion") != std::string::npos ||
+      msg.find("Unknown builtin op") != std::string::npos ||
+      msg.find("schema not found") != std::string::npos) {
+    reason = "it was exported by a PyTorch newer than this addon's libtorch " + torch_version() +
+             " can read (export it with an older torch, or build torch-saliency against a newer libtorch)";
+  } else if (msg.find("constants.pkl") != std::string::npos || msg.find("file not found") != std::string::npos) {
+    reason = "it is a torch.save() checkpoint, not a TorchScript export (use torch.jit.trace or torch.jit.script, then .save())";
+  } else if (msg.find("zip archive") != std::string::npos || msg.find("central directory") != std::string::npos ||
+             msg.find("PytorchStreamReader") != std::string::npos || msg.find("reader failed") != std::string::npos) {
+    reason = "it is not a TorchScript archive, or it is truncated or corrupt";
+  } else {
+    reason = "libtorch could not load it";
+  }
+  throw Error("ERR_MODEL_LOAD", "Cannot load " + what + ": " + reason + ". libtorch said: " + first_line(msg), "model");
+}
+
+std::atomic<int64_t> g_live_models{0};
+
+}  // namespace
+
+std::string torch_version() { return TORCH_VERSION; }
+
+bool cuda_available() { return torch::cuda::is_available(); }
+int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+at::Device resolve_device(const std::string& device) {
+  if (device == "auto") return cuda_available() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  if (device == "cpu") return at::Device(at::kCPU);
+  if (device.rfind("cuda", 0) == 0) {
+    int index = 0;
+    if (device.size() > 4) {
+      if (device[4] != ':') throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+      try {
+        index = std::stoi(device.substr(5));
+      } catch (...) {
+        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+      }
+    }
+    if (!cuda_available()) {
+      throw Error("ERR_CUDA_UNAVAILABLE",
+                  "CUDA was asked for (device '" + device + "') but " +
+                      (at::hasCUDA() ? std::string("no CUDA device is visible") : "this addon's libtorch " + torch_version() + " was built without CUDA") +
+                      "; use device 'cpu' or 'auto'",
+                  "device");
+    }
+    if (index < 0 || index >= cuda_device_count()) {
+      throw Error("ERR_OUT_OF_RANGE", "Expected a CUDA device index below " + std::to_string(cuda_device_count()) + " for device but received '" + device + "'", "device");
+    }
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+}
+
+int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+void set_threads(int threads) {
+  int n = threads > 0 ? threads : available_cores();
+  if (at::get_num_threads() != n) at::set_num_threads(n);
+}
+
+int get_threads() { return at::get_num_threads(); }
+
+Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device device)
+    : module_(std::move(module)), device_(device) {
+  ++g_live_models;
+  if (!options.mean.empty()) {
+    auto f = at::TensorOptions().dtype(at::kFloat);
+    int64_t c = static_cast<int64_t>(options.mean.size());
+    mean_ = at::tensor(std::vector<float>(options.mean.begin(), options.mean.end()), f).view({1, c, 1, 1}).to(device);
+    std_ = at::tensor(std::vector<float>(options.std.begin(), options.std.end()), f).view({1, c, 1, 1}).to(device);
+  }
+  for (const auto& p : module_.parameters()) {
+    num_parameters_ += p.numel();
+    if (input_channels_ < 0 && p.dim() == 4) input_channels_ = p.size(1);
+  }
+}
+
+Model::~Model() { --g_live_models; }
+
+int64_t Model::live() { return g_live_models.load(); }
+
+std::shared_ptr<Model> Model::finish(torch::jit::Module module, const ModelOptions& options, at::Device device) {
+  // Explanations are of the model as deployed: dropout off, batch norm on running statistics.
+  module.eval();
+  return std::shared_ptr<Model>(new Model(std::move(module), options, device));
+}
+
+std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOptions& options) {
+  at::Device device = resolve_device(options.device);
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw Error("ERR_MODEL_LOAD", "Cannot load model '" + path + "': the file does not exist or cannot be read", "model");
+  }
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device);
+  } catch (const std::exception& e) {
+    throw_load_error(e, "model '" + path + "'");
+  }
+  return finish(std::move(module), options, device);
+}
+
+std::shared_ptr<Model> Model::load_bytes(const std::string& bytes, const ModelOptions& options) {
+  at::Device device = resolve_device(options.device);
+  torch::jit::Module module;
+  try {
+    std::istringstream in(bytes);
+    module = torch::jit::load(in, device);
+  } catch (const std::exception& e) {
+    throw_load_error(e, "model from a Buffer of " + std::to_string(bytes.size()) + " bytes");
+  }
+  return finish(std::move(module), options, device);
+}
+
+at::Tensor Model::prepare(const at::Tensor& images) const {
+  at::Tensor x = images.to(device_, at::kFloat);
+  if (mean_.defined()) {
+    if (x.dim() != 4 || x.size(1) != mean_.size(1)) {
+      throw Error("ERR_INPUT_SHAPE", "Expected " + std::to_string(mean_.size(1)) + " channels (the length of mean/std) for image but received " +
+                                         std::to_string(x.dim() == 4 ? x.size(1) : -1),
+                  "image");
+    }
+    x = (x - mean_) / std_;
+  }
+  return x;
+}
+
+namespace {
+at::Tensor first_tensor(const c10::IValue& v) {
+  if (v.isTensor()) return v.toTensor();
+  if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) {
+      if (e.isTensor()) return e.toTensor();
+    }
+  }
+  if (v.isList()) {
+    for (const auto& e : v.toListRef()) {
+      if (e.isTensor()) return e.toTensor();
+    }
+  }
+  if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict()) {
+      if (kv.value().isTensor()) return kv.value().toTensor();
+    }
+  }
+  throw Error("ERR_MODEL_OUTPUT", "The model's output holds no tensor (got " + v.tagKind() + "); expected class scores");
+}
+}  // namespace
+
+at::Tensor Model::scores(torch::jit::Module& module, const at::Tensor& input) const {
+  c10::IValue out;
+  try {
+    out = module.forward({input});
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    rethrow_run_error(e, input, input_channels_);
+  }
+  at::Tensor y = first_tensor(out);
+  if (y.dim() == 1) y = y.unsqueeze(0);
+  if (y.dim() > 2) y = y.flatten(2).mean(2);  // fully convolutional models: average the score maps
+  return y;
+}
+
+void rethrow_run_error(const std::exception& e, const at::Tensor& input, int64_t expected_channels) {
+  std::string msg = c10_message(e);
+  std::ostringstream shape;
+  shape << input.sizes();
+  std::string what = "The model rejected an input of shape " + shape.str();
+  if (expected_channels > 0 && input.dim() == 4 && input.size(1) != expected_channels) {
+    throw Error("ERR_INPUT_SHAPE", what + ": expected " + std::to_string(expected_channels) + " channels but received " + std::to_string(input.size(1)), "image");
+  }
+  // Keep the part of TorchScript's message that names the failing operation.
+  for (const char* key : {"size mismatch", "shapes cannot be multiplied", "Expected", "must match", "Given groups",
+                          "Calculated padded input size", "Kernel size can't be greater", "Sizes of tensors must match"}) {
+    auto pos = msg.find(key);
+    if (pos != std::string::npos) {
+      throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + first_line(msg.substr(pos)), "image");
+    }
+  }
+  throw Error("ERR_MODEL_RUN", "The model failed on an input of shape " + shape.str() + ": " + first_line(msg));
+}
+
+std::vector<std::string> Model::submodule_names() const {
+  std::vector<std::string> names;
+  for (const auto& m : module_.named_modules()) {
+    if (!m.name.empty()) names.push_back(m.name);
+  }
+  return names;
+}
+
+std::vector<bool> Model::requires_grad_flags() const {
+  std::vector<bool> flags;
+  for (const auto& p : module_.parameters()) flags.push_back(p.requires_grad());
+  return flags;
+}
+
+}  // namespace ts

@@ -1,0 +1,74 @@
+// A loaded TorchScript classifier: loading, device placement, optional input normalisation, and a
+// forward pass that always yields N x K class scores. Plain C++ on libtorch; no Node here.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ts {
+
+struct ModelOptions {
+  std::string device = "cpu";  // "cpu" | "cuda" | "cuda:N"; "auto" is resolved before this point
+  std::vector<double> mean;    // per channel; empty: the model normalises itself
+  std::vector<double> std;
+};
+
+class Model {
+ public:
+  static std::shared_ptr<Model> load_file(const std::string& path, const ModelOptions& options);
+  static std::shared_ptr<Model> load_bytes(const std::string& bytes, const ModelOptions& options);
+  ~Model();
+  // Models alive in this process (a leak check for tests).
+  static int64_t live();
+
+  const at::Device& device() const { return device_; }
+  torch::jit::Module& module() { return module_; }
+
+  // Images in [0, 1] (N x C x H x W, any device) -> the model's input (normalised when mean/std are set).
+  at::Tensor prepare(const at::Tensor& images) const;
+  // Runs `module` (the model itself or a clone of it) on already prepared input and reduces the
+  // output to N x K scores: the first tensor of a tuple/list/dict, spatial dimensions averaged.
+  at::Tensor scores(torch::jit::Module& module, const at::Tensor& input) const;
+  // prepare + scores on the model itself.
+  at::Tensor forward(const at::Tensor& images) { return scores(module_, prepare(images)); }
+
+  // Number of input channels the first convolution expects, or -1 if unknown.
+  int64_t input_channels() const { return input_channels_; }
+  int64_t num_parameters() const { return num_parameters_; }
+  // Names of all submodules, depth first ("features", "features.0", ...).
+  std::vector<std::string> submodule_names() const;
+  // Which parameters require grad (to check that runs leave the model as they found it).
+  std::vector<bool> requires_grad_flags() const;
+
+ private:
+  Model(torch::jit::Module module, const ModelOptions& options, at::Device device);
+  static std::shared_ptr<Model> finish(torch::jit::Module module, const ModelOptions& options, at::Device device);
+
+  torch::jit::Module module_;
+  at::Device device_;
+  at::Tensor mean_, std_;  // 1 x C x 1 x 1 on device_, undefined when unset
+  int64_t input_channels_ = -1;
+  int64_t num_parameters_ = 0;
+};
+
+// Resolves a device string ("cpu", "cuda", "cuda:1", "auto") or throws ts::Error.
+at::Device resolve_device(const std::string& device);
+bool cuda_available();
+int cuda_device_count();
+
+// Intra-op threads for every libtorch op in this process. 0 picks the cores available to the process.
+void set_threads(int threads);
+int get_threads();
+int available_cores();
+
+// Version of the libtorch this addon was built against, e.g. "1.13.1".
+std::string torch_version();
+
+// Wraps a libtorch failure while running the model on `input` into an ERR_INPUT_SHAPE / ERR_MODEL_RUN
+// error that says what the model got and, when it can tell, what it expected.
+[[noreturn]] void rethrow_run_error(const std::exception& e, const at::Tensor& input, int64_t expected_channels);
+
+}  // namespace ts

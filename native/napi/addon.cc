@@ -1,0 +1,93 @@
+// Module entry: loadModel and process-wide settings. Everything model-specific is in model_wrap.cc.
+#include <napi.h>
+
+#include "core/explain.h"
+#include "core/model.h"
+#include "napi/convert.h"
+#include "napi/model_wrap.h"
+#include "napi/workers.h"
+
+namespace tsn {
+namespace {
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, std::string bytes, bool from_bytes, ts::ModelOptions options, int threads)
+      : PromiseWorker(env), path_(std::move(path)), bytes_(std::move(bytes)), from_bytes_(from_bytes), options_(std::move(options)), threads_(threads) {}
+
+ protected:
+  void Run() override {
+    ts::set_threads(threads_);
+    model_ = from_bytes_ ? ts::Model::load_bytes(bytes_, options_) : ts::Model::load_file(path_, options_);
+    bytes_.clear();
+  }
+  Napi::Value Result(Napi::Env env) override { return ModelWrap::NewInstance(env, std::move(model_)); }
+
+ private:
+  std::string path_, bytes_;
+  bool from_bytes_;
+  ts::ModelOptions options_;
+  int threads_;
+  std::shared_ptr<ts::Model> model_;
+};
+
+// loadModel(pathOrBuffer, { device, mean, std, threads }) -> Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[1].As<Napi::Object>();
+  ts::ModelOptions options;
+  options.device = o.Get("device").As<Napi::String>().Utf8Value();
+  if (o.Get("mean").IsArray()) options.mean = number_list(o.Get("mean"));
+  if (o.Get("std").IsArray()) options.std = number_list(o.Get("std"));
+  int threads = o.Get("threads").IsNumber() ? o.Get("threads").As<Napi::Number>().Int32Value() : 0;
+  std::string path, bytes;
+  bool from_bytes = info[0].IsBuffer();
+  if (from_bytes) {
+    auto buf = info[0].As<Napi::Buffer<char>>();
+    bytes.assign(buf.Data(), buf.Length());
+  } else {
+    path = info[0].As<Napi::String>().Utf8Value();
+  }
+  auto* worker = new LoadWorker(env, std::move(path), std::move(bytes), from_bytes, std::move(options), threads);
+  worker->Queue();
+  return worker->Promise();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  ts::set_threads(info[0].As<Napi::Number>().Int32Value());
+  return Napi::Number::New(info.Env(), ts::get_threads());
+}
+
+Napi::Value Runtime(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", ts::torch_version());
+  o.Set("threads", ts::get_threads());
+  o.Set("availableCores", ts::available_cores());
+  o.Set("cudaAvailable", ts::cuda_available());
+  o.Set("cudaDevices", ts::cuda_device_count());
+  o.Set("liveModels", static_cast<double>(ts::Model::live()));
+  auto names = ts::method_names();
+  Napi::Array methods = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) methods.Set(static_cast<uint32_t>(i), names[i]);
+  o.Set("methods", methods);
+  return o;
+}
+
+}  // namespace
+}  // namespace tsn
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  using namespace tsn;
+  // Default to every core available to the process; libtorch's own default counts physical cores
+  // and picks 1 on small virtual machines.
+  ts::set_threads(0);
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("runtime", Napi::Function::New(env, Runtime));
+  exports.Set("NativeModel", ModelWrap::Define(env));
+  exports.Set("CancelToken", CancelToken::Define(env));
+  return exports;
+}
+
+NODE_API_MODULE(torch_saliency, InitAddon)

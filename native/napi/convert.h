@@ -1,0 +1,28 @@
+// Conversions between JavaScript values and core types. Only runs on the main thread.
+#pragma once
+#include <napi.h>
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "core/explain.h"
+
+namespace tsn {
+
+// Float32Array + shape -> a float tensor that owns a copy of the data (safe to use off-thread).
+at::Tensor tensor_from_float32(const Napi::TypedArrayOf<float>& data, const std::vector<int64_t>& shape);
+// A contiguous CPU tensor -> Float32Array (float) or Int32Array (integer) holding a copy.
+Napi::Value typed_array_from_tensor(Napi::Env env, const at::Tensor& t);
+// { data, shape } for a tensor.
+Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t);
+std::vector<int64_t> int_list(const Napi::Value& v);
+std::vector<double> number_list(const Napi::Value& v);
+// A plain object of numbers, booleans, strings and number arrays -> Options.
+ts::Options options_from_js(const Napi::Object& o);
+
+// A JS Error carrying `code` and `argument`, as lib/errors.ts expects.
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message, const std::string& argument = "");
+
+}  // namespace tsn

@@ -1,0 +1,223 @@
+#include "napi/model_wrap.h"
+
+#include "core/explain.h"
+#include "napi/convert.h"
+#include "napi/workers.h"
+
+namespace tsn {
+namespace {
+
+Napi::FunctionReference* model_constructor = nullptr;
+Napi::FunctionReference* token_constructor = nullptr;
+
+class PredictWorker : public PromiseWorker {
+ public:
+  PredictWorker(Napi::Env env, std::shared_ptr<ts::Model> model, at::Tensor input)
+      : PromiseWorker(env), model_(std::move(model)), input_(std::move(input)) {}
+
+ protected:
+  void Run() override {
+    c10::InferenceMode guard;
+    output_ = model_->forward(input_).to(at::kCPU).contiguous();
+  }
+  Napi::Value Result(Napi::Env env) override { return tensor_to_js(env, output_); }
+
+ private:
+  std::shared_ptr<ts::Model> model_;
+  at::Tensor input_, output_;
+};
+
+class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
+ public:
+  ExplainWorker(Napi::Env env, std::shared_ptr<ts::Model> model, ts::ExplainRequest request,
+                std::shared_ptr<std::atomic<bool>> cancelled, Napi::Function on_progress)
+      : Napi::AsyncProgressQueueWorker<ts::Progress>(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        model_(std::move(model)),
+        request_(std::move(request)) {
+    if (cancelled) context_.cancelled = std::move(cancelled);
+    if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
+    context_.progress_every = std::max<int64_t>(1, request_.options.integer("progressEvery", 10));
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    if (!on_progress_.IsEmpty()) {
+      context_.on_progress = [&progress](const ts::Progress& p) { progress.Send(&p, 1); };
+    }
+    std::string message;
+    bool ok = run_guarded(
+        [this] {
+          context_.check_cancelled();
+          result_ = ts::run_method(*model_, std::move(request_), context_);
+        },
+        code_, message, argument_);
+    context_.on_progress = nullptr;
+    request_ = ts::ExplainRequest();  // free the images now rather than at destruction
+    if (!ok) SetError(message);
+  }
+  void OnProgress(const ts::Progress* data, size_t count) override {
+    if (on_progress_.IsEmpty() || count == 0) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    const ts::Progress& p = data[count - 1];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("iteration", static_cast<double>(p.iteration));
+    o.Set("total", static_cast<double>(p.total));
+    o.Set("energy", p.energy);
+    try {
+      on_progress_.Call({o});
+    } catch (const Napi::Error&) {
+      // A throwing progress callback must not take the run down; the error surfaces in JS.
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("maps", tensor_to_js(env, result_.maps));
+      Napi::Object extras = Napi::Object::New(env);
+      for (const auto& kv : result_.extras) extras.Set(kv.first, tensor_to_js(env, kv.second));
+      out.Set("extras", extras);
+      result_ = ts::ExplainResult();
+      deferred_.Resolve(out);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    result_ = ts::ExplainResult();
+    deferred_.Reject(make_error(Env(), code_, e.Message(), argument_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ts::Model> model_;
+  ts::ExplainRequest request_;
+  ts::ExplainResult result_;
+  ts::RunContext context_;
+  Napi::FunctionReference on_progress_;
+  std::string code_, argument_;
+};
+
+}  // namespace
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeModel",
+                                 {
+                                     InstanceMethod<&ModelWrap::Predict>("predict"),
+                                     InstanceMethod<&ModelWrap::Explain>("explain"),
+                                     InstanceMethod<&ModelWrap::Layers>("layers"),
+                                     InstanceMethod<&ModelWrap::Info>("info"),
+                                     InstanceMethod<&ModelWrap::RequiresGrad>("requiresGrad"),
+                                     InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                                     InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                                 });
+  model_constructor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+Napi::Object ModelWrap::NewInstance(Napi::Env env, std::shared_ptr<ts::Model> model) {
+  auto* holder = new std::shared_ptr<ts::Model>(std::move(model));
+  auto external = Napi::External<std::shared_ptr<ts::Model>>::New(env, holder, [](Napi::Env, std::shared_ptr<ts::Model>* p) { delete p; });
+  return model_constructor->New({external});
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw make_error(info.Env(), "ERR_ILLEGAL_CONSTRUCTOR", "NativeModel is made by loadModel(), not by new");
+  }
+  model_ = *info[0].As<Napi::External<std::shared_ptr<ts::Model>>>().Data();
+}
+
+std::shared_ptr<ts::Model> ModelWrap::checked(Napi::Env env) {
+  if (!model_) throw make_error(env, "ERR_DISPOSED", "The model was disposed; load it again to use it");
+  return model_;
+}
+
+// predict(data: Float32Array, shape: number[]) -> Promise<{ data, shape }>
+Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = checked(env);
+  at::Tensor input;
+  try {
+    input = tensor_from_float32(info[0].As<Napi::TypedArrayOf<float>>(), int_list(info[1]));
+  } catch (const ts::Error& e) {
+    throw make_error(env, e.code(), e.what(), e.argument());
+  }
+  auto* worker = new PredictWorker(env, std::move(model), std::move(input));
+  worker->Queue();
+  return worker->Promise();
+}
+
+// explain(options, data, shape, jobImage, jobTarget, onProgress?, token?) -> Promise<{ maps, extras }>
+Napi::Value ModelWrap::Explain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = checked(env);
+  ts::ExplainRequest request;
+  try {
+    request.options = options_from_js(info[0].As<Napi::Object>());
+    request.images = tensor_from_float32(info[1].As<Napi::TypedArrayOf<float>>(), int_list(info[2]));
+  } catch (const ts::Error& e) {
+    throw make_error(env, e.code(), e.what(), e.argument());
+  }
+  request.job_image = int_list(info[3]);
+  request.job_target = int_list(info[4]);
+  Napi::Function on_progress = info.Length() > 5 && info[5].IsFunction() ? info[5].As<Napi::Function>() : Napi::Function();
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  if (info.Length() > 6 && info[6].IsObject()) cancelled = CancelToken::Unwrap(info[6].As<Napi::Object>())->flag;
+  auto* worker = new ExplainWorker(env, std::move(model), std::move(request), std::move(cancelled), on_progress);
+  worker->Queue();
+  return worker->Promise();
+}
+
+Napi::Value ModelWrap::Layers(const Napi::CallbackInfo& info) {
+  auto model = checked(info.Env());
+  auto names = model->submodule_names();
+  Napi::Array out = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
+Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = checked(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("device", model->device().str());
+  o.Set("inputChannels", static_cast<double>(model->input_channels()));
+  o.Set("parameters", static_cast<double>(model->num_parameters()));
+  o.Set("torchVersion", ts::torch_version());
+  return o;
+}
+
+Napi::Value ModelWrap::RequiresGrad(const Napi::CallbackInfo& info) {
+  auto model = checked(info.Env());
+  auto flags = model->requires_grad_flags();
+  Napi::Array out = Napi::Array::New(info.Env(), flags.size());
+  for (size_t i = 0; i < flags.size(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Boolean::New(info.Env(), flags[i]));
+  return out;
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  model_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
+
+Napi::Function CancelToken::Define(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "CancelToken", {InstanceMethod<&CancelToken::Cancel>("cancel")});
+  token_constructor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+CancelToken::CancelToken(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CancelToken>(info) {}
+
+Napi::Value CancelToken::Cancel(const Napi::CallbackInfo& info) {
+  flag->store(true);
+  return info.Env().Undefined();
+}
+
+}  // namespace tsn
