@@ -1,0 +1,73 @@
+/**
+ * Every error torch-saliency throws is a TorchSaliencyError with a stable `code`, and where an argument
+ * is to blame, its name in `argument`. Messages follow one format: "Expected <what> for <name> but
+ * received <value>".
+ */
+export type ErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_OUT_OF_RANGE'
+  | 'ERR_MODEL_LOAD'
+  | 'ERR_MODEL_RUN'
+  | 'ERR_MODEL_OUTPUT'
+  | 'ERR_INPUT_SHAPE'
+  | 'ERR_IMAGE_DECODE'
+  | 'ERR_LAYER_NOT_FOUND'
+  | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_DISPOSED'
+  | 'ERR_NATIVE_LOAD'
+  | 'ERR_TORCH'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_NATIVE'
+  | 'ABORT_ERR'
+  | (string & {});
+
+export class TorchSaliencyError extends Error {
+  readonly code: ErrorCode;
+  readonly argument?: string;
+  constructor(code: ErrorCode, message: string, options: { argument?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = code === 'ABORT_ERR' ? 'AbortError' : 'TorchSaliencyError';
+    this.code = code;
+    if (options.argument !== undefined) this.argument = options.argument;
+  }
+}
+
+/** Short, bounded description of a received value for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as { length: number }).length}`;
+  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+}
+
+export function invalidType(argument: string, expected: string, received: unknown): TorchSaliencyError {
+  return new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected ${expected} for ${argument} but received ${describe(received)}`, { argument });
+}
+
+export function invalidValue(argument: string, expected: string, received: unknown): TorchSaliencyError {
+  return new TorchSaliencyError('ERR_INVALID_ARG_VALUE', `Expected ${expected} for ${argument} but received ${describe(received)}`, { argument });
+}
+
+export function outOfRange(argument: string, expected: string, received: unknown): TorchSaliencyError {
+  return new TorchSaliencyError('ERR_OUT_OF_RANGE', `Expected ${expected} for ${argument} but received ${describe(received)}`, { argument });
+}
+
+export function abortError(reason?: unknown): TorchSaliencyError {
+  return new TorchSaliencyError('ABORT_ERR', 'The operation was aborted', { cause: reason });
+}
+
+/**
+ * Re-throws a rejection of the native layer as a TorchSaliencyError whose stack points at the caller:
+ * `site` is an Error made before the native call.
+ */
+export function fromNative(error: unknown, site: Error): TorchSaliencyError {
+  const e = error as { code?: string; message?: string; argument?: string };
+  const out = new TorchSaliencyError(e?.code ?? 'ERR_NATIVE', e?.message ?? String(error), { argument: e?.argument });
+  if (site.stack) out.stack = `${out.name} [${out.code}]: ${out.message}\n${site.stack.split('\n').slice(1).join('\n')}`;
+  return out;
+}

@@ -1,0 +1,35 @@
+/**
+ * torch-saliency: saliency maps for TorchScript image classifiers, on libtorch, from Node.js.
+ */
+import { binding } from './native.js';
+import { methodNames } from './methods/index.js';
+import { number } from './validate.js';
+
+export { loadModel, Model } from './model.js';
+export type { LoadModelOptions, ImageInput, Prediction, PredictOptions, TopClass, ExplainOptions, TargetSpec, ModelInfo, Device } from './model.js';
+export { readImage, fromInterleaved, toInterleaved } from './image.js';
+export type { Image, ReadImageOptions, Fit } from './image.js';
+export { Explanation, SaliencyMap } from './explanation.js';
+export type { MapMeta, TargetInfo, ToPNGOptions, PictureKind } from './explanation.js';
+export { heatmapPNG, maskPNG, overlayPNG, preservedPNG, imagePNG, writePicture } from './pictures.js';
+export type { HeatmapOptions, OverlayOptions } from './pictures.js';
+export { resizeMap, normalizeMap } from './map.js';
+export type { MapData } from './map.js';
+export { TorchSaliencyError } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export type { ColormapName } from './colormaps.js';
+
+/** The methods `explain` knows. */
+export function methods(): string[] {
+  return methodNames();
+}
+
+/** libtorch intra-op threads for the whole process; returns the number now in use. */
+export function setThreads(threads: number): number {
+  return binding().setThreads(number('threads', threads, { integer: true, min: 0, max: 1024 }));
+}
+
+/** The native runtime: libtorch version, threads, CUDA, live models. */
+export function runtime(): ReturnType<ReturnType<typeof binding>['runtime']> {
+  return binding().runtime();
+}

@@ -1,0 +1,340 @@
+/**
+ * loadModel and the Model class: the public face of a loaded TorchScript classifier.
+ */
+import { readFile } from 'node:fs/promises';
+import { binding, type NativeModel, type NativeCancelToken } from './native.js';
+import { TorchSaliencyError, abortError, fromNative, invalidType, invalidValue, outOfRange } from './errors.js';
+import { checkImage, stack, type Image } from './image.js';
+import { Explanation, type TargetInfo } from './explanation.js';
+import { getMethod } from './methods/index.js';
+import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
+import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
+import * as v from './validate.js';
+
+export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
+
+export interface LoadModelOptions {
+  /** Where the model runs (default 'auto': CUDA when the addon's libtorch has it and a GPU is visible). */
+  device?: Device;
+  /** libtorch intra-op threads for this process (default: the cores available). */
+  threads?: number;
+  /** Class names: a file with one per line, or an array. */
+  labels?: string | readonly string[];
+  /** Per-channel normalisation applied inside every model call, for models exported without it. */
+  mean?: readonly number[];
+  std?: readonly number[];
+}
+
+/** An image as readImage returns it, or raw planar data with its shape. */
+export type ImageInput = Image | { data: Float32Array; shape: readonly number[] };
+
+export interface TopClass {
+  index: number;
+  label?: string;
+  probability: number;
+}
+
+export interface Prediction {
+  logits: Float32Array;
+  probabilities: Float32Array;
+  top: TopClass[];
+}
+
+export interface PredictOptions {
+  /** How many classes `top` lists (default 5). */
+  top?: number;
+}
+
+/** A class index, a label, 'top-1', or 'top-k' (the k best classes). */
+export type TargetSpec = number | string;
+
+export interface ExplainOptions {
+  method: string;
+  /**
+   * Which class to explain: one for every image, or an array (one entry per image when several images
+   * are given; several targets for a single image otherwise). Default 'top-1'.
+   */
+  target?: TargetSpec | readonly (TargetSpec | readonly TargetSpec[])[];
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { iteration: number; total: number; energy: number; fraction: number }) => void;
+  progressEvery?: number;
+  resize?: boolean | number | [number, number];
+  smooth?: number;
+  [option: string]: unknown;
+}
+
+export interface ModelInfo {
+  device: string;
+  inputChannels: number;
+  parameters: number;
+  torchVersion: string;
+  labels?: number;
+}
+
+function softmax(logits: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  const out = new Float32Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/** Splits user input into a list of images and whether it was a batch. */
+function imagesOf(input: unknown, name: string): { images: Image[]; batch: boolean } {
+  if (Array.isArray(input)) {
+    if (input.length === 0) throw invalidValue(name, 'at least one image', input);
+    return { images: input.map((im, i) => checkImage(im, `${name}[${i}]`)), batch: true };
+  }
+  const o = input as { data?: unknown; shape?: readonly number[] };
+  if (o && typeof o === 'object' && Array.isArray(o.shape) && o.shape.length === 4 && o.data instanceof Float32Array) {
+    const [n, c, h, w] = o.shape.map((s, i) => v.number(`${name}.shape[${i}]`, s, { integer: true, min: 1 }));
+    if (o.data.length !== n * c * h * w) {
+      throw new TorchSaliencyError('ERR_INPUT_SHAPE', `Expected ${n * c * h * w} values (${n} x ${c} x ${h} x ${w}) for ${name}.data but received ${o.data.length}`, {
+        argument: `${name}.data`,
+      });
+    }
+    const per = c * h * w;
+    const images = Array.from({ length: n }, (_, i) => ({ data: o.data as Float32Array, channels: c, height: h, width: w, offset: i * per })).map((im) => ({
+      data: im.data.subarray(im.offset, im.offset + per),
+      channels: c,
+      height: h,
+      width: w,
+    }));
+    return { images, batch: true };
+  }
+  return { images: [checkImage(input, name)], batch: false };
+}
+
+async function readLabels(labels: LoadModelOptions['labels']): Promise<string[] | undefined> {
+  if (labels === undefined) return undefined;
+  if (Array.isArray(labels)) return labels.map((l, i) => v.string(`options.labels[${i}]`, l));
+  if (typeof labels !== 'string') throw invalidType('options.labels', 'a file path or an array of strings', labels);
+  try {
+    const text = await readFile(labels, 'utf8');
+    return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  } catch (e) {
+    throw new TorchSaliencyError('ERR_INVALID_ARG_VALUE', `Cannot read labels file '${labels}': ${(e as Error).message}`, { argument: 'options.labels', cause: e });
+  }
+}
+
+export class Model {
+  #native: NativeModel | null;
+  readonly labels?: readonly string[];
+  readonly device: string;
+  /** Calls in flight (predict and explain), for visibility and tests. */
+  #pending = 0;
+
+  /** @internal use loadModel() */
+  constructor(native: NativeModel, labels?: readonly string[]) {
+    this.#native = native;
+    if (labels) this.labels = Object.freeze([...labels]);
+    this.device = native.info().device;
+  }
+
+  get disposed(): boolean {
+    return this.#native === null;
+  }
+
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** @internal the native handle, for method files that need more than explain(). */
+  handle(): NativeModel {
+    if (!this.#native) throw new TorchSaliencyError('ERR_DISPOSED', 'The model was disposed; load it again to use it');
+    return this.#native;
+  }
+
+  info(): ModelInfo {
+    const i = this.handle().info();
+    return { ...i, ...(this.labels ? { labels: this.labels.length } : {}) };
+  }
+
+  /** Names of the model's submodules ("features", "features.0", ...), usable as `layer`. */
+  layers(): string[] {
+    return this.handle().layers();
+  }
+
+  async #track<T>(work: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    try {
+      return await work();
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  /** Class scores for one image (returns one Prediction) or several (an array, one native batch). */
+  predict(input: ImageInput, options?: PredictOptions): Promise<Prediction>;
+  predict(input: readonly ImageInput[] | { data: Float32Array; shape: readonly number[] }, options?: PredictOptions): Promise<Prediction[]>;
+  async predict(input: unknown, options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
+    const site = new Error();
+    const native = this.handle();
+    const opts = v.plainObject('options', options);
+    v.knownKeys('options', opts, ['top']);
+    const top = v.optionalNumber('options.top', opts.top, 5, { integer: true, min: 0 });
+    const { images, batch } = imagesOf(input, 'image');
+    const { data, shape } = stack(images, 'image');
+    const out = await this.#track(() => native.predict(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
+    const [n, k] = out.shape;
+    const predictions: Prediction[] = [];
+    for (let i = 0; i < n; i++) {
+      const logits = (out.data as Float32Array).slice(i * k, (i + 1) * k);
+      const probabilities = softmax(logits);
+      const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]).slice(0, Math.min(top, k));
+      predictions.push({ logits, probabilities, top: order.map((index) => ({ index, label: this.labels?.[index], probability: probabilities[index] })) });
+    }
+    return batch ? predictions : predictions[0];
+  }
+
+  /** Resolves targets to class indices (kTop = -1 lets the native side take each image's top class). */
+  async #jobs(target: ExplainOptions['target'], images: Image[], batch: boolean): Promise<Job[]> {
+    const perImage: (TargetSpec | readonly TargetSpec[])[] =
+      target === undefined
+        ? images.map(() => 'top-1')
+        : Array.isArray(target)
+          ? batch
+            ? target.length === images.length
+              ? [...target]
+              : (() => {
+                  throw invalidValue('options.target', `a target or an array of ${images.length} (one per image)`, target);
+                })()
+            : [target as readonly TargetSpec[]]
+          : images.map(() => target as TargetSpec);
+    const needTop = new Map<number, number>();
+    const parsed = perImage.map((specs, image) =>
+      (Array.isArray(specs) ? specs : [specs]).map((spec, k) => {
+        const name = `options.target${Array.isArray(target) ? `[${image}]` : ''}${Array.isArray(specs) ? `[${k}]` : ''}`;
+        if (typeof spec === 'number') {
+          if (!Number.isInteger(spec) || spec < 0) throw outOfRange(name, 'a class index (an integer >= 0)', spec);
+          return { image, target: spec };
+        }
+        if (typeof spec !== 'string') throw invalidType(name, "a class index, a label or 'top-k'", spec);
+        const m = /^top-(\d+)$/.exec(spec);
+        if (m) {
+          const count = Number(m[1]);
+          if (count < 1) throw outOfRange(name, "'top-k' with k >= 1", spec);
+          if (count > 1) needTop.set(image, Math.max(needTop.get(image) ?? 0, count));
+          return { image, target: -count };
+        }
+        const index = this.labels?.indexOf(spec) ?? -1;
+        if (index < 0) {
+          throw invalidValue(name, this.labels ? `a class index, 'top-k' or one of the model's ${this.labels.length} labels` : "a class index or 'top-k' (the model has no labels)", spec);
+        }
+        return { image, target: index };
+      }),
+    );
+    let ranked: Prediction[] | undefined;
+    if (needTop.size > 0) ranked = await this.predict(images, { top: Math.max(...needTop.values()) });
+    const jobs: Job[] = [];
+    for (const list of parsed) {
+      for (const job of list) {
+        if (job.target < -1) {
+          const classes = ranked![job.image].top;
+          const count = -job.target;
+          if (count > classes.length) throw outOfRange('options.target', `'top-k' with k <= ${classes.length} (the number of classes)`, `top-${count}`);
+          for (let r = 0; r < count; r++) jobs.push({ image: job.image, target: classes[r].index });
+        } else jobs.push(job);
+      }
+    }
+    return jobs;
+  }
+
+  /**
+   * Saliency maps for one image or a batch, by the method named in `options.method`. One native call;
+   * the images, targets (and areas, for extremal perturbation) share batches through the model.
+   */
+  async explain(input: ImageInput | readonly ImageInput[], options: ExplainOptions): Promise<Explanation> {
+    const site = new Error();
+    const start = performance.now();
+    const native = this.handle();
+    const opts = v.plainObject('options', options);
+    const spec = getMethod(opts.method);
+    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames]);
+    const { images, batch } = imagesOf(input, 'image');
+    const { data, shape } = stack(images, 'image');
+    const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], labels: this.labels };
+    const { baton: methodBaton, options: methodOptions } = spec.normalize(opts, context);
+    const { common, runtime, baton: commonBaton } = normalizeCommon(opts, context);
+    const jobs = await this.#jobs(opts.target as ExplainOptions['target'], images, batch);
+    const normalized = Object.freeze({ method: spec.name, ...common, ...methodOptions });
+    if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
+
+    let token: NativeCancelToken | null = null;
+    const onAbort = () => token?.cancel();
+    if (runtime.signal) {
+      token = new (binding().CancelToken)();
+      runtime.signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const onProgress = runtime.onProgress
+      ? (p: { iteration: number; total: number; energy: number }) => {
+          try {
+            runtime.onProgress!({ ...p, fraction: p.total > 0 ? p.iteration / p.total : 0 });
+          } catch {
+            // A failing progress callback must not break the run.
+          }
+        }
+      : null;
+    const baton = { ...methodBaton, ...commonBaton, method: spec.name };
+    let raw;
+    try {
+      raw = await this.#track(() =>
+        native.explain(
+          baton,
+          data,
+          shape,
+          jobs.map((j) => j.image),
+          jobs.map((j) => j.target),
+          onProgress,
+          token,
+        ),
+      );
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ABORT_ERR') throw abortError(runtime.signal?.reason);
+      throw fromNative(e, site);
+    } finally {
+      runtime.signal?.removeEventListener('abort', onAbort);
+    }
+    const resolved = raw.extras.targets ? Array.from(raw.extras.targets.data) : jobs.map((j) => j.target);
+    const finalJobs = jobs.map((j, i) => ({ image: j.image, target: resolved[i] }));
+    const finishContext = { ...context, jobs: finalJobs, options: normalized };
+    const { maps, details } = spec.finish ? spec.finish(raw, finishContext) : { maps: mapsPerJob(raw, finishContext), details: undefined };
+    const targets: TargetInfo[] = finalJobs.map((j) => ({ image: j.image, target: j.target, ...(this.labels ? { label: this.labels[j.target] } : {}) }));
+    return new Explanation({ method: spec.name, options: normalized, maps, targets, details, timings: { totalMs: performance.now() - start } });
+  }
+
+  /** Releases the native model (idempotent). Calls in flight finish first; later calls get ERR_DISPOSED. */
+  dispose(): void {
+    this.#native?.dispose();
+    this.#native = null;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+}
+
+/** Loads a TorchScript model (a file path or the bytes of one). */
+export async function loadModel(source: string | Buffer | Uint8Array, options: LoadModelOptions = {}): Promise<Model> {
+  const site = new Error();
+  const opts = v.plainObject('options', options);
+  v.knownKeys('options', opts, ['device', 'threads', 'labels', 'mean', 'std']);
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw invalidType('model', 'a file path or a Buffer', source);
+  if (typeof source === 'string' && source.length === 0) throw invalidType('model', 'a file path or a Buffer', source);
+  const device = opts.device ?? 'auto';
+  if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) throw invalidValue('options.device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
+  const threads = v.optionalNumber('options.threads', opts.threads, 0, { integer: true, min: 0, max: 1024 });
+  const mean = opts.mean === undefined ? undefined : v.numberList('options.mean', opts.mean, []);
+  const std = opts.std === undefined ? undefined : v.numberList('options.std', opts.std, [], { above: 0 });
+  if ((mean === undefined) !== (std === undefined)) throw invalidValue(mean ? 'options.std' : 'options.mean', 'mean and std given together', undefined);
+  if (mean && std && mean.length !== std.length) throw invalidValue('options.std', `an array of ${mean.length} numbers (as many as mean)`, std);
+  const labels = await readLabels(opts.labels as LoadModelOptions['labels']);
+  const src = typeof source === 'string' ? source : Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  const native = await binding()
+    .loadModel(src, { device, threads, ...(mean ? { mean, std } : {}) })
+    .catch((e) => Promise.reject(fromNative(e, site)));
+  return new Model(native, labels);
+}

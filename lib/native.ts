@@ -1,0 +1,117 @@
+/**
+ * The only file that loads the compiled addon. Everything else imports `binding` from here and sees the
+ * native surface through the Binding interface below.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { TorchSaliencyError } from './errors.js';
+
+export interface NativeTensor {
+  data: Float32Array | Int32Array;
+  shape: number[];
+}
+
+export interface NativeProgress {
+  iteration: number;
+  total: number;
+  energy: number;
+}
+
+/** Option values the native side accepts: numbers (booleans as numbers), strings, number arrays. */
+export type Baton = Record<string, number | boolean | string | number[]>;
+
+export interface NativeModel {
+  predict(data: Float32Array, shape: number[]): Promise<NativeTensor>;
+  explain(
+    baton: Baton,
+    data: Float32Array,
+    shape: number[],
+    jobImage: number[],
+    jobTarget: number[],
+    onProgress?: ((p: NativeProgress) => void) | null,
+    token?: NativeCancelToken | null,
+  ): Promise<{ maps: NativeTensor; extras: Record<string, NativeTensor> }>;
+  layers(): string[];
+  info(): { device: string; inputChannels: number; parameters: number; torchVersion: string };
+  requiresGrad(): boolean[];
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeCancelToken {
+  cancel(): void;
+}
+
+export interface Binding {
+  loadModel(source: string | Buffer, options: { device: string; mean?: number[]; std?: number[]; threads?: number }): Promise<NativeModel>;
+  setThreads(threads: number): number;
+  runtime(): {
+    torchVersion: string;
+    threads: number;
+    availableCores: number;
+    cudaAvailable: boolean;
+    cudaDevices: number;
+    liveModels: number;
+    methods: string[];
+  };
+  CancelToken: new () => NativeCancelToken;
+}
+
+function packageRoot(): string {
+  // dist/native.js and lib/native.ts both sit one level below the package root.
+  let dir = __dirname_();
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'CMakeLists.txt'))) return dir;
+    dir = dirname(dir);
+  }
+  return resolve(__dirname_(), '..');
+}
+
+function __dirname_(): string {
+  return __dirname;
+}
+
+function load(): Binding {
+  const root = packageRoot();
+  const req = createRequire(join(root, 'package.json'));
+  const tried: string[] = [];
+  const override = process.env.TORCH_SALIENCY_ADDON;
+  const candidates = override ? [override] : [join(root, 'build', 'Release', 'torch_saliency.node'), join(root, 'build', 'Debug', 'torch_saliency.node')];
+  let lastError: unknown;
+  for (const file of candidates) {
+    if (!existsSync(file)) {
+      tried.push(`${file} (missing)`);
+      continue;
+    }
+    try {
+      return req(file) as Binding;
+    } catch (e) {
+      lastError = e;
+      tried.push(`${file} (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  try {
+    return req('node-gyp-build')(root) as Binding;
+  } catch (e) {
+    if (!lastError) lastError = e;
+    tried.push(`node-gyp-build(${root}) (${(e as Error).message.split('\n')[0]})`);
+  }
+  const text = tried.join('\n  - ');
+  let fix = 'Build it: `npm run build:native` (needs libtorch: `sudo bash scripts/install-libtorch.sh`).';
+  if (/undefined symbol/.test(text)) {
+    fix =
+      'The addon and the libtorch it loads disagree (C++ ABI or version): rebuild against the libtorch you run with, `npm run build:native`; see README "Troubleshooting".';
+  } else if (/lib(torch|c10)[^ ]*\.so.*cannot open/.test(text)) {
+    fix = 'libtorch was moved or removed since the build: reinstall it (`sudo bash scripts/install-libtorch.sh`) and `npm run build:native`.';
+  }
+  throw new TorchSaliencyError('ERR_NATIVE_LOAD', `torch-saliency could not load its native addon. Tried:\n  - ${text}\n${fix}`, { cause: lastError });
+}
+
+let cached: Binding | undefined;
+
+/** The native addon, loaded on first use. */
+export function binding(): Binding {
+  cached ??= load();
+  return cached;
+}

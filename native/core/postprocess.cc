@@ -1,0 +1,34 @@
+#include "core/postprocess.h"
+
+#include <cmath>
+
+namespace ts {
+
+at::Tensor gaussian_blur(const at::Tensor& x, double sigma) {
+  if (sigma <= 0) return x;
+  const int64_t half = static_cast<int64_t>(std::ceil(4.0 * sigma));
+  at::Tensor t = at::arange(-half, half + 1, x.options()).div(sigma);
+  at::Tensor k = at::exp(t.mul(t).mul(-0.5));
+  k = k.div(k.sum());
+  const int64_t c = x.size(1);
+  at::Tensor kx = k.view({1, 1, 1, -1}).expand({c, 1, 1, 2 * half + 1}).contiguous();
+  at::Tensor ky = k.view({1, 1, -1, 1}).expand({c, 1, 2 * half + 1, 1}).contiguous();
+  at::Tensor y = at::conv2d(x, kx, {}, 1, {0, half}, 1, c);
+  return at::conv2d(y, ky, {}, 1, {half, 0}, 1, c);
+}
+
+at::Tensor resize_and_smooth(const at::Tensor& maps, int64_t height, int64_t width, double smooth) {
+  const bool three = maps.dim() == 3;
+  at::Tensor m = three ? maps.unsqueeze(1) : maps;
+  if (height > 0 && width > 0 && (m.size(2) != height || m.size(3) != width)) {
+    m = at::upsample_bilinear2d(m, {height, width}, /*align_corners=*/false);
+  }
+  if (smooth > 0) m = gaussian_blur(m, smooth * static_cast<double>(std::max(m.size(2), m.size(3))));
+  return three ? m.squeeze(1) : m;
+}
+
+at::Tensor postprocess(const at::Tensor& maps, const Options& options) {
+  return resize_and_smooth(maps, options.integer("resizeHeight", 0), options.integer("resizeWidth", 0), options.number("smooth", 0));
+}
+
+}  // namespace ts
