@@ -13,8 +13,9 @@ at::Tensor gaussian_blur(const at::Tensor& x, double sigma) {
   const int64_t c = x.size(1);
   at::Tensor kx = k.view({1, 1, 1, -1}).expand({c, 1, 1, 2 * half + 1}).contiguous();
   at::Tensor ky = k.view({1, 1, -1, 1}).expand({c, 1, 2 * half + 1, 1}).contiguous();
-  at::Tensor y = at::conv2d(x, kx, {}, 1, {0, half}, 1, c);
-  return at::conv2d(y, ky, {}, 1, {half, 0}, 1, c);
+  const at::Tensor none;
+  at::Tensor y = at::conv2d(x, kx, none, at::IntArrayRef{1, 1}, at::IntArrayRef{0, half}, at::IntArrayRef{1, 1}, c);
+  return at::conv2d(y, ky, none, at::IntArrayRef{1, 1}, at::IntArrayRef{half, 0}, at::IntArrayRef{1, 1}, c);
 }
 
 at::Tensor resize_and_smooth(const at::Tensor& maps, int64_t height, int64_t width, double smooth) {
