@@ -15,10 +15,9 @@ namespace {
 
 constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's `coldness`)
 
-// exp for arguments in [-87, 88] (the smooth max only sees [0, 20]): Cody-Waite range reduction and a
-// degree-6 polynomial, within ~2 ulp of expf. Written so the compiler vectorises the loops using it.
+// exp for arguments in [-87, 88] (the smooth max only sees [0, 20]; callers keep it in range): Cody-Waite
+// range reduction and a degree-6 polynomial, within ~2 ulp of expf. Branch-free, so loops using it vectorise.
 inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
   const int32_t n = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;  // floor(x log2 e + 1/2)
   const float fn = static_cast<float>(n);
   float r = x - fn * 0.693359375f;
@@ -38,65 +37,57 @@ inline float fast_exp(float x) {
 
 constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 
-// One output pixel: v_k = w_k m_k, e_k = exp(20 v_k). For parameters at exactly 0 or 1 (most of them:
-// the grid starts at 1 and the clamp pins many at 0 or 1) e_k = 1 or exp(20 w_k) comes from a table
-// (`ew`), so exp runs only for the block's `nfrac` fractional taps listed in `frac`.
-inline void pixel_exps(const float* w, const float* ew, const float* m, int64_t taps, const int32_t* frac, int64_t nfrac, float* v, float* e) {
-  for (int64_t k = 0; k < taps; ++k) {
-    v[k] = w[k] * m[k];
-    e[k] = 1.0f + m[k] * (ew[k] - 1.0f);
-  }
-  for (int64_t i = 0; i < nfrac; ++i) {
-    const int32_t k = frac[i];
-    e[k] = fast_exp(kColdness * v[k]);
-  }
-}
-
-// Returns sum v e / sum e, and the normaliser sum e.
-inline void pixel_pool(const float* v, const float* e, int64_t taps, float& out, float& norm) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= taps; k += 8) {
-    for (int l = 0; l < 8; ++l) {
-      s[l] += e[k + l];
-      t[l] += v[k + l] * e[k + l];
-    }
-  }
-  for (; k < taps; ++k) {
-    s[0] += e[k];
-    t[0] += v[k] * e[k];
-  }
-  float ss = 0, tt = 0;
-  for (int l = 0; l < 8; ++l) {
-    ss += s[l];
-    tt += t[l];
-  }
-  norm = ss;
-  out = tt / ss;
-}
-
-// Gathers the taps x taps parameters of block (a, c) of mask b into `local` (zero outside the grid).
-// Also lists the taps whose parameter is strictly between 0 and 1; returns their count.
-inline int64_t gather_block(const float* params, const MaskGeometry& g, int64_t a, int64_t c, float* local, int32_t* frac) {
+// Gathers the taps of block (a, c) (the parameters around it, zero outside the grid) into `local`.
+inline void gather_block(const float* params, const MaskGeometry& g, int64_t a, int64_t c, float* local) {
   const int64_t side = 2 * g.radius + 1;
-  int64_t nfrac = 0;
   for (int64_t ky = 0; ky < side; ++ky) {
     const int64_t i = a + ky - g.padding;
     for (int64_t kx = 0; kx < side; ++kx) {
       const int64_t j = c + kx - g.padding;
-      const float m = (i >= 0 && i < g.in_h && j >= 0 && j < g.in_w) ? params[i * g.in_w + j] : 0.0f;
-      local[ky * side + kx] = m;
-      if (m != 0.0f && m != 1.0f) frac[nfrac++] = static_cast<int32_t>(ky * side + kx);
+      local[ky * side + kx] = (i >= 0 && i < g.in_h && j >= 0 && j < g.in_w) ? params[i * g.in_w + j] : 0.0f;
     }
   }
-  return nfrac;
+}
+
+// The step x step pixels of one block share their taps' parameters; only the weights differ. So the
+// kernels loop over taps outside and over the block's pixels inside (contiguous, vectorised), with
+// tables laid out tap-major: w[k][r] and exp(20 w[k][r]) for r = ry * step + rx. A parameter at exactly
+// 0 or 1 (the grid starts at 1 and the clamp pins many at 0 or 1) needs no exp: e = 1 or the table's.
+// Per pixel: S = sum_k e_k, T = sum_k v_k e_k, out = T / S with v_k = w_k m_k and e_k = exp(20 v_k).
+inline void block_sums(const float* table, const float* etable, const float* local, int64_t taps, int64_t block, float* S, float* T, float* v, float* e) {
+  std::fill(S, S + block, 0.0f);
+  std::fill(T, T + block, 0.0f);
+  float zeros = 0;
+  for (int64_t k = 0; k < taps; ++k) {
+    const float m = std::min(std::max(local[k], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
+    const float* w = table + k * block;
+    if (m == 0.0f) {
+      zeros += 1.0f;
+    } else if (m == 1.0f) {
+      const float* ew = etable + k * block;
+      for (int64_t r = 0; r < block; ++r) {
+        S[r] += ew[r];
+        T[r] += w[r] * ew[r];
+      }
+    } else {
+      for (int64_t r = 0; r < block; ++r) {
+        const float vr = w[r] * m;
+        const float er = fast_exp(kColdness * vr);
+        S[r] += er;
+        T[r] += vr * er;
+      }
+    }
+  }
+  for (int64_t r = 0; r < block; ++r) S[r] += zeros;
+  (void)v;
+  (void)e;
 }
 
 __attribute__((target_clones("avx2", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
                                                                       const float* etable, float* out, float* norm, int64_t begin, int64_t end) {
-  const int64_t taps = g.taps(), step = g.step;
-  float local[kMaxTaps], e[kMaxTaps], v[kMaxTaps];
-  int32_t frac[kMaxTaps];
+  const int64_t taps = g.taps(), step = g.step, block = step * step;
+  float local[kMaxTaps];
+  std::vector<float> S(block), T(block);
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.mid_h, a = task % g.mid_h;
     const float* p = params + b * g.in_h * g.in_w;
@@ -104,16 +95,14 @@ __attribute__((target_clones("avx2", "default"))) void forward_rows(const float*
     float* n = norm + b * g.out_h * g.out_w;
     const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
     for (int64_t c = 0; c < g.mid_w; ++c) {
-      const int64_t nfrac = gather_block(p, g, a, c, local, frac);
+      gather_block(p, g, a, c, local);
+      block_sums(table, etable, local, taps, block, S.data(), T.data(), nullptr, nullptr);
       const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {
-          const int64_t off = ((y - y0) * step + (x - x0)) * taps;
-          float value, s;
-          pixel_exps(table + off, etable + off, local, taps, frac, nfrac, v, e);
-          pixel_pool(v, e, taps, value, s);
-          o[y * g.out_w + x] = std::min(std::max(value, 0.0f), 1.0f);
-          n[y * g.out_w + x] = s;
+          const int64_t r = (y - y0) * step + (x - x0);
+          o[y * g.out_w + x] = std::min(std::max(T[r] / S[r], 0.0f), 1.0f);
+          n[y * g.out_w + x] = S[r];
         }
       }
     }
@@ -121,14 +110,14 @@ __attribute__((target_clones("avx2", "default"))) void forward_rows(const float*
 }
 
 // Backward of block row a of mask b into `acc` (side x (in_w + 2 padding)): the gradient of each tap's
-// parameter, d out / d v_j = e_j / S (1 + 20 (v_j - out)), times w_j and the incoming gradient.
+// parameter, sum over the block's pixels of g / S e_k (1 + 20 (v_k - out)) w_k.
 __attribute__((target_clones("avx2", "default"))) void backward_rows(const float* params, const MaskGeometry& g, const float* table,
                                                                        const float* etable, const float* out, const float* norm, const float* grad,
                                                                        float* acc_all, int64_t begin, int64_t end) {
-  const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1;
+  const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1, block = step * step;
   const int64_t wide = g.in_w + 2 * g.padding;
-  float local[kMaxTaps], e[kMaxTaps], blockgrad[kMaxTaps], v[kMaxTaps];
-  int32_t frac[kMaxTaps];
+  float local[kMaxTaps], blockgrad[kMaxTaps];
+  std::vector<float> scale(block), value(block);
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.mid_h, a = task % g.mid_h;
     const float* p = params + b * g.in_h * g.in_w;
@@ -139,25 +128,49 @@ __attribute__((target_clones("avx2", "default"))) void backward_rows(const float
     std::fill(acc, acc + side * wide, 0.0f);
     const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
     for (int64_t c = 0; c < g.mid_w; ++c) {
-      const int64_t nfrac = gather_block(p, g, a, c, local, frac);
-      std::fill(blockgrad, blockgrad + taps, 0.0f);
-      bool any = false;
       const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
+      // Incoming gradient over S per pixel (0 for pixels outside the mask and where the clamp is flat).
+      std::fill(scale.begin(), scale.end(), 0.0f);
+      std::fill(value.begin(), value.end(), 0.0f);
+      bool any = false;
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {
-          const int64_t u = y * g.out_w + x;
-          const float value = o[u];
-          // clamp's gradient passes for values inside [0, 1] (inclusive); the smooth max never leaves it
-          if (gr[u] == 0.0f || value < 0.0f || value > 1.0f) continue;
+          const int64_t u = y * g.out_w + x, r = (y - y0) * step + (x - x0);
+          if (gr[u] == 0.0f || o[u] < 0.0f || o[u] > 1.0f) continue;
+          scale[r] = gr[u] / n[u];
+          value[r] = o[u];
           any = true;
-          const int64_t off = ((y - y0) * step + (x - x0)) * taps;
-          const float* w = table + off;
-          const float scale = gr[u] / n[u];
-          pixel_exps(w, etable + off, local, taps, frac, nfrac, v, e);
-          for (int64_t k = 0; k < taps; ++k) blockgrad[k] += scale * w[k] * e[k] * (1.0f + kColdness * (v[k] - value));
         }
       }
       if (!any) continue;
+      gather_block(p, g, a, c, local);
+      for (int64_t k = 0; k < taps; ++k) {
+        const float m = std::min(std::max(local[k], -4.0f), 4.0f);
+        const float* w = table + k * block;
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t r = 0;
+        if (m == 0.0f) {  // v = 0, e = 1
+          for (; r + 8 <= block; r += 8)
+            for (int l = 0; l < 8; ++l) lanes[l] += scale[r + l] * w[r + l] * (1.0f - kColdness * value[r + l]);
+          for (; r < block; ++r) lanes[0] += scale[r] * w[r] * (1.0f - kColdness * value[r]);
+        } else if (m == 1.0f) {
+          const float* ew = etable + k * block;
+          for (; r + 8 <= block; r += 8)
+            for (int l = 0; l < 8; ++l) lanes[l] += scale[r + l] * w[r + l] * ew[r + l] * (1.0f + kColdness * (w[r + l] - value[r + l]));
+          for (; r < block; ++r) lanes[0] += scale[r] * w[r] * ew[r] * (1.0f + kColdness * (w[r] - value[r]));
+        } else {
+          for (; r + 8 <= block; r += 8)
+            for (int l = 0; l < 8; ++l) {
+              const float vr = w[r + l] * m;
+              lanes[l] += scale[r + l] * w[r + l] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r + l]));
+            }
+          for (; r < block; ++r) {
+            const float vr = w[r] * m;
+            lanes[0] += scale[r] * w[r] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r]));
+          }
+        }
+        blockgrad[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+      }
       for (int64_t ky = 0; ky < side; ++ky) {
         float* row = acc + ky * wide + c;
         for (int64_t kx = 0; kx < side; ++kx) row[kx] += blockgrad[ky * side + kx];
@@ -271,7 +284,7 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused) : g_(geom
           const float dx = static_cast<float>(rx - g_.margin - step * (kx - g_.padding));
           const float z = std::sqrt(dy * dy + dx * dx) / sigma;
           const float t = std::max(z - 0.5f, 0.0f);
-          table_[(ry * step + rx) * taps + ky * side + kx] = std::exp(-2.0f * t * t);
+          table_[(ky * side + kx) * step * step + ry * step + rx] = std::exp(-2.0f * t * t);
         }
   etable_.resize(table_.size());
   for (size_t i = 0; i < table_.size(); ++i) etable_[i] = fast_exp(kColdness * table_[i]);

@@ -119,7 +119,6 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     std::vector<int64_t> image_rows = image;
     if (dual) image_rows.insert(image_rows.end(), image.begin(), image.end());
     at::Tensor target_t = at::tensor(target, at::kLong).to(device);
-    if (dual) target_t = at::cat({target_t, target_t});
     // Reference of the area penalty: (1 - a) N zeros, then ones.
     at::Tensor reference = at::ones({m, full_size}, input.options());
     for (int64_t i = 0; i < m; ++i) {
