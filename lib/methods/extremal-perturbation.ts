@@ -59,6 +59,8 @@ export interface ExtremalPerturbationDetails {
   areas: Float32Array;
   areaReached: Float32Array;
   areaInImage: Float32Array;
+  /** Fraction of the full mask above 1/2. */
+  areaAboveHalf: Float32Array;
   /** The target's score on the original image (per job), the preserved and the deleted image (per map). */
   scoreOriginal: Float32Array;
   scorePreserved: Float32Array;
@@ -150,6 +152,7 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
       areas: e.areas.data as Float32Array,
       areaReached: e.areaReached.data as Float32Array,
       areaInImage: e.areaInImage.data as Float32Array,
+      areaAboveHalf: e.areaAboveHalf.data as Float32Array,
       scoreOriginal: e.scoreOriginal.data as Float32Array,
       scorePreserved: e.scorePreserved.data as Float32Array,
       scoreDeleted: e.scoreDeleted.data as Float32Array,

@@ -96,6 +96,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
 
   at::Tensor maps = at::empty({total, H, W}, at::kFloat);
   at::Tensor full_area = at::empty({total}, at::kFloat);  // mean of the full mask (what the penalty constrains)
+  at::Tensor full_binary = at::empty({total}, at::kFloat);  // fraction of the full mask above 1/2
   at::Tensor reward_hist = at::zeros({total, o.max_iter}, input.options());
   at::Tensor penalty_hist = at::zeros({total, o.max_iter}, input.options());
   std::vector<int64_t> mask_job(total), mask_image(total), mask_target(total);
@@ -169,6 +170,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     done_iterations += o.max_iter;
     maps.slice(0, begin, end).copy_(last_crop.squeeze(1).to(at::kCPU));
     full_area.slice(0, begin, end).copy_(last_full.flatten(1).mean(1).to(at::kCPU));
+    full_binary.slice(0, begin, end).copy_(last_full.flatten(1).gt(0.5).to(at::kFloat).mean(1).to(at::kCPU));
   }
   const double loop_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_loop).count();
 
@@ -195,6 +197,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     result.add("scoreDeleted", at::cat(deleted));
   }
   result.add("areaReached", full_area);
+  result.add("areaAboveHalf", full_binary);
   result.add("areaInImage", maps.flatten(1).mean(1));
   result.add("areas", at::tensor(mask_area, at::kDouble).to(at::kFloat));
   result.add("rewardHistory", reward_hist);
