@@ -86,28 +86,39 @@ at::Tensor imsmooth(const at::Tensor& x, double sigma_in) {
   at::Tensor t = at::arange(-half, half + 1, x.options().dtype(at::kFloat)).div(denom);
   at::Tensor k = at::exp(t.mul(t).neg());
   k = k.div(k.sum());
-  const int64_t c = x.size(1);
-  at::Tensor ky = k.view({1, 1, -1, 1}).expand({c, 1, 2 * half + 1, 1}).contiguous();
-  at::Tensor kx = k.view({1, 1, 1, -1}).expand({c, 1, 1, 2 * half + 1}).contiguous();
+  // Every channel as its own single-channel image: a plain (non-grouped) convolution is much faster on
+  // CPU than a depthwise one with kernels this long.
+  const auto sizes = x.sizes().vec();
+  at::Tensor planes = x.reshape({-1, 1, sizes[2], sizes[3]});
+  at::Tensor ky = k.view({1, 1, -1, 1});
+  at::Tensor kx = k.view({1, 1, 1, -1});
   const at::Tensor none;
-  at::Tensor y = at::conv2d(x, ky, none, at::IntArrayRef{1, 1}, at::IntArrayRef{half, 0}, at::IntArrayRef{1, 1}, c);
-  return at::conv2d(y, kx, none, at::IntArrayRef{1, 1}, at::IntArrayRef{0, half}, at::IntArrayRef{1, 1}, c);
+  at::Tensor y = at::conv2d(planes, ky, none, at::IntArrayRef{1, 1}, at::IntArrayRef{half, 0});
+  y = at::conv2d(y, kx, none, at::IntArrayRef{1, 1}, at::IntArrayRef{0, half});
+  return y.reshape(sizes);
 }
 
 Perturbation::Perturbation(const at::Tensor& images, const std::string& kind, int64_t levels, double max_blur) : levels_(levels) {
   at::NoGradGuard no_grad;
   at::Tensor s = at::linspace(0, 1, levels, at::kFloat);  // float32, as TorchRay's torch.linspace
   const float* sp = s.data_ptr<float>();
-  std::vector<at::Tensor> out;
-  for (int64_t l = 0; l < levels; ++l) {
-    if (kind == "fade") {
-      out.push_back(images.mul(sp[l]));
-    } else {
-      const float sigma = (1.0f - sp[l]) * static_cast<float>(max_blur);
-      out.push_back(imsmooth(images, sigma));
+  // Image by image: one image's planes stay in cache through the long blur kernels (measured: building
+  // 8 images' pyramids at once took 1.5x as long as 8 one-image pyramids).
+  const int64_t N = images.size(0);
+  pyramid_ = at::empty({N, levels, images.size(1), images.size(2), images.size(3)}, images.options());
+  for (int64_t n = 0; n < N; ++n) {
+    at::Tensor image = images.slice(0, n, n + 1);
+    for (int64_t l = 0; l < levels; ++l) {
+      at::Tensor level;
+      if (kind == "fade") {
+        level = image.mul(sp[l]);
+      } else {
+        const float sigma = (1.0f - sp[l]) * static_cast<float>(max_blur);
+        level = imsmooth(image, sigma);
+      }
+      pyramid_[n][l].copy_(level[0]);
     }
   }
-  pyramid_ = at::stack(out, 1).contiguous();  // N x L x C x H x W
 }
 
 at::Tensor Perturbation::composed(const at::Tensor& masks, const at::Tensor& index) const {
