@@ -54,7 +54,7 @@ inline void gather_block(const float* params, const MaskGeometry& g, int64_t a, 
 // tables laid out tap-major: w[k][r] and exp(20 w[k][r]) for r = ry * step + rx. A parameter at exactly
 // 0 or 1 (the grid starts at 1 and the clamp pins many at 0 or 1) needs no exp: e = 1 or the table's.
 // Per pixel: S = sum_k e_k, T = sum_k v_k e_k, out = T / S with v_k = w_k m_k and e_k = exp(20 v_k).
-inline void block_sums(const float* table, const float* etable, const float* local, int64_t taps, int64_t block, float* S, float* T, float* v, float* e) {
+inline void block_sums(const float* table, const float* etable, const float* local, int64_t taps, int64_t block, float* S, float* T) {
   std::fill(S, S + block, 0.0f);
   std::fill(T, T + block, 0.0f);
   float zeros = 0;
@@ -79,8 +79,6 @@ inline void block_sums(const float* table, const float* etable, const float* loc
     }
   }
   for (int64_t r = 0; r < block; ++r) S[r] += zeros;
-  (void)v;
-  (void)e;
 }
 
 __attribute__((target_clones("avx2", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
@@ -96,7 +94,7 @@ __attribute__((target_clones("avx2", "default"))) void forward_rows(const float*
     const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
     for (int64_t c = 0; c < g.mid_w; ++c) {
       gather_block(p, g, a, c, local);
-      block_sums(table, etable, local, taps, block, S.data(), T.data(), nullptr, nullptr);
+      block_sums(table, etable, local, taps, block, S.data(), T.data());
       const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {

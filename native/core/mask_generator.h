@@ -43,7 +43,8 @@ class MaskGenerator {
 
   const MaskGeometry& geometry() const { return g_; }
 
-  // Kernel weight of tap k for an output pixel at offset (ry, rx) inside its step x step block.
+  // Kernel weight of tap k for an output pixel at offset (ry, rx) inside its step x step block, laid out
+  // tap-major: [k][ry * step + rx].
   const std::vector<float>& weight_table() const { return table_; }
   // exp(20 w) for the same entries: the smooth max's exponential for a parameter at 1.
   const std::vector<float>& exp_table() const { return etable_; }
@@ -57,7 +58,7 @@ class MaskGenerator {
   MaskGeometry g_;
   bool fused_;
   std::vector<int32_t> row_block_, col_block_;  // output row/col -> block index (nearest upsampling)
-  std::vector<float> table_;                    // step x step x taps
+  std::vector<float> table_;                    // taps x step x step
   std::vector<float> etable_;
   mutable at::Tensor weight_;                   // 1 x taps x out_h x out_w (composed path, lazily)
 };
