@@ -1,0 +1,38 @@
+// A long forward runs off the event loop: a 10 ms timer keeps firing on time while it runs.
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../../lib/index.js';
+import { model } from './helpers.js';
+
+describe('event loop', () => {
+  it('a timer keeps firing (max lag under 50 ms) during a long forward', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    // A big batch makes the forward long: 96 images of 3 x 128 x 128.
+    const [n, c, h, w] = [96, 3, 128, 128];
+    const data = Float32Array.from({ length: n * c * h * w }, (_, i) => (i % 251) / 251);
+    await m.predict({ data: data.subarray(0, c * h * w), shape: [1, c, h, w] }); // warm up
+
+    const period = 10;
+    let ticks = 0;
+    let maxLag = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxLag = Math.max(maxLag, now - last - period);
+      last = now;
+      ticks++;
+    }, period);
+    const start = performance.now();
+    let out;
+    try {
+      out = await m.predict({ data, shape: [n, c, h, w] });
+    } finally {
+      clearInterval(timer);
+    }
+    const elapsed = performance.now() - start;
+    expect(out).toHaveLength(n);
+    // The forward must be long enough for the check to mean something.
+    expect(elapsed).toBeGreaterThan(200);
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(elapsed / period / 2));
+    expect(maxLag).toBeLessThan(50);
+  });
+});
