@@ -10,6 +10,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, runtime, type Model } from '../../lib/index.js';
 
+// OpenMP threads spin while they wait for work; where the cores are shared with other busy processes that
+// spinning makes both sides erratic (10x swings run to run on a loaded 2-core machine). Both sides run
+// with the same OpenMP settings: passive waiting unless the caller chose (set before the addon, and
+// with it libgomp, is loaded; the baseline inherits the environment).
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+
 const root = join(__dirname, '..', '..');
 const baseline = join(root, 'build', 'ts_bench_baseline');
 const BIG = join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt');
@@ -41,8 +47,9 @@ async function addon(model: Model, batch: number, size: number, iters: number, w
 async function main() {
   if (!existsSync(baseline)) throw new Error(`${baseline} is missing: build with npm run build:native`);
   const rt = runtime();
-  console.log(`libtorch ${rt.torchVersion}, ${rt.threads} intra-op threads, ${rt.availableCores} cores, ${ROUNDS} rounds, medians`);
-  const results: Record<string, unknown> = { torch: rt.torchVersion, threads: rt.threads, rounds: ROUNDS };
+  const omp = process.env.OMP_WAIT_POLICY;
+  console.log(`libtorch ${rt.torchVersion}, ${rt.threads} intra-op threads, ${rt.availableCores} cores, OMP_WAIT_POLICY=${omp}, ${ROUNDS} rounds, medians`);
+  const results: Record<string, unknown> = { torch: rt.torchVersion, threads: rt.threads, ompWaitPolicy: omp, rounds: ROUNDS };
 
   // 1. Throughput
   const big = await loadModel(BIG, { device: 'cpu' });
