@@ -103,8 +103,10 @@ describe('dispose', () => {
   it('lets a call in flight finish; later calls get ERR_DISPOSED', async () => {
     const m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
     const inFlight = m.predict(goldenImage(1));
+    const more = [0, 1, 2, 3].map((b) => m.predict(goldenImage(b))); // queued together behind it
     m.dispose();
     expectClose((await inFlight).logits, golden.logits[1]);
+    (await Promise.all(more)).forEach((p, b) => expectClose(p.logits, golden.logits[b]));
     await expect(m.predict(goldenImage(1))).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     expect(() => m.layers()).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
   });
