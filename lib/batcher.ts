@@ -88,7 +88,14 @@ export class Batcher {
       }
     }
     this.#running++;
-    this.#run(data, [images, c, h, w]).then(
+    let pending: Promise<NativeTensor>;
+    try {
+      pending = this.#run(data, [images, c, h, w]);
+    } catch (e) {
+      // A synchronous throw (e.g. ERR_DISPOSED) must reject the group, not escape from setImmediate.
+      pending = Promise.reject(e);
+    }
+    pending.then(
       (out) => {
         const classes = out.shape[1];
         let row = 0;
@@ -104,6 +111,18 @@ export class Batcher {
         this.#done();
       },
     );
+  }
+
+  /** Sends every queued request to the native side now, whatever the concurrency (used by dispose). */
+  drain(): void {
+    while (this.#queue.length > 0) {
+      const before = this.#queue.length;
+      const running = this.#running;
+      this.#running = 0;
+      this.#flush();
+      this.#running += running;
+      if (this.#queue.length === before) break;
+    }
   }
 
   #done(): void {

@@ -313,6 +313,8 @@ export class Model {
 
   /** Releases the native model (idempotent). Calls in flight finish first; later calls get ERR_DISPOSED. */
   dispose(): void {
+    // Requests still queued in the batcher are calls in flight too: send them before the native model goes.
+    this.#batcher?.drain();
     this.#native?.dispose();
     this.#native = null;
   }
