@@ -6,6 +6,7 @@
  */
 import { invalidType } from '../errors.js';
 import * as v from '../validate.js';
+import type { Baton } from '../native.js';
 import type { MethodSpec } from './types.js';
 
 export interface BackpropOptions {
@@ -33,7 +34,7 @@ export function backpropSpec(name: string, summary: string, layerRequired: boole
     optionNames: ['layer'],
     normalize(options) {
       const layer = layerOption(options, 'layer', layerRequired);
-      return { options: Object.freeze({ layer }), baton: layer ? { layer } : {} };
+      return { options: Object.freeze({ layer }), baton: (layer ? { layer } : {}) as Baton };
     },
   };
 }
@@ -46,7 +47,7 @@ export function contrastiveSpec(name: string, summary: string): MethodSpec<Contr
     normalize(options) {
       const layer = layerOption(options, 'layer', false);
       const contrastLayer = layerOption(options, 'contrastLayer', true) as string;
-      return { options: Object.freeze({ layer, contrastLayer }), baton: { ...(layer ? { layer } : {}), contrastLayer } };
+      return { options: Object.freeze({ layer, contrastLayer }), baton: { ...(layer ? { layer } : {}), contrastLayer } as Baton };
     },
   };
 }

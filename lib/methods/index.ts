@@ -8,3 +8,5 @@ import './grad-cam.js';
 import './linear-approx.js';
 import './excitation-backprop.js';
 import './contrastive-excitation-backprop.js';
+import './rise.js';
+import './channel-perturbation.js';
