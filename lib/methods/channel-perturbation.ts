@@ -20,8 +20,10 @@ export interface ChannelPerturbationOptions {
   perturbation: 'fade' | 'mean';
   maxIter: number;
   learningRate: number;
-  /** Initial weight of the area constraint (grows by x1.0035 per iteration). */
+  /** Initial weight of the area constraint, relative to the reward's gradient at the start (default 1). */
   lambda: number;
+  /** Overall growth of that weight from the first to the last iteration (default 100, geometric). */
+  lambdaGrowth: number;
 }
 
 export interface ChannelScore {
@@ -32,7 +34,7 @@ export interface ChannelScore {
 registerMethod<ChannelPerturbationOptions>({
   name: 'channel-perturbation',
   summary: "extremal perturbation over a layer's channels: which channels a decision needs, ranked.",
-  optionNames: ['layer', 'area', 'mode', 'perturbation', 'maxIter', 'learningRate', 'lambda'],
+  optionNames: ['layer', 'area', 'mode', 'perturbation', 'maxIter', 'learningRate', 'lambda', 'lambdaGrowth'],
   normalize(options) {
     if (options.layer === undefined || options.layer === '') throw invalidType('options.layer', "a layer name (see model.layers(), e.g. 'features.4')", options.layer);
     const layer = v.string('options.layer', options.layer);
@@ -41,8 +43,9 @@ registerMethod<ChannelPerturbationOptions>({
     const perturbation = v.oneOf('options.perturbation', options.perturbation, ['fade', 'mean'] as const, 'fade');
     const maxIter = v.optionalNumber('options.maxIter', options.maxIter, 300, { integer: true, min: 1, max: 1e6 });
     const learningRate = v.optionalNumber('options.learningRate', options.learningRate, 0.05, { above: 0 });
-    const lambda = v.optionalNumber('options.lambda', options.lambda, 300, { min: 0 });
-    const opts = Object.freeze({ layer, area, mode, perturbation, maxIter, learningRate, lambda });
+    const lambda = v.optionalNumber('options.lambda', options.lambda, 1, { min: 0 });
+    const lambdaGrowth = v.optionalNumber('options.lambdaGrowth', options.lambdaGrowth, 100, { min: 1 });
+    const opts = Object.freeze({ layer, area, mode, perturbation, maxIter, learningRate, lambda, lambdaGrowth });
     return { options: opts, baton: { ...opts } };
   },
   finish(raw, context) {

@@ -16,16 +16,29 @@
 namespace ts {
 namespace {
 
-at::Tensor make_masks(at::Generator& gen, int64_t count, int64_t cells, double p, int64_t height, int64_t width) {
+// The random draws of all masks, made up front so that the masks do not depend on the chunking.
+struct MaskDraws {
+  at::Tensor grid;    // N x 1 x cells x cells, 0/1
+  at::Tensor dy, dx;  // N, shifts within one cell
+};
+
+MaskDraws draw_masks(at::Generator& gen, int64_t count, int64_t cells, double p, int64_t ch, int64_t cw) {
+  MaskDraws d;
+  d.grid = at::rand({count, 1, cells, cells}, gen).lt(p).to(at::kFloat);
+  d.dy = at::randint(ch, {count}, gen, at::kLong);
+  d.dx = at::randint(cw, {count}, gen, at::kLong);
+  return d;
+}
+
+// Masks [begin, end): bilinear upsampling of the grid to (cells + 1) cells, crop at the shift.
+at::Tensor make_masks(const MaskDraws& d, int64_t begin, int64_t end, int64_t cells, int64_t height, int64_t width) {
   const int64_t ch = (height + cells - 1) / cells, cw = (width + cells - 1) / cells;
-  at::Tensor grid = at::rand({count, 1, cells, cells}, gen).lt(p).to(at::kFloat);
-  at::Tensor up = at::upsample_bilinear2d(grid, {(cells + 1) * ch, (cells + 1) * cw}, /*align_corners=*/false);
-  at::Tensor dy = at::randint(ch, {count}, gen, at::kLong), dx = at::randint(cw, {count}, gen, at::kLong);
-  auto ay = dy.accessor<int64_t, 1>();
-  auto ax = dx.accessor<int64_t, 1>();
+  at::Tensor up = at::upsample_bilinear2d(d.grid.slice(0, begin, end), {(cells + 1) * ch, (cells + 1) * cw}, /*align_corners=*/false);
+  auto ay = d.dy.accessor<int64_t, 1>();
+  auto ax = d.dx.accessor<int64_t, 1>();
   std::vector<at::Tensor> crops;
-  crops.reserve(count);
-  for (int64_t i = 0; i < count; ++i) crops.push_back(up[i].slice(1, ay[i], ay[i] + height).slice(2, ax[i], ax[i] + width));
+  crops.reserve(end - begin);
+  for (int64_t i = begin; i < end; ++i) crops.push_back(up[i - begin].slice(1, ay[i], ay[i] + height).slice(2, ax[i], ax[i] + width));
   return at::stack(crops);  // count x 1 x H x W
 }
 
@@ -39,6 +52,7 @@ ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& cont
   int64_t batch = o.integer("batchSize", 0);
   if (batch <= 0) batch = std::max<int64_t>(1, std::min<int64_t>(num_masks, (int64_t{1} << 25) / std::max<int64_t>(1, c * h * w)));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o.integer("seed", 0)));
+  const MaskDraws draws = draw_masks(gen, num_masks, cells, p, (h + cells - 1) / cells, (w + cells - 1) / cells);
 
   // Jobs by image: one forward per image and chunk serves all of its targets.
   std::map<int64_t, std::vector<int64_t>> jobs_of;
@@ -52,11 +66,7 @@ ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& cont
   for (size_t k = 0; k < parts.size(); ++k) {
     context.check_cancelled();
     auto [b, e] = parts[k];
-    at::Tensor masks;
-    {
-      at::Generator& g = gen;
-      masks = make_masks(g, e - b, cells, p, h, w).to(sal.device());
-    }
+    at::Tensor masks = make_masks(draws, b, e, cells, h, w).to(sal.device());
     at::Tensor flat = masks.view({e - b, h * w});
     for (const auto& kv : jobs_of) {
       at::Tensor y = model.scores(model.module(), inputs[kv.first] * masks);
