@@ -18,6 +18,16 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
+  ma /= n; mb /= n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) { const x = a[i] - ma, y = b[i] - mb; sab += x * y; saa += x * x; sbb += y * y; }
+  return sab / Math.sqrt(saa * sbb);
+}
+
 describe('scripted submodules sharing one class type', () => {
   const twin = JSON.parse(readFileSync('test/fixtures/methods/twin_golden.json', 'utf8'));
   const images = imagesOf(twin.images, twin.imageShape);
@@ -56,6 +66,26 @@ describe('rise', () => {
     // Softmax weights: the three class maps of one image sum to sum_i M_i / (N p), about 1 everywhere.
     const sum = all.maps[0].data.map((v, k) => v + all.maps[1].data[k] + all.maps[2].data[k]);
     for (const v of sum) expect(Math.abs(v - 1)).toBeLessThan(0.3);
+  });
+
+  it('puts class 0 on the box its logit reads, and correlates with TorchRay (random masks: r >= 0.9)', async () => {
+    const box = JSON.parse(readFileSync('test/fixtures/methods/box_rise.json', 'utf8'));
+    const model = await loadModel(box.model);
+    const image = { data: new Float32Array(3 * 32 * 32).fill(box.fill), channels: 3, height: 32, width: 32 };
+    const r = await model.explain(image, { method: 'rise', activation: 'sigmoid', numMasks: 4000, target: 0 });
+    const d = r.maps[0].data;
+    let inside = 0, outside = 0, best = 0;
+    const { top, bottom, left, right } = box.box;
+    for (let i = 0; i < d.length; i++) {
+      const y = Math.floor(i / 32), x = i % 32;
+      if (y >= top && y < bottom && x >= left && x < right) inside += d[i] / ((bottom - top) * (right - left));
+      else outside += d[i] / (1024 - (bottom - top) * (right - left));
+      if (d[i] > d[best]) best = i;
+    }
+    expect(inside).toBeGreaterThan(outside + 0.05);
+    const [by, bx] = [Math.floor(best / 32), best % 32];
+    expect(by >= top - 2 && by < bottom + 2 && bx >= left - 2 && bx < right + 2, `argmax at ${by},${bx}`).toBe(true);
+    expect(pearson(d, box.torchrayRise.data)).toBeGreaterThanOrEqual(0.9);
   });
 
   it('rejects bad options with typed errors', async () => {
