@@ -45,6 +45,10 @@ describe('scripted submodules sharing one class type', () => {
     const p1 = await model.predict(images);
     p0.forEach((p, i) => expect(Array.from(p1[i].logits)).toEqual(Array.from(p.logits)));
     expect(maxAbsDiff(p1.flatMap((p) => Array.from(p.logits)), twin.logits)).toBeLessThan(1e-5);
+    const shapes = Object.fromEntries((await model.layerShapes([16, 16])).map((l) => [l.name, l.shape]));
+    expect(shapes['blocks.0.conv']).toEqual([1, 4, 16, 16]);
+    expect(shapes['blocks.1']).toEqual([1, 4, 16, 16]);
+    expect(shapes['classifier']).toEqual([1, 3]);
   });
 });
 
@@ -116,5 +120,20 @@ describe('channel-perturbation', () => {
     }
     expect(model.handle().requiresGrad()).toEqual(flags);
     await expect(model.explain(images, { method: 'channel-perturbation', layer: 'pool.x' })).rejects.toMatchObject({ code: 'ERR_LAYER_NOT_FOUND' });
+  });
+
+  it('reports progress and stops on abort, leaving the model as it was', async () => {
+    const model = await loadModel(golden.model);
+    const before = await model.predict(images);
+    const seen: number[] = [];
+    const controller = new AbortController();
+    const run = model.explain(images, {
+      method: 'channel-perturbation', layer: golden.layer, maxIter: 100000, progressEvery: 5, signal: controller.signal,
+      onProgress: (p) => { seen.push(p.iteration); if (seen.length === 3) controller.abort(); },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    const after = await model.predict(images);
+    before.forEach((p, i) => expect(Array.from(after[i].logits)).toEqual(Array.from(p.logits)));
   });
 });
