@@ -3,9 +3,10 @@
  * hand-set-weight CNN (scripts/fixtures/methods_reference.py), traced and scripted alike; correlation
  * with TorchRay 1.0 on the tiny_cnn fixture; batches equal single calls; the model is unchanged.
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { loadModel, type Model } from '../../lib/index.js';
+import { loadModel, readImage, type Model } from '../../lib/index.js';
 
 interface GoldenMap {
   method: string;
@@ -147,6 +148,33 @@ describe('TorchRay 1.0 on tiny_cnn', () => {
           // In fact the same maps: TorchRay's definitions are followed exactly.
           const scale = Math.max(...expected.map(Math.abs));
           expect(maxAbsDiff(m.data, expected) / scale).toBeLessThan(1e-4);
+        });
+      }
+    });
+  }
+});
+
+// The trained shapes classifier (made on main by scripts/fixtures/make_shapes.py): TorchRay's maps of two
+// held-out images. Skipped when the model is absent or was re-made after the reference was computed.
+const shapesRef = JSON.parse(readFileSync('test/fixtures/methods/torchray_shapes.json', 'utf8')) as {
+  model: string;
+  modelSha256: string;
+  imageFiles: string[];
+  targets: number[];
+  maps: Record<string, { layer: string | null; shape: number[]; data: number[] }>;
+};
+const shapesUsable = existsSync(shapesRef.model) && createHash('sha256').update(readFileSync(shapesRef.model)).digest('hex') === shapesRef.modelSha256;
+describe.skipIf(!shapesUsable)('TorchRay 1.0 on the trained shapes model', () => {
+  for (const file of [shapesRef.model, shapesRef.model.replace('traced', 'scripted')]) {
+    it(`deterministic methods correlate at r >= 0.95 (${file.includes('scripted') ? 'scripted' : 'traced'})`, async () => {
+      const model = await loadModel(file);
+      const images = await Promise.all(shapesRef.imageFiles.map((f) => readImage(f)));
+      for (const [method, ref] of Object.entries(shapesRef.maps)) {
+        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: shapesRef.targets, resize: false } as never);
+        const [, h, w] = ref.shape;
+        r.maps.forEach((m, b) => {
+          const rr = pearson(m.data, ref.data.slice(b * h * w, (b + 1) * h * w));
+          expect(rr, `${method} image ${b}: r = ${rr}`).toBeGreaterThanOrEqual(0.95);
         });
       }
     });
