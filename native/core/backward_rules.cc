@@ -107,6 +107,8 @@ int apply_backward_rules(torch::jit::Module& module, const RuleOptions& options)
       if (n->kind() != c10::aten::relu && n->kind() != c10::aten::relu_) continue;
       torch::jit::WithInsertPoint guard(n);
       torch::jit::Value* r = graph->insert(c10::Symbol::fromQualString("ts_rules::relu"), {n->input(0), rule_code});
+      // relu_ overwrote its input: later readers of the input saw the rectified value.
+      if (n->kind() == c10::aten::relu_) n->input(0)->replaceAllUsesAfterNodeWith(n, r);
       n->output()->replaceAllUsesWith(r);
       n->destroy();
       ++rewritten;
