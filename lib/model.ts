@@ -10,6 +10,7 @@ import { getMethod } from './methods/index.js';
 import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
+import { Batcher } from './batcher.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -126,6 +127,8 @@ export class Model {
   readonly device: string;
   /** Calls in flight (predict and explain), for visibility and tests. */
   #pending = 0;
+  /** Concurrent predict calls share native batches (see batcher.ts). */
+  #batcher?: Batcher;
 
   /** @internal use loadModel() */
   constructor(native: NativeModel, labels?: readonly string[]) {
@@ -194,11 +197,13 @@ export class Model {
     const top = v.optionalNumber('options.top', opts.top, 5, { integer: true, min: 0 });
     const { images, batch } = imagesOf(input, 'image');
     const { data, shape } = stack(images, 'image');
-    const out = await this.#track(() => native.predict(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
-    const [n, k] = out.shape;
+    this.#batcher ??= new Batcher((d, s) => native.predict(d, s), { maxBatch: 32, concurrency: 1 });
+    const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
+    const n = shape[0];
+    const k = out.classes;
     const predictions: Prediction[] = [];
     for (let i = 0; i < n; i++) {
-      const logits = (out.data as Float32Array).slice(i * k, (i + 1) * k);
+      const logits = out.data.slice(i * k, (i + 1) * k);
       const probabilities = softmax(logits);
       const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]).slice(0, Math.min(top, k));
       predictions.push({ logits, probabilities, top: order.map((index) => ({ index, label: this.labels?.[index], probability: probabilities[index] })) });
