@@ -76,11 +76,15 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       activation = main->layer_slot >= 0 ? main->probed->activation(main->layer_slot) : x;
       at::Tensor gc = torch::autograd::grad({s}, {c}, {}, /*retain_graph=*/true)[0];
       at::Tensor delta = (gc - reference).clamp_min(0);
-      gradient = torch::autograd::grad({c}, {activation}, {delta})[0];
+      gradient = torch::autograd::grad({c}, {activation}, {delta}, c10::nullopt, false, /*allow_unused=*/true)[0];
+      if (!gradient.defined()) {
+        throw Error("ERR_INVALID_ARG_VALUE", "Expected layer '" + spec.layer + "' to lie below contrastLayer '" + spec.contrast_layer + "' (the map is read on the way down from the contrast layer)", "layer");
+      }
     } else {
       at::Tensor s = target_score_sum(model.scores(main->get(), x), targets);
       activation = main->layer_slot >= 0 ? main->probed->activation(main->layer_slot) : x;
-      gradient = torch::autograd::grad({s}, {activation})[0];
+      gradient = torch::autograd::grad({s}, {activation}, {}, c10::nullopt, false, /*allow_unused=*/true)[0];
+      if (!gradient.defined()) gradient = at::zeros_like(activation);  // the layer does not reach the scores
     }
     if (activation.dim() != 4) throw_layer_not_found(model, spec.layer, "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)");
     {

@@ -52,6 +52,18 @@ describe('scripted submodules sharing one class type', () => {
   });
 });
 
+describe('contrastive excitation backprop', () => {
+  it('says which layer is wrong when the map layer lies above the contrast layer', async () => {
+    const hand = JSON.parse(readFileSync('test/fixtures/methods/hand_golden.json', 'utf8'));
+    const model = await loadModel(hand.models[1]);
+    const images = imagesOf(hand.images, hand.imageShape);
+    await expect(model.explain(images, { method: 'contrastive-excitation-backprop', layer: 'features.4', contrastLayer: 'features.1' })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+      argument: 'layer',
+    });
+  });
+});
+
 describe('rise', () => {
   const hand = JSON.parse(readFileSync('test/fixtures/methods/hand_golden.json', 'utf8'));
   const images = imagesOf(hand.images, hand.imageShape);
