@@ -161,6 +161,22 @@ export class Model {
     return this.handle().layers();
   }
 
+  /**
+   * The layers usable as `layer` with their output shapes (batch of one included) for an input of
+   * `size` ([height, width], channels from the model): one forward pass of a zero image on a probed clone.
+   */
+  async layerShapes(size: readonly [number, number], channels?: number): Promise<{ name: string; shape: number[] }[]> {
+    const site = new Error();
+    const native = this.handle();
+    const [height, width] = v.size('size', size);
+    const c = channels ?? Math.max(1, native.info().inputChannels);
+    const data = new Float32Array(c * height * width);
+    const raw = await this.#track(() => native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))));
+    return Object.entries(raw.extras)
+      .filter(([key]) => key.startsWith('layer:'))
+      .map(([key, t]) => ({ name: key.slice('layer:'.length), shape: Array.from(t.data) }));
+  }
+
   async #track<T>(work: () => Promise<T>): Promise<T> {
     this.#pending++;
     try {
