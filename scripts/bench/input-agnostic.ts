@@ -1,0 +1,69 @@
+/**
+ * Input-agnostic saliency and backdoor scanning against the bare model, in one run:
+ *   - one class map (defaults: 16 samples x 64 steps, 20 refinement steps) against the same batches through
+ *     build/ts_bench_baseline (forward + backward of 16 images x 64, then of 1 image x 21);
+ *   - a whole-model scan (6 classes in one batch of 96, plus the flip test's forwards) against the same.
+ * Run: npx tsx scripts/bench/input-agnostic.ts [--device cpu|cuda] [--json]
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, scanBackdoor } from '../../lib/index.js';
+
+const root = join(__dirname, '..', '..');
+const modelPath = join(root, 'test', 'fixtures', 'backdoor', 'trojan_traced.pt');
+const baselineBin = join(root, 'build', 'ts_bench_baseline');
+const device = (process.argv.includes('--device') ? process.argv[process.argv.indexOf('--device') + 1] : 'cpu') as 'cpu' | 'cuda';
+const SIZE = 32;
+const SAMPLES = 16;
+const ITERATIONS = 64;
+const REFINE = 20;
+const TRIALS = 32;
+
+function baseline(mode: 'forward' | 'fwdbwd', batch: number, iters: number): number {
+  if (!existsSync(baselineBin)) throw new Error(`${baselineBin} is missing: npm run build:native`);
+  const out = execFileSync(baselineBin, [modelPath, mode, String(batch), String(SIZE), String(iters)], { encoding: 'utf8' });
+  return (JSON.parse(out.trim().split('\n').pop()!) as { msPerIter: number }).msPerIter;
+}
+
+async function time(fn: () => Promise<unknown>, repeats: number): Promise<number> {
+  await fn(); // warm-up
+  const t0 = performance.now();
+  for (let i = 0; i < repeats; i++) await fn();
+  return (performance.now() - t0) / repeats;
+}
+
+async function main(): Promise<void> {
+  const model = await loadModel(modelPath, { device });
+  const classes = (await model.predict({ data: new Float32Array(3 * SIZE * SIZE), channels: 3, height: SIZE, width: SIZE })).logits.length;
+  const options = { method: 'input-agnostic', samples: SAMPLES, iterations: ITERATIONS, refineSteps: REFINE } as const;
+
+  const oneMs = await time(() => model.explain(SIZE, { ...options, target: 2 }), 3);
+  const scanMs = await time(() => scanBackdoor(model, { size: SIZE, samples: SAMPLES, iterations: ITERATIONS, refineSteps: REFINE, trials: TRIALS }), 2);
+  model.dispose();
+
+  // The same batches through the bare model (CPU baseline binary; device runs compare against it only on CPU).
+  const reps = 20;
+  const oneBase = ITERATIONS * baseline('fwdbwd', SAMPLES, reps) + REFINE * baseline('fwdbwd', 1, reps) + baseline('forward', 1, reps);
+  const scanBase =
+    ITERATIONS * baseline('fwdbwd', SAMPLES * classes, reps) +
+    REFINE * baseline('fwdbwd', classes, reps) +
+    baseline('forward', classes, reps) +
+    (1 + classes) * baseline('forward', TRIALS, reps) +
+    2 * baseline('forward', 1, reps);
+  const rows = [
+    { case: `one class map (${SAMPLES} samples x ${ITERATIONS} steps + ${REFINE} refinement)`, ms: oneMs, bareMs: oneBase, ratio: oneMs / oneBase },
+    { case: `whole-model scan (${classes} classes, batch ${SAMPLES * classes}, flip test ${TRIALS} inputs)`, ms: scanMs, bareMs: scanBase, ratio: scanMs / scanBase },
+  ];
+  if (process.argv.includes('--json')) {
+    console.log(JSON.stringify({ bench: 'input-agnostic', device, size: SIZE, rows }));
+    return;
+  }
+  console.log(`input-agnostic on ${device}, ${SIZE} x ${SIZE}, trojan fixture (${classes} classes)`);
+  for (const r of rows) console.log(`  ${r.case}: ${r.ms.toFixed(1)} ms, bare forward+backward ${r.bareMs.toFixed(1)} ms, ratio ${r.ratio.toFixed(2)}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
