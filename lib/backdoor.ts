@@ -9,11 +9,12 @@
  *
  * Signature of a class c (docs/methods/input-agnostic.md, "Backdoor scanning"):
  *  - region: the connected component of the map, at regionThreshold of its peak, holding the peak; its box;
- *  - lift: the share of the map's mass inside the box divided by the box's share of the image (how many
+ *  - lift: the share of the map's mass (above its median, the background) inside the box divided by the box's share of the image (how many
  *    times denser than uniform the saliency is there): a trigger is small and holds much of the mass;
- *  - anomaly index: Neural Cleanse's outlier test on log(lift) across classes, (x - median) / (1.4826 MAD);
- *  - flip rate: the class's picture inside the box alone, pasted on random inputs, turns how many of those
- *    not already of class c into c (a trigger works anywhere; a small piece of an ordinary class does not).
+ *  - flip rate: the class's nudge inside the box alone (grown 1 px, full contrast), pasted on random inputs, turns how many of those
+ *    not already of class c into c (a trigger works anywhere; a small piece of an ordinary class does not);
+ *  - signature = concentration x flip rate, and its anomaly index across classes: Neural Cleanse's outlier
+ *    test, (x - median) / (1.4826 MAD).
  * A class is flagged when its anomaly index, flip rate and area pass their thresholds together.
  */
 import sharp from 'sharp';
@@ -36,7 +37,7 @@ export interface ScanBackdoorOptions extends Partial<InputAgnosticOptions> {
   classes?: number[];
   /** Anomaly index (MAD units above the median) from which a class is an outlier (default 2, as Neural Cleanse). */
   anomalyThreshold?: number;
-  /** Flip rate from which the region alone counts as working on other inputs (default 0.5). */
+  /** Flip rate from which the region alone counts as working on other inputs (default 0.6). */
   flipThreshold?: number;
   /** Largest region (fraction of the image) that can be a trigger (default 0.25). */
   maxArea?: number;
@@ -44,6 +45,8 @@ export interface ScanBackdoorOptions extends Partial<InputAgnosticOptions> {
   regionThreshold?: number;
   /** Random inputs for the flip test (default 32). */
   trials?: number;
+  /** Pixels the region is grown by on each side before it is pasted in the flip test (default 1). */
+  pasteMargin?: number;
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: { iteration: number; total: number; energy: number; fraction: number }) => void;
@@ -66,7 +69,9 @@ export interface ClassScan {
   areaFraction: number;
   /** concentration / areaFraction. */
   lift: number;
-  /** (log lift - median) / (1.4826 MAD) across the scanned classes. */
+  /** concentration x flipRate: the share of the saliency held by a region that works on its own. */
+  signature: number;
+  /** (signature - median) / (1.4826 MAD) across the scanned classes. */
   anomalyIndex: number;
   /** Share of random inputs (not already of this class) that the pasted region turns into this class. */
   flipRate: number;
@@ -208,8 +213,11 @@ export function peakRegion(map: { data: Float32Array; height: number; width: num
   return { top, left, height: bottom - top + 1, width: right - left + 1 };
 }
 
-/** Robust z-scores: (x - median) / (1.4826 MAD); a zero MAD falls back to a small floor. */
-export function anomalyIndices(values: readonly number[]): number[] {
+/**
+ * Robust z-scores: (x - median) / (1.4826 MAD). The MAD is floored at `floor` so that when most classes
+ * score exactly 0 (no region of theirs flips anything) a small score is not an infinite outlier.
+ */
+export function anomalyIndices(values: readonly number[], floor = 0.01): number[] {
   const median = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     const m = s.length >> 1;
@@ -217,7 +225,7 @@ export function anomalyIndices(values: readonly number[]): number[] {
   };
   const med = median([...values]);
   const mad = median(values.map((x) => Math.abs(x - med)));
-  const scale = 1.4826 * Math.max(mad, 1e-6);
+  const scale = 1.4826 * Math.max(mad, floor);
   return values.map((x) => (x - med) / scale);
 }
 
@@ -237,14 +245,15 @@ function random(seed: number): () => number {
 export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): Promise<BackdoorScan> {
   const start = performance.now();
   const opts = v.plainObject('options', options);
-  const known = ['size', 'channels', 'classes', 'anomalyThreshold', 'flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'batchSize', 'signal', 'onProgress', ...INPUT_AGNOSTIC_OPTIONS];
+  const known = ['size', 'channels', 'classes', 'anomalyThreshold', 'flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'pasteMargin', 'batchSize', 'signal', 'onProgress', ...INPUT_AGNOSTIC_OPTIONS];
   v.knownKeys('options', opts, known);
   if (opts.size === undefined) throw invalidType('options.size', 'a positive integer or a [height, width] pair', undefined);
   const [height, width] = v.size('options.size', opts.size);
   const anomaly = v.optionalNumber('options.anomalyThreshold', opts.anomalyThreshold, 2, { min: 0 });
-  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.5, { min: 0, max: 1 });
+  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.6, { min: 0, max: 1 });
   const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
+  const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
   const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
   const channels = v.optionalNumber('options.channels', opts.channels, model.info().inputChannels > 0 ? model.info().inputChannels : 3, { integer: true, min: 1, max: 64 });
   const seed = v.optionalNumber('options.seed', opts.seed, 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
@@ -271,13 +280,16 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   const details = explanation.details as unknown as InputAgnosticDetails;
 
   // Region, concentration and lift per class.
+  // The map's median is its background level: mass is counted above it, so that a diffuse floor spread over
+  // the whole image does not drown a compact peak.
   const scored = explanation.maps.map((map) => {
     const box = peakRegion(map, region);
+    const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
     let inside = 0;
     let total = 0;
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
-        const m = map.data[y * width + x];
+        const m = Math.max(0, map.data[y * width + x] - floor);
         total += m;
         if (y >= box.top && y < box.top + box.height && x >= box.left && x < box.left + box.width) inside += m;
       }
@@ -286,23 +298,40 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
     const areaFraction = (box.height * box.width) / plane;
     return { box, concentration, areaFraction, lift: concentration / areaFraction };
   });
-  const indices = anomalyIndices(scored.map((s) => Math.log(Math.max(s.lift, 1e-6))));
 
   // Flip test: the same random inputs for every class; one predict batch for the inputs, one per class.
   const rand = random(seed);
-  const inputs = Array.from({ length: trials }, () => Float32Array.from({ length: channels * plane }, () => rand()));
+  // Random inputs: uniform noise of random contrast and brightness (a U[0, 1] * a + b, a in [0.2, 1],
+  // b in [0, 1 - a]), so that they span dim and bright, flat and busy inputs without assuming a dataset.
+  const inputs = Array.from({ length: trials }, () => {
+    const a = 0.2 + 0.8 * rand();
+    const b = (1 - a) * rand();
+    return Float32Array.from({ length: channels * plane }, () => b + a * rand());
+  });
   const base = await model.predict(inputs.map((data) => ({ data, channels, height, width })), { top: 1 });
   const flipRates: number[] = [];
   for (let j = 0; j < classes.length; j++) {
     if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
+    // What is pasted: the class's nudge inside the box grown by `margin` pixels, stretched to full contrast
+    // (0.5 + 0.5 rho / max |rho| there): the pattern the method found, at the strength a stamp would have.
     const { box } = scored[j];
-    const picture = details.visualizations[j];
+    const top = Math.max(0, box.top - margin);
+    const left = Math.max(0, box.left - margin);
+    const bottom = Math.min(height, box.top + box.height + margin);
+    const right = Math.min(width, box.left + box.width + margin);
+    const rho = details.perturbations[j].data;
+    let peak = 1e-12;
+    for (let c = 0; c < channels; c++) {
+      for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) peak = Math.max(peak, Math.abs(rho[c * plane + y * width + x]));
+    }
+    const patch = new Float32Array(channels * plane);
+    for (let i = 0; i < patch.length; i++) patch[i] = Math.min(1, Math.max(0, 0.5 + (0.5 * rho[i]) / peak));
     const pasted = inputs.map((input) => {
       const data = input.slice();
       for (let c = 0; c < channels; c++) {
-        for (let y = box.top; y < box.top + box.height; y++) {
+        for (let y = top; y < bottom; y++) {
           const row = c * plane + y * width;
-          data.set(picture.data.subarray(row + box.left, row + box.left + box.width), row + box.left);
+          data.set(patch.subarray(row + left, row + right), row + left);
         }
       }
       return { data, channels, height, width };
@@ -318,6 +347,9 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
     flipRates.push(eligible > 0 ? flipped / eligible : 0);
   }
 
+  // The signature: the share of the class's saliency held by a region that works on its own.
+  const signatures = scored.map((s, j) => s.concentration * flipRates[j]);
+  const indices = anomalyIndices(signatures);
   const result: ClassScan[] = classes.map((c, j) => ({
     class: c,
     ...(model.labels ? { label: model.labels[c] } : {}),
@@ -327,6 +359,7 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
     lift: scored[j].lift,
     anomalyIndex: indices[j],
     flipRate: flipRates[j],
+    signature: signatures[j],
     fidelity: details.fidelity[j],
     flagged: indices[j] >= anomaly && flipRates[j] >= flip && scored[j].areaFraction <= maxArea,
   }));

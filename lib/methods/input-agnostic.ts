@@ -32,9 +32,9 @@ export interface InputAgnosticOptions {
   epsilon: number;
   /** Refinement steps on the visualisation (default 20; 0 = none). */
   refineSteps: number;
-  /** Step of each refinement, as an RMS change per pixel value (default 0.01). */
+  /** Step of each refinement, as an RMS change per pixel value (default 0.02). */
   refineStepSize: number;
-  /** Gaussian smoothing (sigma, pixels) applied at each refinement step (default 0.5; 0 = none). */
+  /** Gaussian smoothing (sigma, pixels) applied at each refinement step (default 0: none; it erases fine patterns such as triggers). */
   refineBlur: number;
   /** The refinement keeps the most refined picture whose confidence is at least this (default 0.9). */
   fidelityTarget: number;
@@ -84,8 +84,8 @@ export function normalizeInputAgnostic(options: Record<string, unknown>): Readon
     norm,
     epsilon: v.optionalNumber('options.epsilon', options.epsilon, norm === 'l2' ? 0.25 : 0.5, { above: 0, max: 10 }),
     refineSteps: v.optionalNumber('options.refineSteps', options.refineSteps, 20, { integer: true, min: 0, max: 10000 }),
-    refineStepSize: v.optionalNumber('options.refineStepSize', options.refineStepSize, 0.01, { min: 0, max: 1 }),
-    refineBlur: v.optionalNumber('options.refineBlur', options.refineBlur, 0.5, { min: 0, max: 16 }),
+    refineStepSize: v.optionalNumber('options.refineStepSize', options.refineStepSize, 0.02, { min: 0, max: 1 }),
+    refineBlur: v.optionalNumber('options.refineBlur', options.refineBlur, 0, { min: 0, max: 16 }),
     fidelityTarget: v.optionalNumber('options.fidelityTarget', options.fidelityTarget, 0.9, { min: 0, max: 1 }),
     seed: v.optionalNumber('options.seed', options.seed, 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
   });

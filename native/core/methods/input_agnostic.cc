@@ -46,8 +46,8 @@ Settings read_settings(const Options& o) {
   s.norm = o.string("norm", "linf");
   s.epsilon = o.number("epsilon", s.norm == "l2" ? 0.25 : 0.5);
   s.refine_steps = o.integer("refineSteps", 20);
-  s.refine_step = o.number("refineStepSize", 0.01);
-  s.refine_blur = o.number("refineBlur", 0.5);
+  s.refine_step = o.number("refineStepSize", 0.02);
+  s.refine_blur = o.number("refineBlur", 0);
   s.fidelity_target = o.number("fidelityTarget", 0.9);
   s.seed = o.integer("seed", 0);
   // The JavaScript side validated these; the checks here guard direct native callers.
@@ -153,10 +153,20 @@ ExplainResult input_agnostic(Model& model, const ExplainRequest& request, RunCon
   at::Tensor saliency = integral.pow(2).sum(1).sqrt();
   saliency = saliency / saliency.flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1});
 
-  // Scaling: the average nudged sample is grey (the distribution's mean, 0.5) plus rho; stretch rho's
-  // contrast to the full [0, 1] range, sign kept (zero nudge = mid grey).
-  at::Tensor peak = rho.abs().flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1});
-  at::Tensor v = (rho * (0.5 / peak)).add(0.5).clamp(0, 1);
+  // Scaling: the average nudged sample is grey (the distribution's mean, 0.5) plus rho. Candidate pictures
+  // stretch rho's contrast to fractions of the full [0, 1] range, sign kept (zero nudge = mid grey); each class
+  // keeps the candidate the model is most confident on (one forward of jobs x candidates, no host sync).
+  const std::vector<double> contrasts{0.25, 0.5, 0.75, 1.0};
+  const int64_t nc = static_cast<int64_t>(contrasts.size());
+  at::Tensor peak = rho.abs().flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1, 1});
+  at::Tensor factors = at::tensor(std::vector<float>(contrasts.begin(), contrasts.end()), f).mul(0.5).view({1, nc, 1, 1, 1});
+  at::Tensor candidates = (rho.unsqueeze(1) * factors / peak).add(0.5).clamp(0, 1);  // jobs x nc x C x H x W
+  at::Tensor v;
+  {
+    auto [unused, closs, cconf] = gradient(candidates.view({jobs * nc, channels, height, width}), targets.repeat_interleave(nc), false);
+    at::Tensor best = cconf.view({jobs, nc}).argmax(1);
+    v = candidates.gather(1, best.view({jobs, 1, 1, 1, 1}).expand({jobs, 1, channels, height, width})).squeeze(1).contiguous();
+  }
 
   // Refinement: smooth and take a fidelity step, keeping the most refined iterate whose confidence is at
   // least the target (or, until one reaches it, the most confident one). Fidelity is measured at every step.
