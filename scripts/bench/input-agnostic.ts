@@ -3,11 +3,11 @@
  *   - one class map (defaults: 16 samples x 64 steps, 20 refinement steps) against the same batches through
  *     build/ts_bench_baseline (forward + backward of 16 images x 64, then of 1 image x 21);
  *   - a whole-model scan (6 classes in one batch of 96, plus the flip test's forwards) against the same.
- * Both sides run on one thread (the baseline binary under `taskset -c 0`, the addon with setThreads(1)) and each
+ * Both sides run on one core (the baseline binary and this script under `taskset -c 0`, setThreads(1)) and each
  * figure is the minimum over repeats: on a shared machine the minimum is the least disturbed measurement.
  * Run: npx tsx scripts/bench/input-agnostic.ts [--device cpu|cuda] [--json]
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, scanBackdoor, setThreads } from '../../lib/index.js';
@@ -74,7 +74,14 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(`  ${r.case}: ${r.ms.toFixed(1)} ms, bare forward+backward ${r.bareMs.toFixed(1)} ms, ratio ${r.ratio.toFixed(2)}`);
 }
 
-main().catch((e) => {
+// Pin this process to one core as the baseline is, so both sides see the same machine.
+if (!process.env.TS_BENCH_PINNED && spawnSync('taskset', ['-V']).status === 0) {
+  const r = spawnSync('taskset', ['-c', '0', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, TS_BENCH_PINNED: '1' },
+  });
+  process.exit(r.status ?? 1);
+} else main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
