@@ -91,6 +91,11 @@ describe('input-agnostic explain', () => {
       expect(details.fidelity[j]).toBeGreaterThanOrEqual(0.9);
       // The returned picture is the refinement step it says, and its confidence was measured there.
       expect(details.fidelityHistory[j][details.refinedSteps[j]]).toBeCloseTo(details.fidelity[j], 6);
+      // Through the refinement: once a step reaches the target, no later step falls below it.
+      const h = details.fidelityHistory[j];
+      const first = h.findIndex((x) => x >= 0.9);
+      expect(first).toBeGreaterThanOrEqual(0);
+      for (const x of h.slice(first)) expect(x).toBeGreaterThanOrEqual(0.9);
       // Independently: the model's softmax on the picture, by predict.
       const p = await trojan.predict(details.visualizations[j]);
       expect(p.probabilities[j]).toBeCloseTo(details.fidelity[j], 4);
