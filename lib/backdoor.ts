@@ -11,7 +11,7 @@
  *  - region: the connected component of the map, at regionThreshold of its peak, holding the peak; its box;
  *  - lift: the share of the map's mass (above its median, the background) inside the box divided by the box's share of the image (how many
  *    times denser than uniform the saliency is there): a trigger is small and holds much of the mass;
- *  - flip rate: the class's nudge inside the box alone (grown 1 px, full contrast), pasted on random inputs, turns how many of those
+ *  - flip rate: the class's nudge inside the box alone (grown 1 px, as a full-contrast stamp), pasted on random inputs, turns how many of those
  *    not already of class c into c (a trigger works anywhere; a small piece of an ordinary class does not);
  *  - signature = concentration x flip rate, and its anomaly index across classes: Neural Cleanse's outlier
  *    test, (x - median) / (1.4826 MAD).
@@ -37,7 +37,7 @@ export interface ScanBackdoorOptions extends Partial<InputAgnosticOptions> {
   classes?: number[];
   /** Anomaly index (MAD units above the median) from which a class is an outlier (default 2, as Neural Cleanse). */
   anomalyThreshold?: number;
-  /** Flip rate from which the region alone counts as working on other inputs (default 0.6). */
+  /** Flip rate from which the region alone counts as working on other inputs (default 0.7). */
   flipThreshold?: number;
   /** Largest region (fraction of the image) that can be a trigger (default 0.25). */
   maxArea?: number;
@@ -250,7 +250,7 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   if (opts.size === undefined) throw invalidType('options.size', 'a positive integer or a [height, width] pair', undefined);
   const [height, width] = v.size('options.size', opts.size);
   const anomaly = v.optionalNumber('options.anomalyThreshold', opts.anomalyThreshold, 2, { min: 0 });
-  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.6, { min: 0, max: 1 });
+  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.7, { min: 0, max: 1 });
   const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
   const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
@@ -312,8 +312,10 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   const flipRates: number[] = [];
   for (let j = 0; j < classes.length; j++) {
     if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
-    // What is pasted: the class's nudge inside the box grown by `margin` pixels, stretched to full contrast
-    // (0.5 + 0.5 rho / max |rho| there): the pattern the method found, at the strength a stamp would have.
+    // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
+    // rho > 5 % of its peak there, 0 where rho < -5 %, grey between. The pattern the method found, at the
+    // strength a stamp has; with the l2 projection rho is not saturated and a linear stretch of it flipped
+    // only 28-38 % of inputs on the trojaned fixture, against 100 % for this ternary stamp.
     const { box } = scored[j];
     const top = Math.max(0, box.top - margin);
     const left = Math.max(0, box.left - margin);
@@ -325,7 +327,7 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
       for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) peak = Math.max(peak, Math.abs(rho[c * plane + y * width + x]));
     }
     const patch = new Float32Array(channels * plane);
-    for (let i = 0; i < patch.length; i++) patch[i] = Math.min(1, Math.max(0, 0.5 + (0.5 * rho[i]) / peak));
+    for (let i = 0; i < patch.length; i++) patch[i] = rho[i] > 0.05 * peak ? 1 : rho[i] < -0.05 * peak ? 0 : 0.5;
     const pasted = inputs.map((input) => {
       const data = input.slice();
       for (let c = 0; c < channels; c++) {

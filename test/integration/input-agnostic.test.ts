@@ -61,6 +61,13 @@ describe('scanBackdoor', () => {
     expect(c.flipRate).toBeGreaterThan(0.8);
   });
 
+  it('flags the same class with the l2 projection and Gaussian samples', async () => {
+    const scan = await scanBackdoor(trojan, { size: SIZE, seed: 2, norm: 'l2', distribution: 'gaussian', ...FAST });
+    expect(scan.flagged).toEqual([fixture.targetClass]);
+    const c = scan.classes[fixture.targetClass];
+    expect(iou(c.box, fixture.trigger)).toBeGreaterThan(0.15);
+  });
+
   it('does not flag the clean model', () => {
     expect(cleanScan.flagged).toEqual([]);
     expect(cleanScan.suspicious).toBe(false);
