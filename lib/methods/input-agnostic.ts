@@ -43,9 +43,9 @@ export interface InputAgnosticOptions {
 }
 
 export interface InputAgnosticDetails {
-  /** Per job: the refined picture of the class (C x H x W, values in [0, 1]). */
+  /** Per job: the refined picture of the class (C x H x W, values in [0, 1]). Not part of toJSON(). */
   visualizations: Image[];
-  /** Per job: the nudge (C x H x W), the signed pattern before scaling. */
+  /** Per job: the nudge (C x H x W), the signed pattern before scaling. Not part of toJSON(). */
   perturbations: Image[];
   /** Per job: the model's softmax confidence for the class on the returned picture. */
   fidelity: number[];
@@ -115,16 +115,17 @@ registerMethod<InputAgnosticOptions>({
   finish(raw: RawResult, context) {
     const fidelity = Array.from(raw.extras.fidelity?.data ?? []);
     const fidelityInitial = Array.from(raw.extras.fidelityInitial?.data ?? []);
-    const details: InputAgnosticDetails = {
-      visualizations: images(raw.extras.visualization),
-      perturbations: images(raw.extras.perturbation),
+    const details = {
       fidelity,
       fidelityInitial,
       fidelityHistory: rows(raw.extras.fidelityHistory),
       refinedSteps: Array.from(raw.extras.refinedSteps?.data ?? []),
       lossHistory: rows(raw.extras.lossHistory),
       fidelityTarget: context.options.fidelityTarget,
-    };
+    } as InputAgnosticDetails;
+    // The pictures are there to read, not to serialise: kept out of toJSON() (whole images as JSON objects).
+    Object.defineProperty(details, 'visualizations', { value: images(raw.extras.visualization), enumerable: false });
+    Object.defineProperty(details, 'perturbations', { value: images(raw.extras.perturbation), enumerable: false });
     const maps = mapsPerJob(raw, context, (j) => ({ fidelity: fidelity[j], fidelityInitial: fidelityInitial[j] }));
     return { maps, details: details as unknown as Record<string, unknown> };
   },

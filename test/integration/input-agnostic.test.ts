@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, scanBackdoor, TorchSaliencyError, type BackdoorScan, type InputAgnosticDetails, type Model } from '../../lib/index.js';
 
@@ -77,8 +78,24 @@ describe('scanBackdoor', () => {
   it('gives JSON with every class scored', () => {
     const json = JSON.parse(JSON.stringify(trojanScan)) as { suspicious: boolean; classes: { anomalyIndex: number; box: object }[] };
     expect(json.suspicious).toBe(true);
+    // Pictures stay out of the JSON (they are read from details, and written by writePictures).
+    expect(JSON.stringify(trojanScan.explanation)).not.toContain('visualizations');
     expect(json.classes).toHaveLength(fixture.classes.length);
     for (const c of json.classes) expect(Number.isFinite(c.anomalyIndex)).toBe(true);
+  });
+
+  it('writes a picture and a map per class, and the JSON', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ia-scan-'));
+    try {
+      const paths = await trojanScan.writePictures(out, { scale: 2 });
+      expect(paths).toHaveLength(2 * fixture.classes.length + 1);
+      const png = readFileSync(paths[0]);
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+      expect(png.readUInt32BE(16)).toBe(2 * SIZE); // width in the IHDR chunk
+      expect(JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')).flagged).toEqual([fixture.targetClass]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('rejects bad options with typed errors', async () => {
