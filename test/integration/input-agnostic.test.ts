@@ -187,5 +187,6 @@ describe('input-agnostic explain', () => {
     expect(seen.length).toBeGreaterThanOrEqual(2);
     expect(seen[1]).toBe(2);
     expect(trojan.pending).toBe(0);
+    await expect(scanBackdoor(trojan, { size: SIZE, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' });
   });
 });
