@@ -1,7 +1,8 @@
 /**
- * Pictures and numbers for docs/methods/input-agnostic.md: scans the clean and the trojaned fixture with the
- * default options (seed 1) and writes docs/methods/img/input-agnostic-{trojan,clean}.png (per class: the
- * picture with the region's box, above its saliency map) and prints each class's scores as JSON.
+ * Pictures and numbers for docs/methods/input-agnostic.md: scans the clean and the trojaned fixture and the
+ * shapes classifier with the default options (seed 1) and writes docs/methods/img/input-agnostic-{trojan,
+ * clean,shapes}.png (per class: the picture with the region's box, above its saliency map) and prints each
+ * class's scores as JSON.
  * Run: npx tsx scripts/docs/input-agnostic-pictures.ts
  */
 import sharp from 'sharp';
@@ -13,16 +14,20 @@ import { loadModel, scanBackdoor } from '../../lib/index.js';
 const root = join(__dirname, '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'backdoor');
 const out = join(root, 'docs', 'methods', 'img');
-const SCALE = 3;
-const TILE = 32 * SCALE;
 const GAP = 4;
+const MODELS = [
+  { name: 'trojan', path: join(fixtures, 'trojan_traced.pt'), labels: join(fixtures, 'labels.txt'), size: 32, scale: 3 },
+  { name: 'clean', path: join(fixtures, 'clean_traced.pt'), labels: join(fixtures, 'labels.txt'), size: 32, scale: 3 },
+  { name: 'shapes', path: join(root, 'test', 'fixtures', 'models', 'shapes_traced.pt'), labels: join(root, 'test', 'fixtures', 'models', 'shapes_labels.txt'), size: 64, scale: 2 },
+];
 
 async function main(): Promise<void> {
-  for (const name of ['trojan', 'clean']) {
-    const model = await loadModel(join(fixtures, `${name}_traced.pt`), { device: 'cpu', labels: join(fixtures, 'labels.txt') });
-    const scan = await scanBackdoor(model, { size: 32, seed: 1 });
+  for (const { name, path, labels, size, scale } of MODELS) {
+    const TILE = size * scale;
+    const model = await loadModel(path, { device: 'cpu', labels });
+    const scan = await scanBackdoor(model, { size, seed: 1 });
     const dir = await mkdtemp(join(tmpdir(), 'ia-doc-'));
-    await scan.writePictures(dir, { scale: SCALE });
+    await scan.writePictures(dir, { scale });
     const n = scan.classes.length;
     const tiles = scan.classes.flatMap((c, j) => [
       { input: join(dir, `class-${c.class}-picture.png`), left: j * (TILE + GAP), top: 0 },
