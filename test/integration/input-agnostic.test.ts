@@ -129,6 +129,44 @@ describe('input-agnostic explain', () => {
     }
   });
 
+  it('matches PyTorch eager step for step (golden values from scripts/fixtures/golden_input_agnostic.py)', async () => {
+    const golden = JSON.parse(readFileSync(join(dir, 'golden_input_agnostic.json'), 'utf8'));
+    const o = golden.options;
+    const r = await trojan.explain(SIZE, {
+      method: 'input-agnostic',
+      target: o.targets,
+      samples: o.samples,
+      iterations: o.iterations,
+      stepSize: o.stepSize,
+      epsilon: o.epsilon,
+      norm: o.norm,
+      distribution: o.distribution,
+      refineSteps: o.refineSteps,
+      refineStepSize: o.refineStepSize,
+      refineBlur: o.refineBlur,
+      fidelityTarget: o.fidelityTarget,
+      seed: o.seed,
+    });
+    const d = r.details as unknown as InputAgnosticDetails;
+    const sum = (a: Float32Array) => a.reduce((s, x) => s + x, 0);
+    for (let j = 0; j < o.targets.length; j++) {
+      const map = r.maps[j].data;
+      let worst = 0;
+      for (let i = 0; i < map.length; i++) worst = Math.max(worst, Math.abs(map[i] - golden.maps[j][i]));
+      expect(worst).toBeLessThan(1e-4);
+      const rho = d.perturbations[j].data;
+      expect(sum(rho)).toBeCloseTo(golden.perturbationSums[j], 2);
+      expect(sum(rho.map(Math.abs))).toBeCloseTo(golden.perturbationAbsSums[j], 2);
+      golden.perturbationSample[j].forEach((x: number, k: number) => expect(rho[k * 97]).toBeCloseTo(x, 4));
+      const vis = d.visualizations[j].data;
+      expect(sum(vis)).toBeCloseTo(golden.visualizationSums[j], 1);
+      golden.visualizationSample[j].forEach((x: number, k: number) => expect(vis[k * 97]).toBeCloseTo(x, 3));
+      expect(d.fidelity[j]).toBeCloseTo(golden.fidelity[j], 4);
+      d.fidelityHistory[j].forEach((x, k) => expect(x).toBeCloseTo(golden.fidelityHistory[j][k], 4));
+      expect(d.refinedSteps[j]).toBe(golden.refinedSteps[j]);
+    }
+  });
+
   it('keeps the nudge inside its norm bound (linf and l2)', async () => {
     const linf = await clean.explain(SIZE, { method: 'input-agnostic', target: [0, 1], samples: 4, iterations: 8, refineSteps: 0, epsilon: 0.3 });
     for (const p of (linf.details as unknown as InputAgnosticDetails).perturbations) {
