@@ -10,3 +10,4 @@ import './excitation-backprop.js';
 import './contrastive-excitation-backprop.js';
 import './rise.js';
 import './channel-perturbation.js';
+import './input-agnostic.js';
