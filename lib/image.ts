@@ -122,8 +122,7 @@ export function checkImage(value: unknown, name = 'image'): Image {
 export function stack(images: Image[], name = 'images'): { data: Float32Array; shape: [number, number, number, number] } {
   const first = images[0];
   const per = first.channels * first.height * first.width;
-  const data = new Float32Array(per * images.length);
-  images.forEach((im, i) => {
+  const check = (im: Image, i: number) => {
     if (im.channels !== first.channels || im.height !== first.height || im.width !== first.width) {
       throw new TorchSaliencyError(
         'ERR_INPUT_SHAPE',
@@ -131,7 +130,17 @@ export function stack(images: Image[], name = 'images'): { data: Float32Array; s
         { argument: `${name}[${i}]` },
       );
     }
-    data.set(im.data, i * per);
-  });
-  return { data, shape: [images.length, first.channels, first.height, first.width] };
+  };
+  images.forEach(check);
+  const shape: [number, number, number, number] = [images.length, first.channels, first.height, first.width];
+  // Images that already lie one after another in one buffer (a single image, or the views a { data, shape }
+  // batch is split into) are passed as they are: copying a large batch here would hold the event loop.
+  const buffer = first.data.buffer;
+  const start = first.data.byteOffset;
+  if (images.every((im, i) => im.data.buffer === buffer && im.data.byteOffset === start + i * per * 4)) {
+    return { data: new Float32Array(buffer, start, per * images.length), shape };
+  }
+  const data = new Float32Array(per * images.length);
+  images.forEach((im, i) => data.set(im.data, i * per));
+  return { data, shape };
 }

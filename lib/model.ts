@@ -10,6 +10,7 @@ import { getMethod } from './methods/index.js';
 import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
+import { Batcher } from './batcher.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -108,6 +109,20 @@ function imagesOf(input: unknown, name: string): { images: Image[]; batch: boole
   return { images: [checkImage(input, name)], batch: false };
 }
 
+/** For input-agnostic methods: no image, only its size (null: 224 x 224). */
+export type PlaceholderSize = null | number | readonly [number, number];
+
+function isPlaceholder(input: unknown): input is PlaceholderSize {
+  return input === null || typeof input === 'number' || (Array.isArray(input) && input.length === 2 && input.every((x) => typeof x === 'number'));
+}
+
+/** A zero image of the given size, standing in for the input of methods that read only its shape. */
+function placeholderImage(input: PlaceholderSize, channelsOption: unknown, modelChannels: number): { images: Image[]; batch: boolean } {
+  const [height, width] = input === null ? [224, 224] : v.size('image', input);
+  const channels = v.optionalNumber('options.channels', channelsOption, modelChannels > 0 ? modelChannels : 3, { integer: true, min: 1, max: 64 });
+  return { images: [{ data: new Float32Array(channels * height * width), channels, height, width }], batch: false };
+}
+
 async function readLabels(labels: LoadModelOptions['labels']): Promise<string[] | undefined> {
   if (labels === undefined) return undefined;
   if (Array.isArray(labels)) return labels.map((l, i) => v.string(`options.labels[${i}]`, l));
@@ -126,6 +141,8 @@ export class Model {
   readonly device: string;
   /** Calls in flight (predict and explain), for visibility and tests. */
   #pending = 0;
+  /** Concurrent predict calls share native batches (see batcher.ts). */
+  #batcher?: Batcher;
 
   /** @internal use loadModel() */
   constructor(native: NativeModel, labels?: readonly string[]) {
@@ -158,6 +175,22 @@ export class Model {
     return this.handle().layers();
   }
 
+  /**
+   * The layers usable as `layer` with their output shapes (batch of one included) for an input of
+   * `size` ([height, width], channels from the model): one forward pass of a zero image on a probed clone.
+   */
+  async layerShapes(size: readonly [number, number], channels?: number): Promise<{ name: string; shape: number[] }[]> {
+    const site = new Error();
+    const native = this.handle();
+    const [height, width] = v.size('size', size);
+    const c = channels ?? Math.max(1, native.info().inputChannels);
+    const data = new Float32Array(c * height * width);
+    const raw = await this.#track(() => native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))));
+    return Object.entries(raw.extras)
+      .filter(([key]) => key.startsWith('layer:'))
+      .map(([key, t]) => ({ name: key.slice('layer:'.length), shape: Array.from(t.data) }));
+  }
+
   async #track<T>(work: () => Promise<T>): Promise<T> {
     this.#pending++;
     try {
@@ -178,11 +211,13 @@ export class Model {
     const top = v.optionalNumber('options.top', opts.top, 5, { integer: true, min: 0 });
     const { images, batch } = imagesOf(input, 'image');
     const { data, shape } = stack(images, 'image');
-    const out = await this.#track(() => native.predict(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
-    const [n, k] = out.shape;
+    this.#batcher ??= new Batcher((d, s) => native.predict(d, s), { maxBatch: 32, concurrency: 1 });
+    const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
+    const n = shape[0];
+    const k = out.classes;
     const predictions: Prediction[] = [];
     for (let i = 0; i < n; i++) {
-      const logits = (out.data as Float32Array).slice(i * k, (i + 1) * k);
+      const logits = out.data.slice(i * k, (i + 1) * k);
       const probabilities = softmax(logits);
       const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]).slice(0, Math.min(top, k));
       predictions.push({ logits, probabilities, top: order.map((index) => ({ index, label: this.labels?.[index], probability: probabilities[index] })) });
@@ -247,14 +282,15 @@ export class Model {
    * Saliency maps for one image or a batch, by the method named in `options.method`. One native call;
    * the images, targets (and areas, for extremal perturbation) share batches through the model.
    */
-  async explain(input: ImageInput | readonly ImageInput[], options: ExplainOptions): Promise<Explanation> {
+  async explain(input: ImageInput | readonly ImageInput[] | PlaceholderSize, options: ExplainOptions): Promise<Explanation> {
     const site = new Error();
     const start = performance.now();
     const native = this.handle();
     const opts = v.plainObject('options', options);
     const spec = getMethod(opts.method);
-    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames]);
-    const { images, batch } = imagesOf(input, 'image');
+    const placeholder = isPlaceholder(input);
+    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames, ...(placeholder ? ['channels'] : [])]);
+    const { images, batch } = placeholder ? placeholderImage(input, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
     const { data, shape } = stack(images, 'image');
     const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], labels: this.labels };
     const { baton: methodBaton, options: methodOptions } = spec.normalize(opts, context);
@@ -308,6 +344,8 @@ export class Model {
 
   /** Releases the native model (idempotent). Calls in flight finish first; later calls get ERR_DISPOSED. */
   dispose(): void {
+    // Requests still queued in the batcher are calls in flight too: send them before the native model goes.
+    this.#batcher?.drain();
     this.#native?.dispose();
     this.#native = null;
   }

@@ -91,11 +91,15 @@ function load(): Binding {
       tried.push(`${file} (${(e as Error).message.split('\n')[0]})`);
     }
   }
-  try {
-    return req('node-gyp-build')(root) as Binding;
-  } catch (e) {
-    if (!lastError) lastError = e;
-    tried.push(`node-gyp-build(${root}) (${(e as Error).message.split('\n')[0]})`);
+  // An explicit TORCH_SALIENCY_ADDON is the only candidate: falling back would hide a wrong path and
+  // silently run another build (another libtorch) than the one asked for.
+  if (!override) {
+    try {
+      return req('node-gyp-build')(root) as Binding;
+    } catch (e) {
+      if (!lastError) lastError = e;
+      tried.push(`node-gyp-build(${root}) (${(e as Error).message.split('\n')[0]})`);
+    }
   }
   const text = tried.join('\n  - ');
   let fix = 'Build it: `npm run build:native` (needs libtorch: `sudo bash scripts/install-libtorch.sh`).';

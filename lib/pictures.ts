@@ -40,7 +40,9 @@ function colorize(values: Float32Array, colormap: ColormapName): Uint8Array {
 }
 
 function png(pixels: Uint8Array, height: number, width: number, channels: 1 | 3): Promise<Buffer> {
-  return sharp(pixels, { raw: { width, height, channels } }).png().toBuffer();
+  const image = sharp(pixels, { raw: { width, height, channels } });
+  // Without an explicit colour space sharp writes one-channel input as an RGB PNG.
+  return (channels === 1 ? image.toColourspace('b-w') : image).png().toBuffer();
 }
 
 function colormapOf(options: HeatmapOptions): ColormapName {

@@ -129,7 +129,9 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throw make_error(info.Env(), "ERR_ILLEGAL_CONSTRUCTOR", "NativeModel is made by loadModel(), not by new");
   }
-  model_ = *info[0].As<Napi::External<std::shared_ptr<ts::Model>>>().Data();
+  // Take the model out of the External's holder: a copy would keep it alive until the External is
+  // garbage collected, and dispose() would not free anything.
+  model_ = std::move(*info[0].As<Napi::External<std::shared_ptr<ts::Model>>>().Data());
 }
 
 std::shared_ptr<ts::Model> ModelWrap::checked(Napi::Env env) {

@@ -1,0 +1,53 @@
+// Defaults and checks of the options every explain method shares (lib/methods/common.ts).
+import { describe, expect, it } from 'vitest';
+import { COMMON_OPTION_NAMES, normalizeCommon } from '../../lib/methods/common.js';
+import type { MethodContext } from '../../lib/methods/types.js';
+
+const context: MethodContext = { images: [], channels: 3, height: 24, width: 32 };
+
+describe('common explain options', () => {
+  it('defaults: whole batch, progress every 10, no smoothing, maps resized to the input', () => {
+    const { common, runtime, baton } = normalizeCommon({}, context);
+    expect(common).toEqual({ batchSize: 0, progressEvery: 10, resize: [24, 32], smooth: 0 });
+    expect(runtime).toEqual({ signal: undefined, onProgress: undefined });
+    expect(baton).toEqual({ batchSize: 0, progressEvery: 10, smooth: 0, resizeHeight: 24, resizeWidth: 32 });
+  });
+
+  it('method defaults apply when the caller gives nothing', () => {
+    const { common, baton } = normalizeCommon({}, context, { resize: false, batchSize: 16 });
+    expect(common.resize).toBeNull();
+    expect([baton.resizeHeight, baton.resizeWidth, baton.batchSize]).toEqual([0, 0, 16]);
+  });
+
+  it('given values pass through to the baton', () => {
+    const signal = new AbortController().signal;
+    const onProgress = () => {};
+    const { common, runtime, baton } = normalizeCommon({ batchSize: 4, progressEvery: 1, smooth: 0.05, resize: [8, 10], signal, onProgress }, context);
+    expect(common).toEqual({ batchSize: 4, progressEvery: 1, resize: [8, 10], smooth: 0.05 });
+    expect(runtime.signal).toBe(signal);
+    expect(runtime.onProgress).toBe(onProgress);
+    expect(baton).toEqual({ batchSize: 4, progressEvery: 1, smooth: 0.05, resizeHeight: 8, resizeWidth: 10 });
+    expect(normalizeCommon({ resize: 16 }, context).common.resize).toEqual([16, 16]);
+    expect(normalizeCommon({ resize: false }, context).common.resize).toBeNull();
+  });
+
+  it('bad values name the option', () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ batchSize: 1.5 }, 'ERR_OUT_OF_RANGE', 'options.batchSize'],
+      [{ batchSize: '4' }, 'ERR_INVALID_ARG_TYPE', 'options.batchSize'],
+      [{ progressEvery: 0 }, 'ERR_OUT_OF_RANGE', 'options.progressEvery'],
+      [{ smooth: -0.1 }, 'ERR_OUT_OF_RANGE', 'options.smooth'],
+      [{ resize: 'yes' }, 'ERR_INVALID_ARG_TYPE', 'options.resize'],
+      [{ resize: [8, 0] }, 'ERR_OUT_OF_RANGE', 'options.resize[1]'],
+      [{ signal: 'stop' }, 'ERR_INVALID_ARG_TYPE', 'options.signal'],
+      [{ onProgress: {} }, 'ERR_INVALID_ARG_TYPE', 'options.onProgress'],
+    ];
+    for (const [options, code, argument] of cases) {
+      expect(() => normalizeCommon(options, context), JSON.stringify(options)).toThrow(expect.objectContaining({ code, argument }));
+    }
+  });
+
+  it('names every common option', () => {
+    expect([...COMMON_OPTION_NAMES].sort()).toEqual(['batchSize', 'method', 'onProgress', 'progressEvery', 'resize', 'signal', 'smooth', 'target']);
+  });
+});
