@@ -33,9 +33,18 @@ describe('event loop', () => {
     // forward long while its input stays small (1.5 MB): the check is about the forward, not the copy of
     // the input, which happens on the calling thread (about 1 ms per MB on a busy machine).
     await using m = await loadModel(model('bench_resnet_traced.pt'), { device: 'cpu' });
-    const [n, c, h, w] = [32, 3, 64, 64];
-    const data = Float32Array.from({ length: n * c * h * w }, (_, i) => (i % 251) / 251);
-    await m.predict({ data: data.subarray(0, c * h * w), shape: [1, c, h, w] }); // warm up
+    const [c, h, w] = [3, 64, 64];
+    const make = (count: number) => Float32Array.from({ length: count * c * h * w }, (_, i) => (i % 251) / 251);
+    await m.predict({ data: make(1), shape: [1, c, h, w] }); // warm up
+    // Grow the batch until one forward takes at least 300 ms on this machine, whatever its speed today.
+    let n = 32;
+    for (;;) {
+      const t = performance.now();
+      await m.predict({ data: make(n), shape: [n, c, h, w] });
+      if (performance.now() - t >= 300 || n >= 1024) break;
+      n *= 2;
+    }
+    const data = make(n);
 
     // A blocked event loop shows a lag as long as the forward (hundreds of ms) every time. A machine shared
     // with other busy processes adds scheduling delays of its own: those are measured on an idle window of
