@@ -198,6 +198,11 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
       for (let p = 0; p < m.data.length; p++) diff = Math.max(diff, Math.abs(m.data[p] - composed.maps[i].data[p]));
       expect(diff).toBeLessThan(1e-3);
     });
+    // The area penalty: selection (fused) against TorchRay's sort formulation (composed), every step.
+    details(fused).penaltyHistory.forEach((h, i) => {
+      const ref = details(composed).penaltyHistory[i];
+      for (let t = 0; t < h.length; t++) expect(Math.abs(h[t] - ref[t])).toBeLessThanOrEqual(1e-4 * Math.abs(ref[t]) + 1e-6);
+    });
   }, 60_000);
 
   it("leaves the model's gradient flags alone, also after an error", async () => {

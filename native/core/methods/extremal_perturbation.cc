@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/area_penalty.h"
 #include "core/explain.h"
 #include "core/mask_generator.h"
 #include "core/perturbation.h"
@@ -122,10 +123,8 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     if (dual) image_rows.insert(image_rows.end(), image.begin(), image.end());
     at::Tensor target_t = at::tensor(target, at::kLong).to(device);
     // Reference of the area penalty: (1 - a) N zeros, then ones.
-    at::Tensor reference = at::ones({m, full_size}, input.options());
-    for (int64_t i = 0; i < m; ++i) {
-      reference[i].slice(0, 0, static_cast<int64_t>(static_cast<double>(full_size) * (1.0 - mask_area[begin + i]))).zero_();
-    }
+    std::vector<int64_t> zeros(m);
+    for (int64_t i = 0; i < m; ++i) zeros[i] = static_cast<int64_t>(static_cast<double>(full_size) * (1.0 - mask_area[begin + i]));
     at::Tensor params = at::ones({m, 1, g.in_h, g.in_w}, input.options());
     at::Tensor velocity;
     at::Tensor last_crop, last_full;
@@ -146,8 +145,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       if (o.jitter && t % 2 == 0) x = x.flip({3});
       at::Tensor y = model.scores(model.module(), x);
       at::Tensor reward = reward_of(y, target_t, o, m);
-      at::Tensor sorted = std::get<0>(full.reshape({m, full_size}).sort(1));
-      at::Tensor penalty = (sorted - reference).pow(2).mean(1);
+      at::Tensor penalty = area_penalty(full, zeros, o.fused);
       at::Tensor weighted = penalty.mul(lambda);
       at::Tensor energy = reward - weighted;
       at::Tensor grad = torch::autograd::grad({energy.sum().neg()}, {p})[0];
