@@ -1,6 +1,7 @@
 #include "core/area_penalty.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@ inline float reference_of(float v, const Split& s, int64_t& tied) {
 class AreaPenaltyFunction : public torch::autograd::Function<AreaPenaltyFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& masks, const at::Tensor& zeros) {
+    RECORD_FUNCTION("ts::AreaPenaltyFunction::forward", std::vector<c10::IValue>());
     at::Tensor m = masks.contiguous();
     const int64_t rows = m.size(0), n = m.numel() / std::max<int64_t>(1, rows);
     at::Tensor out = at::empty({rows}, m.options());

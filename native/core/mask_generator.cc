@@ -1,6 +1,7 @@
 #include "core/mask_generator.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -81,7 +82,7 @@ inline void block_sums(const float* table, const float* etable, const float* loc
   for (int64_t r = 0; r < block; ++r) S[r] += zeros;
 }
 
-__attribute__((target_clones("avx2", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
                                                                       const float* etable, float* out, float* norm, int64_t begin, int64_t end) {
   const int64_t taps = g.taps(), step = g.step, block = step * step;
   float local[kMaxTaps];
@@ -109,7 +110,7 @@ __attribute__((target_clones("avx2", "default"))) void forward_rows(const float*
 
 // Backward of block row a of mask b into `acc` (side x (in_w + 2 padding)): the gradient of each tap's
 // parameter, sum over the block's pixels of g / S e_k (1 + 20 (v_k - out)) w_k.
-__attribute__((target_clones("avx2", "default"))) void backward_rows(const float* params, const MaskGeometry& g, const float* table,
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void backward_rows(const float* params, const MaskGeometry& g, const float* table,
                                                                        const float* etable, const float* out, const float* norm, const float* grad,
                                                                        float* acc_all, int64_t begin, int64_t end) {
   const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1, block = step * step;
@@ -145,20 +146,20 @@ __attribute__((target_clones("avx2", "default"))) void backward_rows(const float
       for (int64_t k = 0; k < taps; ++k) {
         const float m = std::min(std::max(local[k], -4.0f), 4.0f);
         const float* w = table + k * block;
-        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        float lanes[16] = {};
         int64_t r = 0;
         if (m == 0.0f) {  // v = 0, e = 1
-          for (; r + 8 <= block; r += 8)
-            for (int l = 0; l < 8; ++l) lanes[l] += scale[r + l] * w[r + l] * (1.0f - kColdness * value[r + l]);
+          for (; r + 16 <= block; r += 16)
+            for (int l = 0; l < 16; ++l) lanes[l] += scale[r + l] * w[r + l] * (1.0f - kColdness * value[r + l]);
           for (; r < block; ++r) lanes[0] += scale[r] * w[r] * (1.0f - kColdness * value[r]);
         } else if (m == 1.0f) {
           const float* ew = etable + k * block;
-          for (; r + 8 <= block; r += 8)
-            for (int l = 0; l < 8; ++l) lanes[l] += scale[r + l] * w[r + l] * ew[r + l] * (1.0f + kColdness * (w[r + l] - value[r + l]));
+          for (; r + 16 <= block; r += 16)
+            for (int l = 0; l < 16; ++l) lanes[l] += scale[r + l] * w[r + l] * ew[r + l] * (1.0f + kColdness * (w[r + l] - value[r + l]));
           for (; r < block; ++r) lanes[0] += scale[r] * w[r] * ew[r] * (1.0f + kColdness * (w[r] - value[r]));
         } else {
-          for (; r + 8 <= block; r += 8)
-            for (int l = 0; l < 8; ++l) {
+          for (; r + 16 <= block; r += 16)
+            for (int l = 0; l < 16; ++l) {
               const float vr = w[r + l] * m;
               lanes[l] += scale[r + l] * w[r + l] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r + l]));
             }
@@ -167,6 +168,7 @@ __attribute__((target_clones("avx2", "default"))) void backward_rows(const float
             lanes[0] += scale[r] * w[r] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r]));
           }
         }
+        for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
         blockgrad[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
       }
       for (int64_t ky = 0; ky < side; ++ky) {
@@ -180,6 +182,7 @@ __attribute__((target_clones("avx2", "default"))) void backward_rows(const float
 class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& params, const MaskGenerator* gen) {
+    RECORD_FUNCTION("ts::SmoothMaxFunction::forward", std::vector<c10::IValue>());
     const MaskGeometry& g = gen->geometry();
     at::Tensor p = params.contiguous();
     const int64_t masks = p.size(0);

@@ -1,6 +1,7 @@
 #include "core/perturbation.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@ namespace {
 class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& masks, const at::Tensor& pyramid, const at::Tensor& index) {
+    RECORD_FUNCTION("ts::ApplyFunction::forward", std::vector<c10::IValue>());
     at::Tensor m = masks.contiguous();
     const int64_t B = m.size(0), L = pyramid.size(1), C = pyramid.size(2), H = pyramid.size(3), W = pyramid.size(4);
     const int64_t plane = H * W;

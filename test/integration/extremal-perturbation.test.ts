@@ -191,17 +191,36 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
   }, 60_000);
 
   it('the fused kernels compute what the composed ATen ops compute', async () => {
-    const fused = await model.explain(images[1], { ...quick, maxIter: 25, target: 0, kernel: 'fused' });
-    const composed = await model.explain(images[1], { ...quick, maxIter: 25, target: 0, kernel: 'composed' });
-    fused.maps.forEach((m, i) => {
-      let diff = 0;
-      for (let p = 0; p < m.data.length; p++) diff = Math.max(diff, Math.abs(m.data[p] - composed.maps[i].data[p]));
-      expect(diff).toBeLessThan(1e-3);
+    const diffs = (a: Awaited<ReturnType<Model['explain']>>, b: Awaited<ReturnType<Model['explain']>>) =>
+      a.maps.map((m, i) => {
+        let max = 0, sum = 0;
+        for (let p = 0; p < m.data.length; p++) {
+          const d = Math.abs(m.data[p] - b.maps[i].data[p]);
+          max = Math.max(max, d);
+          sum += d;
+        }
+        return { max, mean: sum / m.data.length };
+      });
+    // Reward only (areaWeight 0): mask generator and mask application, forward and backward, 25 steps.
+    const opts = { ...quick, maxIter: 25, target: 0, areaWeight: 0 } as const;
+    const fused = await model.explain(images[1], { ...opts, kernel: 'fused' });
+    const composed = await model.explain(images[1], { ...opts, kernel: 'composed' });
+    expect(fused.maps[0].stats().min).toBeLessThan(0.99); // parameters left 1 (this model's reward alone moves them little)
+    diffs(fused, composed).forEach((d) => expect(d.max).toBeLessThan(1e-5));
+    // With the area penalty: selection (fused) against TorchRay's sort formulation (composed). Its
+    // gradient depends on each value's rank, so an ulp of difference between the kernels can move a
+    // value across the k-th smallest and a few steps later the masks differ by ~1e-3 in places; the
+    // penalty itself is continuous and is compared step by step.
+    const withPenalty = { ...quick, maxIter: 25, target: 0 } as const;
+    const fusedP = await model.explain(images[1], { ...withPenalty, kernel: 'fused' });
+    const composedP = await model.explain(images[1], { ...withPenalty, kernel: 'composed' });
+    diffs(fusedP, composedP).forEach((d) => {
+      expect(d.max).toBeLessThan(1e-2);
+      expect(d.mean).toBeLessThan(1e-3);
     });
-    // The area penalty: selection (fused) against TorchRay's sort formulation (composed), every step.
-    details(fused).penaltyHistory.forEach((h, i) => {
-      const ref = details(composed).penaltyHistory[i];
-      for (let t = 0; t < h.length; t++) expect(Math.abs(h[t] - ref[t])).toBeLessThanOrEqual(1e-4 * Math.abs(ref[t]) + 1e-6);
+    details(fusedP).penaltyHistory.forEach((h, i) => {
+      const ref = details(composedP).penaltyHistory[i];
+      for (let t = 0; t < h.length; t++) expect(Math.abs(h[t] - ref[t])).toBeLessThanOrEqual(1e-3 * Math.abs(ref[t]) + 1e-6);
     });
   }, 60_000);
 
