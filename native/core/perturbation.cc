@@ -15,7 +15,7 @@ namespace {
 // Blend of two pyramid levels per pixel: forward and the gradient with respect to the mask.
 class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& masks, const at::Tensor& pyramid, const at::Tensor& index) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& masks, const at::Tensor& pyramid, const at::Tensor& index, bool flip) {
     RECORD_FUNCTION("ts::ApplyFunction::forward", std::vector<c10::IValue>());
     at::Tensor m = masks.contiguous();
     const int64_t B = m.size(0), L = pyramid.size(1), C = pyramid.size(2), H = pyramid.size(3), W = pyramid.size(4);
@@ -36,14 +36,16 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
           const float f = w - k;
           const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(k), 0), L - 1);
           const int64_t k1 = std::min<int64_t>(k0 + 1, L - 1);
+          const int64_t q = flip ? row * W + (W - 1 - x) : p;  // output pixel (mirrored for jitter)
           for (int64_t c = 0; c < C; ++c) {
             const float y0 = y[(k0 * C + c) * plane + p], y1 = y[(k1 * C + c) * plane + p];
-            op[(b * C + c) * plane + p] = (1.0f - f) * y0 + f * y1;
+            op[(b * C + c) * plane + q] = (1.0f - f) * y0 + f * y1;
           }
         }
       }
     });
     ctx->save_for_backward({m, pyramid, index});
+    ctx->saved_data["flip"] = flip;
     return out;
   }
 
@@ -51,6 +53,7 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     auto saved = ctx->get_saved_variables();
     at::Tensor m = saved[0], pyramid = saved[1], index = saved[2];
     at::Tensor g = grads[0].contiguous();
+    const bool flip = ctx->saved_data["flip"].toBool();
     const int64_t B = m.size(0), L = pyramid.size(1), C = pyramid.size(2), H = pyramid.size(3), W = pyramid.size(4);
     const int64_t plane = H * W;
     at::Tensor result = at::empty_like(m);
@@ -68,13 +71,14 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
           const float w = mp[b * plane + p] * static_cast<float>(L - 1);
           const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(std::floor(w)), 0), L - 1);
           const int64_t k1 = std::min<int64_t>(k0 + 1, L - 1);
+          const int64_t q = flip ? row * W + (W - 1 - x) : p;
           float s = 0;
-          for (int64_t c = 0; c < C; ++c) s += gp[(b * C + c) * plane + p] * (y[(k1 * C + c) * plane + p] - y[(k0 * C + c) * plane + p]);
+          for (int64_t c = 0; c < C; ++c) s += gp[(b * C + c) * plane + q] * (y[(k1 * C + c) * plane + p] - y[(k0 * C + c) * plane + p]);
           rp[b * plane + p] = s * static_cast<float>(L - 1);
         }
       }
     });
-    return {result, at::Tensor(), at::Tensor()};
+    return {result, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -135,12 +139,13 @@ at::Tensor Perturbation::composed(const at::Tensor& masks, const at::Tensor& ind
   return y0.mul(f.neg().add(1)).add(y1.mul(f)).squeeze(1);
 }
 
-at::Tensor Perturbation::apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused) const {
+at::Tensor Perturbation::apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused, bool flip) const {
   at::Tensor index = at::tensor(image, at::kLong);
   if (fused && masks.device().is_cpu() && masks.scalar_type() == at::kFloat && pyramid_.device().is_cpu()) {
-    return ApplyFunction::apply(masks, pyramid_, index);
+    return ApplyFunction::apply(masks, pyramid_, index, flip);
   }
-  return composed(masks, index.to(masks.device()));
+  at::Tensor out = composed(masks, index.to(masks.device()));
+  return flip ? out.flip({3}) : out;
 }
 
 }  // namespace ts

@@ -20,8 +20,9 @@ class Perturbation {
   Perturbation(const at::Tensor& images, const std::string& kind, int64_t levels, double max_blur);
 
   // masks: B x 1 x H x W in [0, 1] (autograd flows to them); image: for each mask, its image's index.
-  // Returns B x C x H x W. fused: a custom op on CPU (composed ATen ops otherwise or when false).
-  at::Tensor apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused = true) const;
+  // Returns B x C x H x W, mirrored left-right when flip (the jitter step; fused into the op on CPU).
+  // fused: a custom op on CPU (composed ATen ops otherwise or when false).
+  at::Tensor apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused = true, bool flip = false) const;
 
   const at::Tensor& pyramid() const { return pyramid_; }  // N x L x C x H x W
   int64_t levels() const { return levels_; }

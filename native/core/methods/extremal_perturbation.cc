@@ -134,15 +134,15 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       at::Tensor p = params.detach().requires_grad_(true);
       at::Tensor full = gen.full(p);
       at::Tensor crop = gen.crop(full);
+      const bool flip = o.jitter && t % 2 == 0;  // jitter: the perturbed batch mirrored on even steps
       at::Tensor x;
       if (o.variant == "delete") {
-        x = pert.apply(crop.neg().add(1), image, o.fused);
+        x = pert.apply(crop.neg().add(1), image, o.fused, flip);
       } else if (dual) {
-        x = pert.apply(at::cat({crop, crop.neg().add(1)}), image_rows, o.fused);
+        x = pert.apply(at::cat({crop, crop.neg().add(1)}), image_rows, o.fused, flip);
       } else {
-        x = pert.apply(crop, image, o.fused);
+        x = pert.apply(crop, image, o.fused, flip);
       }
-      if (o.jitter && t % 2 == 0) x = x.flip({3});
       at::Tensor y = model.scores(model.module(), x);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused);
