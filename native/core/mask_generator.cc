@@ -54,7 +54,7 @@ inline void gather_block(const float* params, const MaskGeometry& g, int64_t a, 
 // kernels loop over taps outside and over the block's pixels inside (contiguous, vectorised), with
 // tables laid out tap-major: w[k][r] and exp(20 w[k][r]) for r = ry * step + rx. A parameter at exactly
 // 0 or 1 (the grid starts at 1 and the clamp pins many at 0 or 1) needs no exp: e = 1 or the table's.
-// Per pixel: S = sum_k e_k, T = sum_k v_k e_k, out = T / S with v_k = w_k m_k and e_k = exp(20 v_k).
+// Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k).
 inline void block_sums(const float* table, const float* etable, const float* local, int64_t taps, int64_t block, float* S, float* T) {
   std::fill(S, S + block, 0.0f);
   std::fill(T, T + block, 0.0f);
@@ -68,14 +68,15 @@ inline void block_sums(const float* table, const float* etable, const float* loc
       const float* ew = etable + k * block;
       for (int64_t r = 0; r < block; ++r) {
         S[r] += ew[r];
-        T[r] += w[r] * ew[r];
+        T[r] += kColdness * w[r] * ew[r];
       }
     } else {
+      const float m20 = kColdness * m;
       for (int64_t r = 0; r < block; ++r) {
-        const float vr = w[r] * m;
-        const float er = fast_exp(kColdness * vr);
+        const float y = m20 * w[r];  // 20 v
+        const float er = fast_exp(y);
         S[r] += er;
-        T[r] += vr * er;
+        T[r] += y * er;
       }
     }
   }
@@ -100,7 +101,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {
           const int64_t r = (y - y0) * step + (x - x0);
-          o[y * g.out_w + x] = std::min(std::max(T[r] / S[r], 0.0f), 1.0f);
+          o[y * g.out_w + x] = std::min(std::max(T[r] / (kColdness * S[r]), 0.0f), 1.0f);
           n[y * g.out_w + x] = S[r];
         }
       }
@@ -116,7 +117,9 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1, block = step * step;
   const int64_t wide = g.in_w + 2 * g.padding;
   float local[kMaxTaps], blockgrad[kMaxTaps];
-  std::vector<float> scale(block), value(block);
+  // Per pixel of the block: scale = g / S and base = scale (1 - 20 out); the term of tap k is then
+  // w_k e_k (base + scale 20 v_k).
+  std::vector<float> scale(block), base(block);
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.mid_h, a = task % g.mid_h;
     const float* p = params + b * g.in_h * g.in_w;
@@ -130,14 +133,14 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
       const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
       // Incoming gradient over S per pixel (0 for pixels outside the mask and where the clamp is flat).
       std::fill(scale.begin(), scale.end(), 0.0f);
-      std::fill(value.begin(), value.end(), 0.0f);
+      std::fill(base.begin(), base.end(), 0.0f);
       bool any = false;
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {
           const int64_t u = y * g.out_w + x, r = (y - y0) * step + (x - x0);
           if (gr[u] == 0.0f || o[u] < 0.0f || o[u] > 1.0f) continue;
           scale[r] = gr[u] / n[u];
-          value[r] = o[u];
+          base[r] = scale[r] * (1.0f - kColdness * o[u]);
           any = true;
         }
       }
@@ -150,22 +153,23 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         int64_t r = 0;
         if (m == 0.0f) {  // v = 0, e = 1
           for (; r + 16 <= block; r += 16)
-            for (int l = 0; l < 16; ++l) lanes[l] += scale[r + l] * w[r + l] * (1.0f - kColdness * value[r + l]);
-          for (; r < block; ++r) lanes[0] += scale[r] * w[r] * (1.0f - kColdness * value[r]);
+            for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * base[r + l];
+          for (; r < block; ++r) lanes[0] += w[r] * base[r];
         } else if (m == 1.0f) {
           const float* ew = etable + k * block;
           for (; r + 16 <= block; r += 16)
-            for (int l = 0; l < 16; ++l) lanes[l] += scale[r + l] * w[r + l] * ew[r + l] * (1.0f + kColdness * (w[r + l] - value[r + l]));
-          for (; r < block; ++r) lanes[0] += scale[r] * w[r] * ew[r] * (1.0f + kColdness * (w[r] - value[r]));
+            for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * ew[r + l] * (base[r + l] + scale[r + l] * (kColdness * w[r + l]));
+          for (; r < block; ++r) lanes[0] += w[r] * ew[r] * (base[r] + scale[r] * (kColdness * w[r]));
         } else {
+          const float m20 = kColdness * m;
           for (; r + 16 <= block; r += 16)
             for (int l = 0; l < 16; ++l) {
-              const float vr = w[r + l] * m;
-              lanes[l] += scale[r + l] * w[r + l] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r + l]));
+              const float y = m20 * w[r + l];  // 20 v
+              lanes[l] += w[r + l] * fast_exp(y) * (base[r + l] + scale[r + l] * y);
             }
           for (; r < block; ++r) {
-            const float vr = w[r] * m;
-            lanes[0] += scale[r] * w[r] * fast_exp(kColdness * vr) * (1.0f + kColdness * (vr - value[r]));
+            const float y = m20 * w[r];
+            lanes[0] += w[r] * fast_exp(y) * (base[r] + scale[r] * y);
           }
         }
         for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
