@@ -2,8 +2,8 @@
 // mean((sort(m) - r)^2) where r is the sorted ideal mask, (1 - a) N zeros then a N ones (TorchRay's
 // formulation). The sort is not needed: with k the number of zeros, the k smallest values are paired with
 // 0 and the others with 1, so the penalty is (sum of v^2 over the k smallest + sum of (v - 1)^2 over the
-// others) / N and its gradient is 2 v / N or 2 (v - 1) / N. A selection (nth_element) finds the k-th
-// smallest value in O(N).
+// others) / N and its gradient is 2 v / N or 2 (v - 1) / N. A selection (radix select on the values'
+// bits) finds the k-th smallest value in O(N); one more pass gives the penalty, one the gradient.
 //
 // Ties at the threshold: values equal to the k-th smallest are paired with 0 in index order until k
 // zeros are used, then with 1 -- what a stable sort does. The penalty's value does not depend on this
