@@ -18,7 +18,7 @@ constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's
 
 // exp for arguments in [-87, 88] (the smooth max only sees [0, 20]; callers keep it in range): Cody-Waite
 // range reduction and a degree-6 polynomial, within ~2 ulp of expf. Branch-free, so loops using it vectorise.
-inline float fast_exp(float x) {
+__attribute__((always_inline)) inline float fast_exp(float x) {
   const int32_t n = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;  // floor(x log2 e + 1/2)
   const float fn = static_cast<float>(n);
   float r = x - fn * 0.693359375f;
@@ -55,39 +55,80 @@ inline void gather_block(const float* params, const MaskGeometry& g, int64_t a, 
 // tables laid out tap-major: w[k][r] and exp(20 w[k][r]) for r = ry * step + rx. A parameter at exactly
 // 0 or 1 (the grid starts at 1 and the clamp pins many at 0 or 1) needs no exp: e = 1 or the table's.
 // Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k).
-inline void block_sums(const float* table, const float* etable, const float* local, int64_t taps, int64_t block, float* S, float* T) {
+// The block's pixels are split into `main` (a multiple of 16: full vectors over pixels) and a tail
+// (block % 16 pixels, 1 for step 7) whose sums run vectorised over the taps instead, from `tail`, the
+// tail pixels' weights laid out pixel-major: tail[(r - main) * taps + k].
+inline int64_t main_part(int64_t block) { return block - block % 16; }
+
+inline std::vector<float> tail_table(const float* table, int64_t taps, int64_t block) {
+  const int64_t main = main_part(block);
+  std::vector<float> tail((block - main) * taps);
+  for (int64_t r = main; r < block; ++r)
+    for (int64_t k = 0; k < taps; ++k) tail[(r - main) * taps + k] = table[k * block + r];
+  return tail;
+}
+
+__attribute__((always_inline)) inline void block_sums(const float* table, const float* etable, const float* tail, const float* local, int64_t taps, int64_t block, float* S,
+                       float* T, float* m20) {
+  const int64_t main = main_part(block);
   std::fill(S, S + block, 0.0f);
   std::fill(T, T + block, 0.0f);
   float zeros = 0;
   for (int64_t k = 0; k < taps; ++k) {
     const float m = std::min(std::max(local[k], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
+    m20[k] = kColdness * m;
     const float* w = table + k * block;
     if (m == 0.0f) {
       zeros += 1.0f;
     } else if (m == 1.0f) {
       const float* ew = etable + k * block;
-      for (int64_t r = 0; r < block; ++r) {
+      for (int64_t r = 0; r < main; ++r) {
         S[r] += ew[r];
         T[r] += kColdness * w[r] * ew[r];
       }
     } else {
-      const float m20 = kColdness * m;
-      for (int64_t r = 0; r < block; ++r) {
-        const float y = m20 * w[r];  // 20 v
+      const float m20k = m20[k];
+      for (int64_t r = 0; r < main; ++r) {
+        const float y = m20k * w[r];  // 20 v
         const float er = fast_exp(y);
         S[r] += er;
         T[r] += y * er;
       }
     }
   }
-  for (int64_t r = 0; r < block; ++r) S[r] += zeros;
+  for (int64_t r = 0; r < main; ++r) S[r] += zeros;
+  for (int64_t r = main; r < block; ++r) {
+    const float* tw = tail + (r - main) * taps;
+    float s[16] = {}, t[16] = {};
+    int64_t k = 0;
+    for (; k + 16 <= taps; k += 16)
+      for (int l = 0; l < 16; ++l) {
+        const float y = m20[k + l] * tw[k + l];
+        const float e = fast_exp(y);
+        s[l] += e;
+        t[l] += y * e;
+      }
+    for (; k < taps; ++k) {
+      const float y = m20[k] * tw[k];
+      const float e = fast_exp(y);
+      s[0] += e;
+      t[0] += y * e;
+    }
+    for (int l = 1; l < 16; ++l) {
+      s[0] += s[l];
+      t[0] += t[l];
+    }
+    S[r] = s[0];
+    T[r] = t[0];
+  }
 }
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
                                                                       const float* etable, float* out, float* norm, int64_t begin, int64_t end) {
   const int64_t taps = g.taps(), step = g.step, block = step * step;
-  float local[kMaxTaps];
+  float local[kMaxTaps], m20[kMaxTaps];
   std::vector<float> S(block), T(block);
+  const std::vector<float> tail = tail_table(table, taps, block);
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.mid_h, a = task % g.mid_h;
     const float* p = params + b * g.in_h * g.in_w;
@@ -96,7 +137,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
     for (int64_t c = 0; c < g.mid_w; ++c) {
       gather_block(p, g, a, c, local);
-      block_sums(table, etable, local, taps, block, S.data(), T.data());
+      block_sums(table, etable, tail.data(), local, taps, block, S.data(), T.data(), m20);
       const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
       for (int64_t y = y0; y < y1; ++y) {
         for (int64_t x = x0; x < x1; ++x) {
@@ -116,7 +157,9 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
                                                                        float* acc_all, int64_t begin, int64_t end) {
   const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1, block = step * step;
   const int64_t wide = g.in_w + 2 * g.padding;
-  float local[kMaxTaps], blockgrad[kMaxTaps];
+  float local[kMaxTaps], blockgrad[kMaxTaps], m20[kMaxTaps];
+  const int64_t main = main_part(block);
+  const std::vector<float> tail = tail_table(table, taps, block);
   // Per pixel of the block: scale = g / S and base = scale (1 - 20 out); the term of tap k is then
   // w_k e_k (base + scale 20 v_k).
   std::vector<float> scale(block), base(block);
@@ -152,28 +195,32 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         float lanes[16] = {};
         int64_t r = 0;
         if (m == 0.0f) {  // v = 0, e = 1
-          for (; r + 16 <= block; r += 16)
+          for (; r + 16 <= main; r += 16)
             for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * base[r + l];
-          for (; r < block; ++r) lanes[0] += w[r] * base[r];
         } else if (m == 1.0f) {
           const float* ew = etable + k * block;
-          for (; r + 16 <= block; r += 16)
+          for (; r + 16 <= main; r += 16)
             for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * ew[r + l] * (base[r + l] + scale[r + l] * (kColdness * w[r + l]));
-          for (; r < block; ++r) lanes[0] += w[r] * ew[r] * (base[r] + scale[r] * (kColdness * w[r]));
         } else {
-          const float m20 = kColdness * m;
-          for (; r + 16 <= block; r += 16)
+          const float m20k = kColdness * m;
+          for (; r + 16 <= main; r += 16)
             for (int l = 0; l < 16; ++l) {
-              const float y = m20 * w[r + l];  // 20 v
+              const float y = m20k * w[r + l];  // 20 v
               lanes[l] += w[r + l] * fast_exp(y) * (base[r + l] + scale[r + l] * y);
             }
-          for (; r < block; ++r) {
-            const float y = m20 * w[r];
-            lanes[0] += w[r] * fast_exp(y) * (base[r] + scale[r] * y);
-          }
         }
         for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
         blockgrad[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        m20[k] = kColdness * m;
+      }
+      // The tail pixels, vectorised over the taps.
+      for (int64_t r = main; r < block; ++r) {
+        const float* tw = tail.data() + (r - main) * taps;
+        const float br = base[r], sr = scale[r];
+        for (int64_t k = 0; k < taps; ++k) {
+          const float y = m20[k] * tw[k];
+          blockgrad[k] += tw[k] * fast_exp(y) * (br + sr * y);
+        }
       }
       for (int64_t ky = 0; ky < side; ++ky) {
         float* row = acc + ky * wide + c;
