@@ -35,12 +35,18 @@ function image(seed: number): Image {
   return { data, channels: 3, height: SIZE, width: SIZE };
 }
 
-function baseline(batch: number, n: number): number {
+// The bare binary's main thread gives its large freed blocks back to the OS each step (glibc's mmap and
+// trim thresholds) and pays page faults again on the next (measured: ~11k minor faults and 15-20 ms per
+// step here), which the addon's worker thread does not (~250 faults per step). Keeping the allocator warm
+// with GLIBC_TUNABLES gives the model's own cost; both figures are printed, the ratio uses the warm one.
+const WARM = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
+function baseline(batch: number, n: number, warm = true): number {
   const exe = join(root, 'build', 'ts_bench_baseline');
   const args = [modelPath, 'fwdbwd', String(batch), String(SIZE), String(n)];
+  const env = warm ? { ...process.env, GLIBC_TUNABLES: WARM } : process.env;
   const out = threads > 0
-    ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8' })
-    : execFileSync(exe, args, { encoding: 'utf8' });
+    ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8', env })
+    : execFileSync(exe, args, { encoding: 'utf8', env });
   return JSON.parse(out.trim().split('\n').pop()!).msPerIter as number;
 }
 
@@ -59,10 +65,11 @@ async function main(): Promise<void> {
   const composed = await msPerIter('composed', Math.max(2, Math.round(iters / 5)));
   const bare2 = baseline(AREAS.length, iters);
   const fused2 = await msPerIter('fused', iters);
+  const bareCold = baseline(AREAS.length, iters, false);
   const bareMean = Math.min(bare1, bare2);
   const fused = Math.min(fused1, fused2);
   console.log(`extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; best of 2):`);
-  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareMean.toFixed(1)} ms`);
+  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareMean.toFixed(1)} ms (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`);
   console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareMean).toFixed(2)})`);
   console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter  (ratio ${(fused / bareMean).toFixed(2)})`);
 
@@ -81,7 +88,7 @@ async function main(): Promise<void> {
   const oneCall = Math.min(await time(one), await time(one));
   const eightCalls = Math.min(await time(eight), await time(eight));
   console.log(`  8 images x ${opts.maxIter} iterations: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
-  console.log(JSON.stringify({ bench: 'extremal-perturbation', size: SIZE, areas: AREAS.length, bareMs: bareMean, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
+  console.log(JSON.stringify({ bench: 'extremal-perturbation', size: SIZE, areas: AREAS.length, bareMs: bareMean, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
   model.dispose();
 }
 
