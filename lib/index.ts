@@ -37,3 +37,7 @@ export { PointingGame, pointHits } from './metrics/pointing-game.js';
 export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore } from './metrics/pointing-game.js';
 export { fidelity, blurImage } from './metrics/fidelity.js';
 export type { FidelityOptions, FidelityResult, Curve } from './metrics/fidelity.js';
+export { scanBackdoor, BackdoorScan } from './backdoor.js';
+export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor.js';
+export type { InputAgnosticOptions, InputAgnosticDetails } from './methods/input-agnostic.js';
+export type { PlaceholderSize } from './model.js';

@@ -109,6 +109,20 @@ function imagesOf(input: unknown, name: string): { images: Image[]; batch: boole
   return { images: [checkImage(input, name)], batch: false };
 }
 
+/** For input-agnostic methods: no image, only its size (null: 224 x 224). */
+export type PlaceholderSize = null | number | readonly [number, number];
+
+function isPlaceholder(input: unknown): input is PlaceholderSize {
+  return input === null || typeof input === 'number' || (Array.isArray(input) && input.length === 2 && input.every((x) => typeof x === 'number'));
+}
+
+/** A zero image of the given size, standing in for the input of methods that read only its shape. */
+function placeholderImage(input: PlaceholderSize, channelsOption: unknown, modelChannels: number): { images: Image[]; batch: boolean } {
+  const [height, width] = input === null ? [224, 224] : v.size('image', input);
+  const channels = v.optionalNumber('options.channels', channelsOption, modelChannels > 0 ? modelChannels : 3, { integer: true, min: 1, max: 64 });
+  return { images: [{ data: new Float32Array(channels * height * width), channels, height, width }], batch: false };
+}
+
 async function readLabels(labels: LoadModelOptions['labels']): Promise<string[] | undefined> {
   if (labels === undefined) return undefined;
   if (Array.isArray(labels)) return labels.map((l, i) => v.string(`options.labels[${i}]`, l));
@@ -159,6 +173,22 @@ export class Model {
   /** Names of the model's submodules ("features", "features.0", ...), usable as `layer`. */
   layers(): string[] {
     return this.handle().layers();
+  }
+
+  /**
+   * The layers usable as `layer` with their output shapes (batch of one included) for an input of
+   * `size` ([height, width], channels from the model): one forward pass of a zero image on a probed clone.
+   */
+  async layerShapes(size: readonly [number, number], channels?: number): Promise<{ name: string; shape: number[] }[]> {
+    const site = new Error();
+    const native = this.handle();
+    const [height, width] = v.size('size', size);
+    const c = channels ?? Math.max(1, native.info().inputChannels);
+    const data = new Float32Array(c * height * width);
+    const raw = await this.#track(() => native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))));
+    return Object.entries(raw.extras)
+      .filter(([key]) => key.startsWith('layer:'))
+      .map(([key, t]) => ({ name: key.slice('layer:'.length), shape: Array.from(t.data) }));
   }
 
   async #track<T>(work: () => Promise<T>): Promise<T> {
@@ -252,14 +282,15 @@ export class Model {
    * Saliency maps for one image or a batch, by the method named in `options.method`. One native call;
    * the images, targets (and areas, for extremal perturbation) share batches through the model.
    */
-  async explain(input: ImageInput | readonly ImageInput[], options: ExplainOptions): Promise<Explanation> {
+  async explain(input: ImageInput | readonly ImageInput[] | PlaceholderSize, options: ExplainOptions): Promise<Explanation> {
     const site = new Error();
     const start = performance.now();
     const native = this.handle();
     const opts = v.plainObject('options', options);
     const spec = getMethod(opts.method);
-    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames]);
-    const { images, batch } = imagesOf(input, 'image');
+    const placeholder = isPlaceholder(input);
+    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames, ...(placeholder ? ['channels'] : [])]);
+    const { images, batch } = placeholder ? placeholderImage(input, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
     const { data, shape } = stack(images, 'image');
     const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], labels: this.labels };
     const { baton: methodBaton, options: methodOptions } = spec.normalize(opts, context);

@@ -1,0 +1,5 @@
+/** 'deconvnet': deconvnet backward rule at ReLUs (positive gradients only); max over channels of |result|. See docs/methods/deconvnet.md. */
+import { backpropSpec } from './backprop.js';
+import { registerMethod } from './registry.js';
+
+registerMethod(backpropSpec('deconvnet', 'deconvnet backward rule at ReLUs (positive gradients only); max over channels of |result|.', false));

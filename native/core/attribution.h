@@ -1,0 +1,35 @@
+// Shared machinery of the backpropagation methods (gradient, deconvnet, guided backprop, Grad-CAM,
+// linear approximation, excitation backprop): one batch row per job (image, target), one forward and
+// one backward pass per chunk of rows with the sum of each row's target score as the objective, the
+// pseudo-gradient read at the input or at a probed layer, then turned into a map.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+
+#include "core/backward_rules.h"
+#include "core/explain.h"
+
+namespace ts {
+
+struct BackpropSpec {
+  RuleOptions rules;
+  // Layer to read (activation, gradient) at; empty: the model's input.
+  std::string layer;
+  // Contrastive excitation backprop: the contrast layer (the contrast pass uses negated classifier
+  // weights; its gradient at this layer is subtracted, clamped at zero, before going on to `layer`).
+  std::string contrast_layer;
+  // (activation, gradient) -> maps (rows x h x w).
+  std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> to_map;
+};
+
+ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunContext& context, const BackpropSpec& spec);
+
+// Sum over rows of scores[row, targets[row]].
+at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets);
+
+// The images of jobs [begin, end), one row per job.
+at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end);
+
+}  // namespace ts

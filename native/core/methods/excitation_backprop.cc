@@ -1,0 +1,30 @@
+// 'excitation-backprop' and 'contrastive-excitation-backprop' (Zhang et al. 2016): the marginal winning
+// probability passed back through linear nodes with positive weights only (see backward_rules.h), read
+// at `layer` (default: the input) and summed over channels. The contrastive variant subtracts, at
+// `contrastLayer`, the excitation of a second pass whose classifier weights are negated, keeps the
+// positive part, and goes on to `layer`; its map is clamped at zero (as TorchRay).
+#include "core/attribution.h"
+
+namespace ts {
+namespace {
+ExplainResult excitation(Model& model, const ExplainRequest& request, RunContext& context) {
+  BackpropSpec spec;
+  spec.rules.rule = BackwardRule::kExcitation;
+  spec.layer = request.options.string("layer", "");
+  spec.to_map = [](const at::Tensor&, const at::Tensor& g) { return g.sum(1); };
+  return run_backprop(model, request, context, spec);
+}
+
+ExplainResult contrastive(Model& model, const ExplainRequest& request, RunContext& context) {
+  BackpropSpec spec;
+  spec.rules.rule = BackwardRule::kExcitation;
+  spec.layer = request.options.string("layer", "");
+  spec.contrast_layer = request.options.string("contrastLayer", "");
+  if (spec.contrast_layer.empty()) throw Error("ERR_INVALID_ARG_VALUE", "Expected a layer name for contrastLayer", "contrastLayer");
+  spec.to_map = [](const at::Tensor&, const at::Tensor& g) { return g.sum(1).clamp_min(0); };
+  return run_backprop(model, request, context, spec);
+}
+}  // namespace
+TS_REGISTER_METHOD("excitation-backprop", excitation);
+TS_REGISTER_METHOD("contrastive-excitation-backprop", contrastive);
+}  // namespace ts

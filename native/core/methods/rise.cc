@@ -1,0 +1,92 @@
+// 'rise' (Petsiuk et al. 2018): saliency as the expected class probability under random masks,
+//   S_c(u) = 1 / (N p) * sum_i P_c(x * M_i) M_i(u),
+// with M_i a numCells x numCells grid of Bernoulli(p) cells, bilinearly upsampled to
+// (numCells + 1) * cell size and cropped at a random shift of up to one cell. The masks come from a
+// generator of their own (seed), so a run is reproducible and leaves the global RNG alone; they multiply
+// the model's input (after normalisation, as TorchRay), are made once per chunk on the CPU and serve
+// every image and every target of the call: one forward pass per (chunk of masks, image).
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/explain.h"
+#include "core/postprocess.h"
+
+namespace ts {
+namespace {
+
+// The random draws of all masks, made up front so that the masks do not depend on the chunking.
+struct MaskDraws {
+  at::Tensor grid;    // N x 1 x cells x cells, 0/1
+  at::Tensor dy, dx;  // N, shifts within one cell
+};
+
+MaskDraws draw_masks(at::Generator& gen, int64_t count, int64_t cells, double p, int64_t ch, int64_t cw) {
+  MaskDraws d;
+  d.grid = at::rand({count, 1, cells, cells}, gen).lt(p).to(at::kFloat);
+  d.dy = at::randint(ch, {count}, gen, at::kLong);
+  d.dx = at::randint(cw, {count}, gen, at::kLong);
+  return d;
+}
+
+// Masks [begin, end): bilinear upsampling of the grid to (cells + 1) cells, crop at the shift.
+at::Tensor make_masks(const MaskDraws& d, int64_t begin, int64_t end, int64_t cells, int64_t height, int64_t width) {
+  const int64_t ch = (height + cells - 1) / cells, cw = (width + cells - 1) / cells;
+  at::Tensor up = at::upsample_bilinear2d(d.grid.slice(0, begin, end), {(cells + 1) * ch, (cells + 1) * cw}, /*align_corners=*/false);
+  auto ay = d.dy.accessor<int64_t, 1>();
+  auto ax = d.dx.accessor<int64_t, 1>();
+  std::vector<at::Tensor> crops;
+  crops.reserve(end - begin);
+  for (int64_t i = begin; i < end; ++i) crops.push_back(up[i - begin].slice(1, ay[i], ay[i] + height).slice(2, ax[i], ax[i] + width));
+  return at::stack(crops);  // count x 1 x H x W
+}
+
+ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& context) {
+  c10::InferenceMode guard;
+  const Options& o = request.options;
+  const int64_t num_masks = o.integer("numMasks", 8000), cells = o.integer("numCells", 7);
+  const double p = o.number("p", 0.5);
+  const std::string activation = o.string("activation", "softmax");
+  const int64_t n = request.images.size(0), c = request.images.size(1), h = request.images.size(2), w = request.images.size(3);
+  int64_t batch = o.integer("batchSize", 0);
+  if (batch <= 0) batch = std::max<int64_t>(1, std::min<int64_t>(num_masks, (int64_t{1} << 25) / std::max<int64_t>(1, c * h * w)));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o.integer("seed", 0)));
+  const MaskDraws draws = draw_masks(gen, num_masks, cells, p, (h + cells - 1) / cells, (w + cells - 1) / cells);
+
+  // Jobs by image: one forward per image and chunk serves all of its targets.
+  std::map<int64_t, std::vector<int64_t>> jobs_of;
+  for (size_t j = 0; j < request.job_image.size(); ++j) jobs_of[request.job_image[j]].push_back(static_cast<int64_t>(j));
+  std::vector<at::Tensor> inputs(n);
+  for (const auto& kv : jobs_of) inputs[kv.first] = model.prepare(request.images.slice(0, kv.first, kv.first + 1));
+  const int64_t jobs = static_cast<int64_t>(request.job_image.size());
+  at::Tensor sal = at::zeros({jobs, h * w}, inputs[jobs_of.begin()->first].options());
+
+  auto parts = chunks(num_masks, batch);
+  for (size_t k = 0; k < parts.size(); ++k) {
+    context.check_cancelled();
+    auto [b, e] = parts[k];
+    at::Tensor masks = make_masks(draws, b, e, cells, h, w).to(sal.device());
+    at::Tensor flat = masks.view({e - b, h * w});
+    for (const auto& kv : jobs_of) {
+      at::Tensor y = model.scores(model.module(), inputs[kv.first] * masks);
+      if (activation == "softmax") y = at::softmax(y, 1);
+      else if (activation == "sigmoid") y = at::sigmoid(y);
+      at::Tensor idx = at::tensor(kv.second, at::kLong).to(sal.device());
+      std::vector<int64_t> targets;
+      for (int64_t j : kv.second) targets.push_back(request.job_target[j]);
+      at::Tensor t = at::tensor(targets, at::kLong).to(y.device());
+      sal.index_add_(0, idx, y.index_select(1, t).t().matmul(flat));
+    }
+    if (context.wants_progress(static_cast<int64_t>(k), static_cast<int64_t>(parts.size()))) {
+      context.report({static_cast<int64_t>(k) + 1, static_cast<int64_t>(parts.size()), std::nan("")});
+    }
+  }
+  ExplainResult result;
+  result.maps = postprocess(sal.div(static_cast<double>(num_masks) * p).view({jobs, h, w}), request.options).to(at::kCPU).contiguous();
+  return result;
+}
+
+}  // namespace
+TS_REGISTER_METHOD("rise", rise);
+}  // namespace ts
