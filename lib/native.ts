@@ -73,6 +73,10 @@ function __dirname_(): string {
 }
 
 function load(): Binding {
+  // libgomp (libtorch's OpenMP) spins its idle threads by default; on shared or small machines the
+  // spinning threads take the cores the work needs (a 21 ms step became 188 ms here). It reads this once,
+  // when libtorch loads, so it is set before the addon is required. A user's own setting wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const root = packageRoot();
   const req = createRequire(join(root, 'package.json'));
   const tried: string[] = [];

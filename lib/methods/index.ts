@@ -11,3 +11,4 @@ import './contrastive-excitation-backprop.js';
 import './rise.js';
 import './channel-perturbation.js';
 import './input-agnostic.js';
+import './extremal-perturbation.js';

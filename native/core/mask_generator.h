@@ -1,0 +1,69 @@
+// The smooth-mask generator of extremal perturbations (Fong, Patrick & Vedaldi, ICCV 2019): a coarse
+// grid of parameters in [0, 1] becomes a smooth full-resolution mask. Each output pixel u looks at the
+// (2r+1)^2 parameters around it, weights each by a radial kernel of its distance to the parameter's
+// centre, and pools the weighted values v_k with a smooth max, sum_k v_k softmax(20 v)_k.
+//
+// Two implementations with the same numbers:
+//  - fused: a custom autograd op whose forward and backward are computed per output pixel directly
+//    from its neighbours (CPU kernel, at::parallel_for); nothing of size (2r+1)^2 x H x W is ever made.
+//  - composed: the same function written with ATen ops (unfold, nearest upsampling, softmax), used on
+//    devices without a fused kernel (CUDA) and as the reference the fused op is checked against.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace ts {
+
+struct MaskGeometry {
+  int64_t height = 0, width = 0;  // the image's size (the cropped mask)
+  int64_t step = 7;               // parameter spacing in pixels
+  double sigma = 21;              // kernel scale in pixels
+  int64_t margin = 21;            // round(sigma): offset of the image inside the full mask
+  int64_t padding = 0;            // 1 + ceil((margin + sigma) / step)
+  int64_t radius = 0;             // 1 + ceil(sigma / step)
+  int64_t in_h = 0, in_w = 0;     // parameter grid: ceil(H / step) x ceil(W / step)
+  int64_t mid_h = 0, mid_w = 0;   // in + 2 padding - 2 radius
+  int64_t out_h = 0, out_w = 0;   // full mask: step * mid - step + 1
+
+  static MaskGeometry make(int64_t height, int64_t width, int64_t step, double sigma);
+  int64_t taps() const { return (2 * radius + 1) * (2 * radius + 1); }
+};
+
+class MaskGenerator {
+ public:
+  // fused: use the fused op on CPU tensors; composed ATen ops otherwise (and always when false).
+  MaskGenerator(const MaskGeometry& geometry, bool fused = true);
+
+  // params: M x 1 x in_h x in_w (requires grad). Returns the full masks M x 1 x out_h x out_w in [0, 1].
+  at::Tensor full(const at::Tensor& params) const;
+  // The image-sized part of a full mask: rows and columns [margin, margin + H / W).
+  at::Tensor crop(const at::Tensor& full) const;
+
+  const MaskGeometry& geometry() const { return g_; }
+
+  // Kernel weight of tap k for an output pixel at offset (ry, rx) inside its step x step block, laid out
+  // tap-major: [k][ry * step + rx].
+  const std::vector<float>& weight_table() const { return table_; }
+  // exp(20 w) for the same entries: the smooth max's exponential for a parameter at 1.
+  const std::vector<float>& exp_table() const { return etable_; }
+  const std::vector<int32_t>& row_block() const { return row_block_; }
+  const std::vector<int32_t>& col_block() const { return col_block_; }
+
+ private:
+  at::Tensor composed(const at::Tensor& params) const;
+  at::Tensor composed_weight(const at::Device& device) const;
+
+  MaskGeometry g_;
+  bool fused_;
+  std::vector<int32_t> row_block_, col_block_;  // output row/col -> block index (nearest upsampling)
+  std::vector<float> table_;                    // taps x step x step
+  std::vector<float> etable_;
+  mutable at::Tensor weight_;                   // 1 x taps x out_h x out_w (composed path, lazily)
+};
+
+// The fused op on its own, for tests: same contract as MaskGenerator::full.
+at::Tensor smooth_max_mask_fused(const at::Tensor& params, const MaskGenerator& generator);
+
+}  // namespace ts

@@ -1,0 +1,91 @@
+/**
+ * Extremal perturbation speed, measured side by side in one run:
+ *   1. ms per iteration (224 px, 4 areas, one image) for the composed ATen mask generator and for the
+ *      fused kernels, against a bare libtorch forward+backward of the same batch (build/ts_bench_baseline);
+ *   2. 8 images in one call against 8 calls in a row.
+ * The bench model (a 5-layer CNN, ~1.4 M parameters) is made on the fly by scripts/fixtures/ep_reference.py
+ * --bench into the temp folder (not committed). Run: npx tsx scripts/bench/extremal-perturbation.ts
+ * EP_BENCH_ITERS (default 20) sets the iterations per measurement; EP_BENCH_THREADS the intra-op threads.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, type Image } from '../../lib/index.js';
+
+const root = join(__dirname, '..', '..');
+const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)
+const python = process.env.TS_PYTHON ?? '/opt/tsvenv/bin/python';
+if (!existsSync(modelPath)) execFileSync(python, [join(root, 'scripts', 'fixtures', 'ep_reference.py'), '--bench', modelPath], { stdio: 'inherit' });
+
+const SIZE = 224;
+const AREAS = [0.025, 0.05, 0.1, 0.2];
+const iters = Number(process.env.EP_BENCH_ITERS ?? 20);
+// One intra-op thread by default: on a shared machine OpenMP's spinning barriers make multi-threaded
+// timings mostly noise. The baseline binary is pinned to as many cores (taskset) so both sides match.
+const threads = Number(process.env.EP_BENCH_THREADS ?? 1);
+
+function image(seed: number): Image {
+  const data = new Float32Array(3 * SIZE * SIZE);
+  let s = seed * 2654435761;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = (s >>> 8) / 2 ** 24;
+  }
+  return { data, channels: 3, height: SIZE, width: SIZE };
+}
+
+function baseline(batch: number, n: number): number {
+  const exe = join(root, 'build', 'ts_bench_baseline');
+  const args = [modelPath, 'fwdbwd', String(batch), String(SIZE), String(n)];
+  const out = threads > 0
+    ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8' })
+    : execFileSync(exe, args, { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!).msPerIter as number;
+}
+
+async function main(): Promise<void> {
+  const model = await loadModel(modelPath, { threads });
+  const img = image(1);
+  const msPerIter = async (kernel: 'fused' | 'composed', n: number) => {
+    const r = await model.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
+    return (r.details as { timings: { msPerIteration: number } }).timings.msPerIteration;
+  };
+
+  await msPerIter('fused', 2); // warm-up
+  // Interleaved, best of two each: the machine is shared, the minimum is the least disturbed figure.
+  const bare1 = baseline(AREAS.length, iters);
+  const fused1 = await msPerIter('fused', iters);
+  const composed = await msPerIter('composed', Math.max(2, Math.round(iters / 5)));
+  const bare2 = baseline(AREAS.length, iters);
+  const fused2 = await msPerIter('fused', iters);
+  const bareMean = Math.min(bare1, bare2);
+  const fused = Math.min(fused1, fused2);
+  console.log(`extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; best of 2):`);
+  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareMean.toFixed(1)} ms`);
+  console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareMean).toFixed(2)})`);
+  console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter  (ratio ${(fused / bareMean).toFixed(2)})`);
+
+  // 8 images, one area each: one call (chunked by the default batch size) against 8 calls in a row.
+  const images = Array.from({ length: 8 }, (_, i) => image(i + 2));
+  const opts = { method: 'extremal-perturbation', target: 0, areas: [0.1], maxIter: iters } as const;
+  const time = async (f: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await f();
+    return performance.now() - t0;
+  };
+  const one = () => model.explain(images, opts);
+  const eight = async () => {
+    for (const im of images) await model.explain(im, opts);
+  };
+  const oneCall = Math.min(await time(one), await time(one));
+  const eightCalls = Math.min(await time(eight), await time(eight));
+  console.log(`  8 images x ${opts.maxIter} iterations: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
+  console.log(JSON.stringify({ bench: 'extremal-perturbation', size: SIZE, areas: AREAS.length, bareMs: bareMean, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
