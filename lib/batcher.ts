@@ -41,15 +41,19 @@ export class Batcher {
   /** Scores for N images (N x C x H x W); resolves to N x K logits. */
   submit(data: Float32Array, shape: [number, number, number, number]): Promise<{ data: Float32Array; classes: number }> {
     return new Promise((resolve, reject) => {
+      const idle = this.#running < this.#concurrency && this.#queue.length === 0 && !this.#scheduled;
       this.#queue.push({ key: shape.slice(1).join('x'), data, shape, resolve, reject });
-      this.#schedule();
+      // An idle model starts at once (no extra turn of the event loop for a lone call); requests that come
+      // while it runs wait and go together in the next batch.
+      if (idle) this.#flush();
+      else this.#schedule();
     });
   }
 
   #schedule(): void {
     if (this.#scheduled || this.#running >= this.#concurrency || this.#queue.length === 0) return;
     this.#scheduled = true;
-    // Let requests made in the same turn of the event loop join this batch.
+    // Requests made in the same turn of the event loop join this batch.
     setImmediate(() => {
       this.#scheduled = false;
       this.#flush();

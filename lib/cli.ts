@@ -5,7 +5,7 @@
  */
 import { basename, extname, join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { loadModel, readImage, methods, type Image, type Model } from './index.js';
+import { loadModel, readImage, methods, createService, type Image, type Model } from './index.js';
 import { TorchSaliencyError } from './errors.js';
 import { imagePNG, writePicture } from './pictures.js';
 
@@ -18,12 +18,15 @@ Examples:
   torch-saliency predict --model m.pt --labels labels.txt --size 224 cat.jpg
   torch-saliency layers --model m.pt
   torch-saliency methods
+  torch-saliency serve --model m.pt --labels labels.txt --size 224 --port 8080
 
 Commands:
   explain    saliency maps for each image: pictures and summary.json in --out (default ./saliency-out)
   predict    class scores for each image (JSON on stdout)
   layers     the model's named submodules (usable as --layer)
   methods    the methods explain knows
+  serve      an HTTP service (POST /predict, POST /explain?method=...; see docs/service.md);
+             --port (8080), --host (127.0.0.1), --max-batch (16)
 
 Common options:
   --model PATH         TorchScript model (torch.jit.trace or torch.jit.script, then .save())  [required]
@@ -133,7 +136,7 @@ function progressBar(label: string): ((p: { iteration: number; total: number; fr
   };
 }
 
-const COMMON = new Set(['model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h', 'out', 'method', 'target', 'pictures', 'quiet']);
+const COMMON = new Set(['port', 'host', 'max-batch', 'model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h', 'out', 'method', 'target', 'pictures', 'quiet']);
 
 async function openModel(flags: Parsed['flags']): Promise<Model> {
   const model = flags.get('model');
@@ -241,6 +244,28 @@ async function layers(p: Parsed): Promise<void> {
   }
 }
 
+async function serve(p: Parsed): Promise<void> {
+  const model = await openModel(p.flags);
+  const service = createService(model, {
+    size: size(p.flags.get('size')),
+    fit: p.flags.get('fit') as 'cover' | undefined,
+    maxBatch: p.flags.has('max-batch') ? Number(p.flags.get('max-batch')) : undefined,
+  });
+  const address = await service.listen(Number(p.flags.get('port') ?? 8080), String(p.flags.get('host') ?? '127.0.0.1'));
+  log(`torch-saliency: serving ${p.flags.get('model')} on http://${address.address}:${address.port} (device ${model.device})`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      log('torch-saliency: stopping');
+      service.close().finally(() => {
+        model.dispose();
+        resolve();
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const p = parseArgs(argv);
   if (p.flags.get('help') || p.flags.get('h') || !p.command || p.command === 'help') {
@@ -258,11 +283,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'layers':
         await layers(p);
         return 0;
+      case 'serve':
+        await serve(p);
+        return 0;
       case 'methods':
         process.stdout.write(`${methods().join('\n')}\n`);
         return 0;
       default:
-        throw new UsageError(`Unknown command '${p.command}' (expected explain, predict, layers or methods; see --help)`);
+        throw new UsageError(`Unknown command '${p.command}' (expected explain, predict, layers, methods or serve; see --help)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

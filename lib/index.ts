@@ -41,3 +41,5 @@ export { scanBackdoor, BackdoorScan } from './backdoor.js';
 export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor.js';
 export type { InputAgnosticOptions, InputAgnosticDetails } from './methods/input-agnostic.js';
 export type { PlaceholderSize } from './model.js';
+export { createService, SaliencyService } from './service.js';
+export type { ServiceOptions, ServiceStats } from './service.js';

@@ -22,7 +22,11 @@ const failed: string[] = [];
 for (const topic of topics) {
   console.log(`\n=== ${topic} ===`);
   const start = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${topic}.ts`)], { stdio: 'inherit' });
+  // OpenMP threads spin while waiting for work; on a machine whose cores are shared with other busy
+  // processes that makes the bare-libtorch baselines erratic (up to 10x slower run to run). Every topic
+  // runs both sides with passive waiting unless the caller set OMP_WAIT_POLICY.
+  const env = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${topic}.ts`)], { stdio: 'inherit', env });
   const seconds = ((performance.now() - start) / 1000).toFixed(1);
   if (r.status !== 0) {
     failed.push(topic);

@@ -78,15 +78,17 @@ async function main() {
 
   // 2. Per-call overhead
   const tiny = await loadModel(TINY, { device: 'cpu' });
-  const calls = 500;
+  const calls = 1000;
   const a: number[] = [];
   const n: number[] = [];
   const b: number[] = [];
   const native = tiny.handle();
   const x = Float32Array.from({ length: 3 * 16 * 16 }, () => Math.random());
   for (let r = 0; r < ROUNDS; r++) {
-    a.push(await addon(tiny, 1, 16, calls, r === 0 ? 100 : 10));
-    // the native call alone (no JS validation, softmax or top-k): where the overhead lives
+    // After the baseline process of the previous round the first calls run cold: warm up every round.
+    a.push(await addon(tiny, 1, 16, calls, 300));
+    // the native call alone (no JS validation, batching, softmax or top-k)
+    for (let i = 0; i < 100; i++) await native.predict(x, [1, 3, 16, 16]);
     const t = performance.now();
     for (let i = 0; i < calls; i++) await native.predict(x, [1, 3, 16, 16]);
     n.push((performance.now() - t) / calls);
