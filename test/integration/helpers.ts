@@ -46,3 +46,41 @@ export async function rejection(p: Promise<unknown>): Promise<TorchSaliencyError
   expect(e).toBeInstanceOf(TorchSaliencyError);
   return e as TorchSaliencyError;
 }
+
+/** Splits a flat N x C x H x W array (golden JSON) into images. */
+export function imagesOf(flat: number[], shape: number[]) {
+  const [n, c, h, w] = shape;
+  const plane = c * h * w;
+  return Array.from({ length: n }, (_, b) => ({ data: Float32Array.from(flat.slice(b * plane, (b + 1) * plane)), channels: c, height: h, width: w }));
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Pearson correlation of two equal-length arrays. */
+export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= n;
+  mb /= n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i] - ma;
+    const y = b[i] - mb;
+    sab += x * y;
+    saa += x * x;
+    sbb += y * y;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}

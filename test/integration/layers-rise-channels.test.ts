@@ -5,28 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../lib/index.js';
+import { imagesOf, maxAbsDiff, pearson } from './helpers.js';
 
-function imagesOf(flat: number[], shape: number[]) {
-  const [n, c, h, w] = shape;
-  const plane = c * h * w;
-  return Array.from({ length: n }, (_, b) => ({ data: Float32Array.from(flat.slice(b * plane, (b + 1) * plane)), channels: c, height: h, width: w }));
-}
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0, mb = 0;
-  for (let i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
-  ma /= n; mb /= n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) { const x = a[i] - ma, y = b[i] - mb; sab += x * y; saa += x * x; sbb += y * y; }
-  return sab / Math.sqrt(saa * sbb);
-}
 
 describe('scripted submodules sharing one class type', () => {
   const twin = JSON.parse(readFileSync('test/fixtures/methods/twin_golden.json', 'utf8'));
