@@ -8,6 +8,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { loadModel, readImage, methods, createService, type Image, type Model } from './index.js';
 import { TorchSaliencyError } from './errors.js';
 import { imagePNG, writePicture } from './pictures.js';
+import { parseValue } from './parse.js';
+
+export { parseValue };
 
 const HELP = `torch-saliency: saliency maps for TorchScript image classifiers
 
@@ -92,21 +95,6 @@ class UsageError extends Error {}
 
 function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** "0.1" -> 0.1, "0.05,0.1" -> [0.05, 0.1], "true" -> true, else the string. */
-export function parseValue(text: string | boolean): unknown {
-  if (typeof text === 'boolean') return text;
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  const num = (s: string) => (s.trim() !== '' && Number.isFinite(Number(s)) ? Number(s) : undefined);
-  if (num(text) !== undefined) return num(text);
-  if (text.includes(',')) {
-    const parts = text.split(',');
-    const nums = parts.map(num);
-    if (nums.every((n) => n !== undefined)) return nums;
-  }
-  return text;
 }
 
 function size(text: string | boolean | undefined): number | [number, number] | undefined {

@@ -19,6 +19,7 @@ import type { Explanation } from './explanation.js';
 import { readImage, type Fit, type Image } from './image.js';
 import type { Model } from './model.js';
 import * as v from './validate.js';
+import { parseValue } from './parse.js';
 
 export interface ServiceOptions {
   /** Size incoming images are resized to (default: their own size; requests of different sizes are never merged). */
@@ -52,19 +53,6 @@ interface ExplainJob {
   target: unknown;
   resolve: (r: { explanation: Explanation; index: number; batch: number }) => void;
   reject: (e: unknown) => void;
-}
-
-/** Query string -> option values, typed as the CLI types them. */
-export function parseQueryValue(text: string): unknown {
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  const num = (s: string) => (s.trim() !== '' && Number.isFinite(Number(s)) ? Number(s) : undefined);
-  if (num(text) !== undefined) return num(text);
-  if (text.includes(',')) {
-    const parts = text.split(',');
-    if (parts.every((p) => num(p) !== undefined)) return parts.map(Number);
-  }
-  return text;
 }
 
 export class SaliencyService {
@@ -124,7 +112,7 @@ export class SaliencyService {
       const body = await this.#body(req);
       const image = await readImage(body, { size: this.#size, fit: this.#fit });
       const query: Record<string, unknown> = {};
-      for (const [k, val] of url.searchParams) query[k] = parseQueryValue(val);
+      for (const [k, val] of url.searchParams) query[k] = parseValue(val);
       if (url.pathname === '/predict') {
         this.#stats.predictRequests++;
         const top = query.top === undefined ? 5 : query.top;
