@@ -45,17 +45,19 @@ constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 // parameters of one grid row and work on "folded" rows indexed by |dy|: the forward adds each parameter's
 // terms into folded sums (one row per |dy|), then unfolds them into the pixel rows at dy and -dy once per
 // grid row; the backward first folds the pixel rows' incoming gradients the same way, then takes each
-// parameter's dot products with them. Rows are padded to Lp (a multiple of 16) with zeros and the planes
-// carry a margin of L on every side, so every row operation is a run of full vectors with no clipping.
+// parameter's dot products with them. Support rows are padded to Lp (a multiple of 16) with zeros and the
+// folded rows carry a margin of L on both sides, so every parameter's row operation is a run of full
+// vectors with no clipping (clipping happens once per grid row, when folding or unfolding).
 // Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k);
 // taps outside the parameter grid are zeros (e = 1, v = 0): S starts at their count.
 
-// A pixel plane with a margin of L on every side: row y, column x of the mask is at (y + L) * wide + x + L.
+// A folded row: column x of the mask is at x + L, with L = -base0 = step (2r - padding) >= step, so the
+// support of parameter j starts at column step j; rows hold every parameter's padded support and the mask.
 struct Padded {
-  int64_t L, wide, tall;
+  int64_t L, wide;
   Padded(const MaskGeometry& g, const MaskGenerator::Support& s)
-      : L(s.length), wide((g.out_w + 2 * s.length + s.padded + 15) / 16 * 16), tall(g.out_h + 2 * s.length) {}
-  int64_t at(int64_t y, int64_t x) const { return (y + L) * wide + x + L; }
+      : L(g.step * (2 * g.radius - g.padding)),
+        wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
 };
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_masks(const float* params, const MaskGeometry& g,
@@ -63,26 +65,25 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
                                                                        int64_t begin, int64_t end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
   const Padded pad(g, s);
-  std::vector<float> Sv(pad.tall * pad.wide), Tv(pad.tall * pad.wide), SAv(Q * pad.wide), TAv(Q * pad.wide);
-  float* S = Sv.data();
-  float* T = Tv.data();
+  std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
   float* SA = SAv.data();
   float* TA = TAv.data();
+  const float* __restrict vr = s.valid.data();
   for (int64_t b = begin; b < end; ++b) {
     const float* p = params + b * g.in_h * g.in_w;
-    std::fill(Sv.begin(), Sv.end(), 0.0f);
-    std::fill(Tv.begin(), Tv.end(), 0.0f);
-    for (int64_t y = 0; y < g.out_h; ++y) std::copy(s.zcount.data() + y * g.out_w, s.zcount.data() + (y + 1) * g.out_w, S + pad.at(y, 0));
+    float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
+    float* T = out + b * g.out_h * g.out_w;
+    std::copy(s.zcount.begin(), s.zcount.end(), S);
+    std::fill(T, T + g.out_h * g.out_w, 0.0f);
     for (int64_t i = 0; i < g.in_h; ++i) {
       std::fill(SAv.begin(), SAv.end(), 0.0f);
       std::fill(TAv.begin(), TAv.end(), 0.0f);
       for (int64_t j = 0; j < g.in_w; ++j) {
         const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
         const float m20 = kColdness * m;
-        const int64_t x0 = g.step * j + base0 + pad.L;  // column in a padded row
+        const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
         for (int64_t a = 0; a < Q; ++a) {
           const float* __restrict wr = s.wh.data() + a * Lp;
-          const float* __restrict vr = s.valid.data() + a * Lp;
           const float* __restrict e1 = s.e1.data() + a * Lp;
           float* __restrict Sr = SA + a * pad.wide + x0;
           float* __restrict Tr = TA + a * pad.wide + x0;
@@ -103,30 +104,21 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
           }
         }
       }
-      // Unfold: pixel row y0 + t gets the folded row |off0 + t|.
+      // Unfold: pixel row y0 + t gets the folded row |off0 + t| (columns shifted by the margin L).
       const int64_t y0 = g.step * i + base0;
-      for (int64_t t = 0; t < L; ++t) {
+      for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
         const int64_t a = std::abs(s.off0 + t);
-        const float* __restrict sa = SA + a * pad.wide;
-        const float* __restrict ta = TA + a * pad.wide;
-        float* __restrict Sr = S + pad.at(y0 + t, 0) - pad.L;
-        float* __restrict Tr = T + pad.at(y0 + t, 0) - pad.L;
-        for (int64_t x = 0; x < pad.wide; ++x) {
+        const float* __restrict sa = SA + a * pad.wide + pad.L;
+        const float* __restrict ta = TA + a * pad.wide + pad.L;
+        float* __restrict Sr = S + (y0 + t) * g.out_w;
+        float* __restrict Tr = T + (y0 + t) * g.out_w;
+        for (int64_t x = 0; x < g.out_w; ++x) {
           Sr[x] += sa[x];
           Tr[x] += ta[x];
         }
       }
     }
-    float* o = out + b * g.out_h * g.out_w;
-    float* nm = norm + b * g.out_h * g.out_w;
-    for (int64_t y = 0; y < g.out_h; ++y) {
-      const float* Sr = S + pad.at(y, 0);
-      const float* Tr = T + pad.at(y, 0);
-      for (int64_t x = 0; x < g.out_w; ++x) {
-        o[y * g.out_w + x] = std::min(std::max(Tr[x] / (kColdness * Sr[x]), 0.0f), 1.0f);
-        nm[y * g.out_w + x] = Sr[x];
-      }
-    }
+    for (int64_t q = 0; q < g.out_h * g.out_w; ++q) T[q] = std::min(std::max(T[q] / (kColdness * S[q]), 0.0f), 1.0f);
   }
 }
 
@@ -135,29 +127,33 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 // scale = g / S and base = scale (1 - 20 out) per pixel (padded planes, zero outside the mask), folded by
 // |dy| for the task's grid row first.
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void backward_params(const float* params, const MaskGeometry& g,
-                                                                         const MaskGenerator::Support& s, const float* scale, const float* base,
-                                                                         float* result, int64_t begin, int64_t end) {
+                                                                         const MaskGenerator::Support& s, const float* out, const float* norm,
+                                                                         const float* grad, float* result, int64_t begin, int64_t end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
   const Padded pad(g, s);
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
+  const float* __restrict vr = s.valid.data();
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
-    const float* sc = scale + b * pad.tall * pad.wide;
-    const float* ba = base + b * pad.tall * pad.wide;
     std::fill(SCv.begin(), SCv.end(), 0.0f);
     std::fill(BAv.begin(), BAv.end(), 0.0f);
+    // Fold the support's pixel rows by |dy|: scale = g / S (0 where g is 0 or the clamp is flat) and
+    // base = scale (1 - 20 out); columns shifted by the margin L.
     const int64_t y0 = g.step * i + base0;
-    for (int64_t t = 0; t < L; ++t) {
-      const int64_t a = std::abs(s.off0 + t);
-      const float* __restrict sr = sc + pad.at(y0 + t, 0) - pad.L;
-      const float* __restrict br = ba + pad.at(y0 + t, 0) - pad.L;
-      float* __restrict sf = SC + a * pad.wide;
-      float* __restrict bf = BA + a * pad.wide;
-      for (int64_t x = 0; x < pad.wide; ++x) {
-        sf[x] += sr[x];
-        bf[x] += br[x];
+    for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
+      const int64_t a = std::abs(s.off0 + t), row = (b * g.out_h + y0 + t) * g.out_w;
+      const float* __restrict gr = grad + row;
+      const float* __restrict o = out + row;
+      const float* __restrict n = norm + row;
+      float* __restrict sf = SC + a * pad.wide + pad.L;
+      float* __restrict bf = BA + a * pad.wide + pad.L;
+      for (int64_t x = 0; x < g.out_w; ++x) {
+        const bool live = !(gr[x] == 0.0f || o[x] < 0.0f || o[x] > 1.0f);
+        const float sc = live ? gr[x] / n[x] : 0.0f;
+        sf[x] += sc;
+        bf[x] += sc * (1.0f - kColdness * o[x]);
       }
     }
     for (int64_t j = 0; j < g.in_w; ++j) {
@@ -168,7 +164,6 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
       float lanes[16] = {};
       for (int64_t a = 0; a < Q; ++a) {
         const float* __restrict wr = s.wh.data() + a * Lp;
-        const float* __restrict vr = s.valid.data() + a * Lp;
         const float* __restrict e1 = s.e1.data() + a * Lp;
         const float* __restrict br = BA + a * pad.wide + x0;
         const float* __restrict sr = SC + a * pad.wide + x0;
@@ -221,34 +216,13 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     at::Tensor grad = grads[0].contiguous();
     const int64_t masks = p.size(0);
     const MaskGenerator::Support& s = gen->support();
-    const Padded pad(g, s);
-    // Incoming gradient over S per pixel (0 where it is 0 and where the clamp is flat), and
-    // base = scale (1 - 20 out), in planes with a margin of zeros.
-    at::Tensor scale = at::zeros({masks, pad.tall, pad.wide}, p.options()), base = at::zeros({masks, pad.tall, pad.wide}, p.options());
+    at::Tensor result = at::empty_like(p);
     const float* pp = p.data_ptr<float>();
     const float* op = out.data_ptr<float>();
     const float* np = norm.data_ptr<float>();
     const float* gp = grad.data_ptr<float>();
-    float* sp = scale.data_ptr<float>();
-    float* bp = base.data_ptr<float>();
-    at::parallel_for(0, masks * g.out_h, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t b = row / g.out_h, y = row % g.out_h;
-        float* sr = sp + b * pad.tall * pad.wide + pad.at(y, 0);
-        float* br = bp + b * pad.tall * pad.wide + pad.at(y, 0);
-        for (int64_t x = 0; x < g.out_w; ++x) {
-          const int64_t u = row * g.out_w + x;
-          const bool live = !(gp[u] == 0.0f || op[u] < 0.0f || op[u] > 1.0f);
-          sr[x] = live ? gp[u] / np[u] : 0.0f;
-          br[x] = sr[x] * (1.0f - kColdness * op[u]);
-        }
-      }
-    });
-    at::Tensor result = at::empty_like(p);
     float* rp = result.data_ptr<float>();
-    at::parallel_for(0, masks * g.in_h, 1, [&](int64_t begin, int64_t end) {
-      backward_params(pp, g, s, sp, bp, rp, begin, end);
-    });
+    at::parallel_for(0, masks * g.in_h, 1, [&](int64_t begin, int64_t end) { backward_params(pp, g, s, op, np, gp, rp, begin, end); });
     return {result, at::Tensor()};
   }
 };
@@ -305,17 +279,14 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused) : g_(geom
     return std::exp(-2.0f * t * t);
   };
   s.wh.assign(Q * Lp, 0.0f);
-  s.valid.assign(Q * Lp, 0.0f);
+  s.valid.assign(Lp, 0.0f);
+  std::fill(s.valid.begin(), s.valid.begin() + L, 1.0f);
   s.e1.assign(Q * Lp, 0.0f);
   for (int64_t a = 0; a < Q; ++a)
     for (int64_t u = 0; u < L; ++u) {
       s.wh[a * Lp + u] = weight(a, s.off0 + u);
-      s.valid[a * Lp + u] = 1.0f;
       s.e1[a * Lp + u] = fast_exp(kColdness * s.wh[a * Lp + u]);
     }
-  s.wplane.assign(L * Lp, 0.0f);
-  for (int64_t t = 0; t < L; ++t)
-    for (int64_t u = 0; u < L; ++u) s.wplane[t * Lp + u] = weight(s.off0 + t, s.off0 + u);
   // Taps of block a inside the grid: parameters a - padding .. a - padding + 2r within [0, in).
   auto inside = [&](int64_t block, int64_t in) {
     const int64_t lo = std::max<int64_t>(block - g_.padding, 0), hi = std::min<int64_t>(block - g_.padding + 2 * g_.radius, in - 1);

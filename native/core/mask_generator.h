@@ -49,9 +49,8 @@ class MaskGenerator {
   struct Support {
     int64_t off0 = 0, length = 0, padded = 0, quad = 0;  // padded: length rounded up to 16
     std::vector<float> wh;      // quad x padded: weight at (|dy|, dx) = (a, off0 + u); 0 in the padding
-    std::vector<float> valid;   // quad x padded: 1, 0 in the padding
+    std::vector<float> valid;   // padded: 1, 0 in the padding
     std::vector<float> e1;      // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
-    std::vector<float> wplane;  // length x padded: weight at (dy, dx) = (off0 + t, off0 + u); 0 in the padding
     std::vector<float> zcount;  // out_h x out_w: the pixel's taps outside the parameter grid
   };
   const Support& support() const { return s_; }
