@@ -16,11 +16,17 @@ namespace {
 
 constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's `coldness`)
 
-// exp for arguments in [-87, 88] (the smooth max only sees [0, 20]; callers keep it in range): Cody-Waite
-// range reduction and a degree-6 polynomial, within ~2 ulp of expf. Branch-free, so loops using it vectorise.
+// exp for arguments in [-87, 88] (the smooth max sees [-80, 80]: parameters are clamped to [-4, 4]):
+// Cody-Waite range reduction and a degree-6 polynomial, within ~2 ulp of expf. n = round(x log2 e) comes
+// from adding 1.5 * 2^23, which leaves n in the sum's low mantissa bits (no float/int conversions);
+// shifting those bits plus the bias 127 into the exponent field gives 2^n (the sum's own exponent bits
+// are shifted out). Branch-free, so loops using it vectorise.
 __attribute__((always_inline)) inline float fast_exp(float x) {
-  const int32_t n = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;  // floor(x log2 e + 1/2)
-  const float fn = static_cast<float>(n);
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  const float t = x * 1.44269504088896341f + kRound;
+  const float fn = t - kRound;
+  int32_t tbits;
+  std::memcpy(&tbits, &t, sizeof tbits);
   float r = x - fn * 0.693359375f;
   r = r + fn * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -30,7 +36,7 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (n + 127) << 23;
+  const int32_t bits = static_cast<int32_t>((static_cast<uint32_t>(tbits) + 127u) << 23);
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return y * scale;
@@ -134,7 +140,6 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
-  const float* __restrict vr = s.valid.data();
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
     std::fill(SCv.begin(), SCv.end(), 0.0f);
@@ -177,7 +182,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
           for (int64_t u = 0; u < Lp; u += 16)
             for (int l = 0; l < 16; ++l) {
               const float y = m20 * wr[u + l];  // 20 v
-              lanes[l] += wr[u + l] * (vr[u + l] * fast_exp(y)) * (br[u + l] + sr[u + l] * y);
+              lanes[l] += wr[u + l] * fast_exp(y) * (br[u + l] + sr[u + l] * y);  // w = 0 in the padding
             }
         }
       }
