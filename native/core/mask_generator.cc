@@ -16,11 +16,17 @@ namespace {
 
 constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's `coldness`)
 
-// exp for arguments in [-87, 88] (the smooth max only sees [0, 20]; callers keep it in range): Cody-Waite
-// range reduction and a degree-6 polynomial, within ~2 ulp of expf. Branch-free, so loops using it vectorise.
+// exp for arguments in [-87, 88] (the smooth max sees [-80, 80]: parameters are clamped to [-4, 4]):
+// Cody-Waite range reduction and a degree-6 polynomial, within ~2 ulp of expf. n = round(x log2 e) comes
+// from adding 1.5 * 2^23, which leaves n in the sum's low mantissa bits (no float/int conversions);
+// shifting those bits plus the bias 127 into the exponent field gives 2^n (the sum's own exponent bits
+// are shifted out). Branch-free, so loops using it vectorise.
 __attribute__((always_inline)) inline float fast_exp(float x) {
-  const int32_t n = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;  // floor(x log2 e + 1/2)
-  const float fn = static_cast<float>(n);
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  const float t = x * 1.44269504088896341f + kRound;
+  const float fn = t - kRound;
+  int32_t tbits;
+  std::memcpy(&tbits, &t, sizeof tbits);
   float r = x - fn * 0.693359375f;
   r = r + fn * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -30,7 +36,7 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (n + 127) << 23;
+  const int32_t bits = static_cast<int32_t>((static_cast<uint32_t>(tbits) + 127u) << 23);
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return y * scale;
@@ -38,194 +44,150 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
 
 constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 
-// Gathers the taps of block (a, c) (the parameters around it, zero outside the grid) into `local`.
-inline void gather_block(const float* params, const MaskGeometry& g, int64_t a, int64_t c, float* local) {
-  const int64_t side = 2 * g.radius + 1;
-  for (int64_t ky = 0; ky < side; ++ky) {
-    const int64_t i = a + ky - g.padding;
-    for (int64_t kx = 0; kx < side; ++kx) {
-      const int64_t j = c + kx - g.padding;
-      local[ky * side + kx] = (i >= 0 && i < g.in_h && j >= 0 && j < g.in_w) ? params[i * g.in_w + j] : 0.0f;
-    }
-  }
-}
+// Every output pixel u sees a parameter m_i at the offset d = u - c_i from its centre, and the kernel weight
+// w(d) depends only on |d| (radial), so over a parameter's L x L support (L = (2r+1) step) the rows at dy and
+// -dy carry the same terms exp(20 w m_i): (A+1) x L distinct ones per parameter, A the largest |dy| (35 x 63 =
+// 2205 exponentials instead of 63 x 63 = 3969 at step 7, sigma 21). The kernels therefore loop over the
+// parameters of one grid row and work on "folded" rows indexed by |dy|: the forward adds each parameter's
+// terms into folded sums (one row per |dy|), then unfolds them into the pixel rows at dy and -dy once per
+// grid row; the backward first folds the pixel rows' incoming gradients the same way, then takes each
+// parameter's dot products with them. Support rows are padded to Lp (a multiple of 16) with zeros and the
+// folded rows carry a margin of L on both sides, so every parameter's row operation is a run of full
+// vectors with no clipping (clipping happens once per grid row, when folding or unfolding).
+// Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k);
+// taps outside the parameter grid are zeros (e = 1, v = 0): S starts at their count.
 
-// The step x step pixels of one block share their taps' parameters; only the weights differ. So the
-// kernels loop over taps outside and over the block's pixels inside (contiguous, vectorised), with
-// tables laid out tap-major: w[k][r] and exp(20 w[k][r]) for r = ry * step + rx. A parameter at exactly
-// 0 or 1 (the grid starts at 1 and the clamp pins many at 0 or 1) needs no exp: e = 1 or the table's.
-// Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k).
-// The block's pixels are split into `main` (a multiple of 16: full vectors over pixels) and a tail
-// (block % 16 pixels, 1 for step 7) whose sums run vectorised over the taps instead, from `tail`, the
-// tail pixels' weights laid out pixel-major: tail[(r - main) * taps + k].
-inline int64_t main_part(int64_t block) { return block - block % 16; }
+// A folded row: column x of the mask is at x + L, with L = -base0 = step (2r - padding) >= step, so the
+// support of parameter j starts at column step j; rows hold every parameter's padded support and the mask.
+struct Padded {
+  int64_t L, wide;
+  Padded(const MaskGeometry& g, const MaskGenerator::Support& s)
+      : L(g.step * (2 * g.radius - g.padding)),
+        wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
+};
 
-inline std::vector<float> tail_table(const float* table, int64_t taps, int64_t block) {
-  const int64_t main = main_part(block);
-  std::vector<float> tail((block - main) * taps);
-  for (int64_t r = main; r < block; ++r)
-    for (int64_t k = 0; k < taps; ++k) tail[(r - main) * taps + k] = table[k * block + r];
-  return tail;
-}
-
-__attribute__((always_inline)) inline void block_sums(const float* table, const float* etable, const float* tail, const float* local, int64_t taps, int64_t block, float* S,
-                       float* T, float* m20) {
-  const int64_t main = main_part(block);
-  std::fill(S, S + block, 0.0f);
-  std::fill(T, T + block, 0.0f);
-  float zeros = 0;
-  for (int64_t k = 0; k < taps; ++k) {
-    const float m = std::min(std::max(local[k], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
-    m20[k] = kColdness * m;
-    const float* w = table + k * block;
-    if (m == 0.0f) {
-      zeros += 1.0f;
-    } else if (m == 1.0f) {
-      const float* ew = etable + k * block;
-      for (int64_t r = 0; r < main; ++r) {
-        S[r] += ew[r];
-        T[r] += kColdness * w[r] * ew[r];
-      }
-    } else {
-      const float m20k = m20[k];
-      for (int64_t r = 0; r < main; ++r) {
-        const float y = m20k * w[r];  // 20 v
-        const float er = fast_exp(y);
-        S[r] += er;
-        T[r] += y * er;
-      }
-    }
-  }
-  for (int64_t r = 0; r < main; ++r) S[r] += zeros;
-  for (int64_t r = main; r < block; ++r) {
-    const float* tw = tail + (r - main) * taps;
-    float s[16] = {}, t[16] = {};
-    int64_t k = 0;
-    for (; k + 16 <= taps; k += 16)
-      for (int l = 0; l < 16; ++l) {
-        const float y = m20[k + l] * tw[k + l];
-        const float e = fast_exp(y);
-        s[l] += e;
-        t[l] += y * e;
-      }
-    for (; k < taps; ++k) {
-      const float y = m20[k] * tw[k];
-      const float e = fast_exp(y);
-      s[0] += e;
-      t[0] += y * e;
-    }
-    for (int l = 1; l < 16; ++l) {
-      s[0] += s[l];
-      t[0] += t[l];
-    }
-    S[r] = s[0];
-    T[r] = t[0];
-  }
-}
-
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_rows(const float* params, const MaskGeometry& g, const float* table,
-                                                                      const float* etable, float* out, float* norm, int64_t begin, int64_t end) {
-  const int64_t taps = g.taps(), step = g.step, block = step * step;
-  float local[kMaxTaps], m20[kMaxTaps];
-  std::vector<float> S(block), T(block);
-  const std::vector<float> tail = tail_table(table, taps, block);
-  for (int64_t task = begin; task < end; ++task) {
-    const int64_t b = task / g.mid_h, a = task % g.mid_h;
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_masks(const float* params, const MaskGeometry& g,
+                                                                       const MaskGenerator::Support& s, float* out, float* norm,
+                                                                       int64_t begin, int64_t end) {
+  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
+  const Padded pad(g, s);
+  std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
+  float* SA = SAv.data();
+  float* TA = TAv.data();
+  const float* __restrict vr = s.valid.data();
+  for (int64_t b = begin; b < end; ++b) {
     const float* p = params + b * g.in_h * g.in_w;
-    float* o = out + b * g.out_h * g.out_w;
-    float* n = norm + b * g.out_h * g.out_w;
-    const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
-    for (int64_t c = 0; c < g.mid_w; ++c) {
-      gather_block(p, g, a, c, local);
-      block_sums(table, etable, tail.data(), local, taps, block, S.data(), T.data(), m20);
-      const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
-      for (int64_t y = y0; y < y1; ++y) {
-        for (int64_t x = x0; x < x1; ++x) {
-          const int64_t r = (y - y0) * step + (x - x0);
-          o[y * g.out_w + x] = std::min(std::max(T[r] / (kColdness * S[r]), 0.0f), 1.0f);
-          n[y * g.out_w + x] = S[r];
+    float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
+    float* T = out + b * g.out_h * g.out_w;
+    std::copy(s.zcount.begin(), s.zcount.end(), S);
+    std::fill(T, T + g.out_h * g.out_w, 0.0f);
+    for (int64_t i = 0; i < g.in_h; ++i) {
+      std::fill(SAv.begin(), SAv.end(), 0.0f);
+      std::fill(TAv.begin(), TAv.end(), 0.0f);
+      for (int64_t j = 0; j < g.in_w; ++j) {
+        const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
+        const float m20 = kColdness * m;
+        const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
+        for (int64_t a = 0; a < Q; ++a) {
+          const float* __restrict wr = s.wh.data() + a * Lp;
+          const float* __restrict e1 = s.e1.data() + a * Lp;
+          float* __restrict Sr = SA + a * pad.wide + x0;
+          float* __restrict Tr = TA + a * pad.wide + x0;
+          if (m == 0.0f) {  // e = 1, v = 0
+            for (int64_t u = 0; u < Lp; ++u) Sr[u] += vr[u];
+          } else if (m == 1.0f) {
+            for (int64_t u = 0; u < Lp; ++u) {
+              Sr[u] += e1[u];
+              Tr[u] += (kColdness * wr[u]) * e1[u];
+            }
+          } else {
+            for (int64_t u = 0; u < Lp; ++u) {
+              const float y = m20 * wr[u];  // 20 v
+              const float e = vr[u] * fast_exp(y);
+              Sr[u] += e;
+              Tr[u] += y * e;
+            }
+          }
+        }
+      }
+      // Unfold: pixel row y0 + t gets the folded row |off0 + t| (columns shifted by the margin L).
+      const int64_t y0 = g.step * i + base0;
+      for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
+        const int64_t a = std::abs(s.off0 + t);
+        const float* __restrict sa = SA + a * pad.wide + pad.L;
+        const float* __restrict ta = TA + a * pad.wide + pad.L;
+        float* __restrict Sr = S + (y0 + t) * g.out_w;
+        float* __restrict Tr = T + (y0 + t) * g.out_w;
+        for (int64_t x = 0; x < g.out_w; ++x) {
+          Sr[x] += sa[x];
+          Tr[x] += ta[x];
         }
       }
     }
+    for (int64_t q = 0; q < g.out_h * g.out_w; ++q) T[q] = std::min(std::max(T[q] / (kColdness * S[q]), 0.0f), 1.0f);
   }
 }
 
-// Backward of block row a of mask b into `acc` (side x (in_w + 2 padding)): the gradient of each tap's
-// parameter, sum over the block's pixels of g / S e_k (1 + 20 (v_k - out)) w_k.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void backward_rows(const float* params, const MaskGeometry& g, const float* table,
-                                                                       const float* etable, const float* out, const float* norm, const float* grad,
-                                                                       float* acc_all, int64_t begin, int64_t end) {
-  const int64_t taps = g.taps(), step = g.step, side = 2 * g.radius + 1, block = step * step;
-  const int64_t wide = g.in_w + 2 * g.padding;
-  float local[kMaxTaps], blockgrad[kMaxTaps], m20[kMaxTaps];
-  const int64_t main = main_part(block);
-  const std::vector<float> tail = tail_table(table, taps, block);
-  // Per pixel of the block: scale = g / S and base = scale (1 - 20 out); the term of tap k is then
-  // w_k e_k (base + scale 20 v_k).
-  std::vector<float> scale(block), base(block);
+// Backward for parameter rows [begin, end) (task = mask * in_h + row): the gradient of parameter k is the
+// sum over its support's pixels of g / S e_k (1 + 20 (v_k - out)) w_k = w_k e_k (base + scale 20 v_k) with
+// scale = g / S and base = scale (1 - 20 out) per pixel (padded planes, zero outside the mask), folded by
+// |dy| for the task's grid row first.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void backward_params(const float* params, const MaskGeometry& g,
+                                                                         const MaskGenerator::Support& s, const float* out, const float* norm,
+                                                                         const float* grad, float* result, int64_t begin, int64_t end) {
+  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
+  const Padded pad(g, s);
+  std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
+  float* SC = SCv.data();
+  float* BA = BAv.data();
   for (int64_t task = begin; task < end; ++task) {
-    const int64_t b = task / g.mid_h, a = task % g.mid_h;
-    const float* p = params + b * g.in_h * g.in_w;
-    const float* o = out + b * g.out_h * g.out_w;
-    const float* n = norm + b * g.out_h * g.out_w;
-    const float* gr = grad + b * g.out_h * g.out_w;
-    float* acc = acc_all + task * side * wide;
-    std::fill(acc, acc + side * wide, 0.0f);
-    const int64_t y0 = a * step, y1 = std::min(g.out_h, y0 + step);
-    for (int64_t c = 0; c < g.mid_w; ++c) {
-      const int64_t x0 = c * step, x1 = std::min(g.out_w, x0 + step);
-      // Incoming gradient over S per pixel (0 for pixels outside the mask and where the clamp is flat).
-      std::fill(scale.begin(), scale.end(), 0.0f);
-      std::fill(base.begin(), base.end(), 0.0f);
-      bool any = false;
-      for (int64_t y = y0; y < y1; ++y) {
-        for (int64_t x = x0; x < x1; ++x) {
-          const int64_t u = y * g.out_w + x, r = (y - y0) * step + (x - x0);
-          if (gr[u] == 0.0f || o[u] < 0.0f || o[u] > 1.0f) continue;
-          scale[r] = gr[u] / n[u];
-          base[r] = scale[r] * (1.0f - kColdness * o[u]);
-          any = true;
-        }
+    const int64_t b = task / g.in_h, i = task % g.in_h;
+    std::fill(SCv.begin(), SCv.end(), 0.0f);
+    std::fill(BAv.begin(), BAv.end(), 0.0f);
+    // Fold the support's pixel rows by |dy|: scale = g / S (0 where g is 0 or the clamp is flat) and
+    // base = scale (1 - 20 out); columns shifted by the margin L.
+    const int64_t y0 = g.step * i + base0;
+    for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
+      const int64_t a = std::abs(s.off0 + t), row = (b * g.out_h + y0 + t) * g.out_w;
+      const float* __restrict gr = grad + row;
+      const float* __restrict o = out + row;
+      const float* __restrict n = norm + row;
+      float* __restrict sf = SC + a * pad.wide + pad.L;
+      float* __restrict bf = BA + a * pad.wide + pad.L;
+      for (int64_t x = 0; x < g.out_w; ++x) {
+        const bool live = !(gr[x] == 0.0f || o[x] < 0.0f || o[x] > 1.0f);
+        const float sc = live ? gr[x] / n[x] : 0.0f;
+        sf[x] += sc;
+        bf[x] += sc * (1.0f - kColdness * o[x]);
       }
-      if (!any) continue;
-      gather_block(p, g, a, c, local);
-      for (int64_t k = 0; k < taps; ++k) {
-        const float m = std::min(std::max(local[k], -4.0f), 4.0f);
-        const float* w = table + k * block;
-        float lanes[16] = {};
-        int64_t r = 0;
+    }
+    for (int64_t j = 0; j < g.in_w; ++j) {
+      const int64_t k = (b * g.in_h + i) * g.in_w + j;
+      const float m = std::min(std::max(params[k], -4.0f), 4.0f);
+      const float m20 = kColdness * m;
+      const int64_t x0 = g.step * j + base0 + pad.L;
+      float lanes[16] = {};
+      for (int64_t a = 0; a < Q; ++a) {
+        const float* __restrict wr = s.wh.data() + a * Lp;
+        const float* __restrict e1 = s.e1.data() + a * Lp;
+        const float* __restrict br = BA + a * pad.wide + x0;
+        const float* __restrict sr = SC + a * pad.wide + x0;
         if (m == 0.0f) {  // v = 0, e = 1
-          for (; r + 16 <= main; r += 16)
-            for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * base[r + l];
+          for (int64_t u = 0; u < Lp; u += 16)
+            for (int l = 0; l < 16; ++l) lanes[l] += wr[u + l] * br[u + l];
         } else if (m == 1.0f) {
-          const float* ew = etable + k * block;
-          for (; r + 16 <= main; r += 16)
-            for (int l = 0; l < 16; ++l) lanes[l] += w[r + l] * ew[r + l] * (base[r + l] + scale[r + l] * (kColdness * w[r + l]));
+          for (int64_t u = 0; u < Lp; u += 16)
+            for (int l = 0; l < 16; ++l) lanes[l] += wr[u + l] * e1[u + l] * (br[u + l] + sr[u + l] * (kColdness * wr[u + l]));
         } else {
-          const float m20k = kColdness * m;
-          for (; r + 16 <= main; r += 16)
+          for (int64_t u = 0; u < Lp; u += 16)
             for (int l = 0; l < 16; ++l) {
-              const float y = m20k * w[r + l];  // 20 v
-              lanes[l] += w[r + l] * fast_exp(y) * (base[r + l] + scale[r + l] * y);
+              const float y = m20 * wr[u + l];  // 20 v
+              lanes[l] += wr[u + l] * fast_exp(y) * (br[u + l] + sr[u + l] * y);  // w = 0 in the padding
             }
         }
-        for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
-        blockgrad[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-        m20[k] = kColdness * m;
       }
-      // The tail pixels, vectorised over the taps.
-      for (int64_t r = main; r < block; ++r) {
-        const float* tw = tail.data() + (r - main) * taps;
-        const float br = base[r], sr = scale[r];
-        for (int64_t k = 0; k < taps; ++k) {
-          const float y = m20[k] * tw[k];
-          blockgrad[k] += tw[k] * fast_exp(y) * (br + sr * y);
-        }
-      }
-      for (int64_t ky = 0; ky < side; ++ky) {
-        float* row = acc + ky * wide + c;
-        for (int64_t kx = 0; kx < side; ++kx) row[kx] += blockgrad[ky * side + kx];
-      }
+      for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
+      result[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
     }
   }
 }
@@ -242,9 +204,10 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     const float* pp = p.data_ptr<float>();
     float* op = out.data_ptr<float>();
     float* np = norm.data_ptr<float>();
-    const float* table = gen->weight_table().data();
-    const float* etable = gen->exp_table().data();
-    at::parallel_for(0, masks * g.mid_h, 1, [&](int64_t begin, int64_t end) { forward_rows(pp, g, table, etable, op, np, begin, end); });
+    const MaskGenerator::Support& s = gen->support();
+    at::parallel_for(0, masks, 1, [&](int64_t begin, int64_t end) {
+      forward_masks(pp, g, s, op, np, begin, end);
+    });
     ctx->saved_data["gen"] = reinterpret_cast<int64_t>(gen);
     ctx->save_for_backward({p, out, norm});
     return out;
@@ -256,34 +219,15 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     auto saved = ctx->get_saved_variables();
     at::Tensor p = saved[0], out = saved[1], norm = saved[2];
     at::Tensor grad = grads[0].contiguous();
-    const int64_t masks = p.size(0), side = 2 * g.radius + 1, wide = g.in_w + 2 * g.padding;
-    at::Tensor acc = at::empty({masks, g.mid_h, side, wide}, p.options());
+    const int64_t masks = p.size(0);
+    const MaskGenerator::Support& s = gen->support();
+    at::Tensor result = at::empty_like(p);
     const float* pp = p.data_ptr<float>();
     const float* op = out.data_ptr<float>();
     const float* np = norm.data_ptr<float>();
     const float* gp = grad.data_ptr<float>();
-    float* ap = acc.data_ptr<float>();
-    const float* table = gen->weight_table().data();
-    const float* etable = gen->exp_table().data();
-    at::parallel_for(0, masks * g.mid_h, 1, [&](int64_t begin, int64_t end) { backward_rows(pp, g, table, etable, op, np, gp, ap, begin, end); });
-    // Sum the block rows' partial gradients into the parameter grid (fixed order: deterministic).
-    at::Tensor result = at::zeros_like(p);
     float* rp = result.data_ptr<float>();
-    at::parallel_for(0, masks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        float* r = rp + b * g.in_h * g.in_w;
-        for (int64_t a = 0; a < g.mid_h; ++a) {
-          const float* blk = ap + (b * g.mid_h + a) * side * wide;
-          for (int64_t ky = 0; ky < side; ++ky) {
-            const int64_t i = a + ky - g.padding;
-            if (i < 0 || i >= g.in_h) continue;
-            const float* row = blk + ky * wide + g.padding;
-            float* dst = r + i * g.in_w;
-            for (int64_t j = 0; j < g.in_w; ++j) dst[j] += row[j];
-          }
-        }
-      }
-    });
+    at::parallel_for(0, masks * g.in_h, 1, [&](int64_t begin, int64_t end) { backward_params(pp, g, s, op, np, gp, rp, begin, end); });
     return {result, at::Tensor()};
   }
 };
@@ -324,22 +268,39 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused) : g_(geom
   };
   blocks(g_.mid_h, g_.out_h, row_block_);
   blocks(g_.mid_w, g_.out_w, col_block_);
-  // Weight of tap (ky, kx) at offset (ry, rx) in a block: kernel(|u - (margin + step * i)| / sigma), where
-  // the tap's parameter i = block + k - padding, so the offset u - step i depends on (r, k) only.
-  table_.resize(step * step * taps);
+  // Weights by (|dy|, |dx|) from a parameter's centre, as the composed path computes them (float).
   const float sigma = static_cast<float>(g_.sigma);
-  for (int64_t ry = 0; ry < step; ++ry)
-    for (int64_t rx = 0; rx < step; ++rx)
-      for (int64_t ky = 0; ky < side; ++ky)
-        for (int64_t kx = 0; kx < side; ++kx) {
-          const float dy = static_cast<float>(ry - g_.margin - step * (ky - g_.padding));
-          const float dx = static_cast<float>(rx - g_.margin - step * (kx - g_.padding));
-          const float z = std::sqrt(dy * dy + dx * dx) / sigma;
-          const float t = std::max(z - 0.5f, 0.0f);
-          table_[(ky * side + kx) * step * step + ry * step + rx] = std::exp(-2.0f * t * t);
-        }
-  etable_.resize(table_.size());
-  for (size_t i = 0; i < table_.size(); ++i) etable_[i] = fast_exp(kColdness * table_[i]);
+  Support& s = s_;
+  s.length = side * step;
+  s.off0 = step * (g_.padding - 2 * g_.radius) - g_.margin;
+  s.quad = std::max(-s.off0, s.off0 + s.length - 1) + 1;
+  const int64_t L = s.length, Q = s.quad;  // rows by |dy| in [0, Q)
+  if (s.off0 >= 0 || s.off0 + L - 1 < 0) throw std::logic_error("mask generator: unexpected support geometry");
+  s.padded = (L + 15) / 16 * 16;
+  const int64_t Lp = s.padded;
+  auto weight = [&](int64_t dy, int64_t dx) {
+    const float fy = static_cast<float>(dy), fx = static_cast<float>(dx);
+    const float t = std::max(std::sqrt(fy * fy + fx * fx) / sigma - 0.5f, 0.0f);
+    return std::exp(-2.0f * t * t);
+  };
+  s.wh.assign(Q * Lp, 0.0f);
+  s.valid.assign(Lp, 0.0f);
+  std::fill(s.valid.begin(), s.valid.begin() + L, 1.0f);
+  s.e1.assign(Q * Lp, 0.0f);
+  for (int64_t a = 0; a < Q; ++a)
+    for (int64_t u = 0; u < L; ++u) {
+      s.wh[a * Lp + u] = weight(a, s.off0 + u);
+      s.e1[a * Lp + u] = fast_exp(kColdness * s.wh[a * Lp + u]);
+    }
+  // Taps of block a inside the grid: parameters a - padding .. a - padding + 2r within [0, in).
+  auto inside = [&](int64_t block, int64_t in) {
+    const int64_t lo = std::max<int64_t>(block - g_.padding, 0), hi = std::min<int64_t>(block - g_.padding + 2 * g_.radius, in - 1);
+    return static_cast<float>(std::max<int64_t>(hi - lo + 1, 0));
+  };
+  s.zcount.resize(g_.out_h * g_.out_w);
+  for (int64_t y = 0; y < g_.out_h; ++y)
+    for (int64_t x = 0; x < g_.out_w; ++x)
+      s.zcount[y * g_.out_w + x] = static_cast<float>(taps) - inside(y / step, g_.in_h) * inside(x / step, g_.in_w);
 }
 
 at::Tensor MaskGenerator::full(const at::Tensor& params) const {

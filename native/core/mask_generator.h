@@ -43,11 +43,17 @@ class MaskGenerator {
 
   const MaskGeometry& geometry() const { return g_; }
 
-  // Kernel weight of tap k for an output pixel at offset (ry, rx) inside its step x step block, laid out
-  // tap-major: [k][ry * step + rx].
-  const std::vector<float>& weight_table() const { return table_; }
-  // exp(20 w) for the same entries: the smooth max's exponential for a parameter at 1.
-  const std::vector<float>& exp_table() const { return etable_; }
+  // The fused kernels' tables. A parameter's support is L x L pixels (L = (2r+1) step) starting at offset
+  // off0 = step (padding - 2r) - margin from its centre on both axes; the weight depends on (|dy|, |dx|),
+  // each in [0, quad).
+  struct Support {
+    int64_t off0 = 0, length = 0, padded = 0, quad = 0;  // padded: length rounded up to 16
+    std::vector<float> wh;      // quad x padded: weight at (|dy|, dx) = (a, off0 + u); 0 in the padding
+    std::vector<float> valid;   // padded: 1, 0 in the padding
+    std::vector<float> e1;      // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
+    std::vector<float> zcount;  // out_h x out_w: the pixel's taps outside the parameter grid
+  };
+  const Support& support() const { return s_; }
   const std::vector<int32_t>& row_block() const { return row_block_; }
   const std::vector<int32_t>& col_block() const { return col_block_; }
 
@@ -58,8 +64,7 @@ class MaskGenerator {
   MaskGeometry g_;
   bool fused_;
   std::vector<int32_t> row_block_, col_block_;  // output row/col -> block index (nearest upsampling)
-  std::vector<float> table_;                    // taps x step x step
-  std::vector<float> etable_;
+  Support s_;
   mutable at::Tensor weight_;                   // 1 x taps x out_h x out_w (composed path, lazily)
 };
 
