@@ -18,6 +18,18 @@ at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end)
   return request.images.index_select(0, index);
 }
 
+MethodFn backprop_method(BackwardRule rule, MapFn to_map) {
+  return [rule, to_map](Model& model, const ExplainRequest& request, RunContext& context) {
+    BackpropSpec spec;
+    spec.rules.rule = rule;
+    spec.layer = request.options.string("layer", "");
+    spec.to_map = to_map;
+    return run_backprop(model, request, context, spec);
+  };
+}
+
+at::Tensor gradient_magnitude(const at::Tensor&, const at::Tensor& gradient) { return gradient.abs().amax(1); }
+
 namespace {
 
 struct Pass {

@@ -13,6 +13,9 @@
 
 namespace ts {
 
+// (activation, gradient) -> maps (rows x h x w).
+using MapFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
+
 struct BackpropSpec {
   RuleOptions rules;
   // Layer to read (activation, gradient) at; empty: the model's input.
@@ -20,11 +23,17 @@ struct BackpropSpec {
   // Contrastive excitation backprop: the contrast layer (the contrast pass uses negated classifier
   // weights; its gradient at this layer is subtracted, clamped at zero, before going on to `layer`).
   std::string contrast_layer;
-  // (activation, gradient) -> maps (rows x h x w).
-  std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> to_map;
+  MapFn to_map;
 };
 
 ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunContext& context, const BackpropSpec& spec);
+
+// A method that reads the request's `layer` option (default: the input) and runs run_backprop with
+// `rule` and `to_map`: what each single-pass backpropagation method registers.
+MethodFn backprop_method(BackwardRule rule, MapFn to_map);
+
+// Max over channels of |gradient| (TorchRay's gradient-to-saliency), for gradient, deconvnet and guided backprop.
+at::Tensor gradient_magnitude(const at::Tensor& activation, const at::Tensor& gradient);
 
 // Sum over rows of scores[row, targets[row]].
 at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets);

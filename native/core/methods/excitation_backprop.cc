@@ -7,14 +7,6 @@
 
 namespace ts {
 namespace {
-ExplainResult excitation(Model& model, const ExplainRequest& request, RunContext& context) {
-  BackpropSpec spec;
-  spec.rules.rule = BackwardRule::kExcitation;
-  spec.layer = request.options.string("layer", "");
-  spec.to_map = [](const at::Tensor&, const at::Tensor& g) { return g.sum(1); };
-  return run_backprop(model, request, context, spec);
-}
-
 ExplainResult contrastive(Model& model, const ExplainRequest& request, RunContext& context) {
   BackpropSpec spec;
   spec.rules.rule = BackwardRule::kExcitation;
@@ -25,6 +17,6 @@ ExplainResult contrastive(Model& model, const ExplainRequest& request, RunContex
   return run_backprop(model, request, context, spec);
 }
 }  // namespace
-TS_REGISTER_METHOD("excitation-backprop", excitation);
+TS_REGISTER_METHOD("excitation-backprop", backprop_method(BackwardRule::kExcitation, [](const at::Tensor&, const at::Tensor& g) { return g.sum(1); }));
 TS_REGISTER_METHOD("contrastive-excitation-backprop", contrastive);
 }  // namespace ts

@@ -2,14 +2,7 @@
 #include "core/attribution.h"
 
 namespace ts {
-namespace {
-ExplainResult run(Model& model, const ExplainRequest& request, RunContext& context) {
-  BackpropSpec spec;
-  spec.rules.rule = BackwardRule::kGradient;
-  spec.layer = request.options.string("layer", "");
-  spec.to_map = [](const at::Tensor& a, const at::Tensor& g) { (void)a; return (a * g.mean({2, 3}, true)).sum(1).clamp_min(0); };
-  return run_backprop(model, request, context, spec);
-}
-}  // namespace
-TS_REGISTER_METHOD("grad-cam", run);
+TS_REGISTER_METHOD("grad-cam", backprop_method(BackwardRule::kGradient, [](const at::Tensor& a, const at::Tensor& g) {
+                      return (a * g.mean({2, 3}, true)).sum(1).clamp_min(0);
+                    }));
 }  // namespace ts
