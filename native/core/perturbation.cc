@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/postprocess.h"
 
 namespace ts {
 namespace {
@@ -84,26 +85,6 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
 
 }  // namespace
 
-at::Tensor imsmooth(const at::Tensor& x, double sigma_in) {
-  const float sigma = static_cast<float>(sigma_in);
-  if (!(sigma > 0)) return x;
-  const int64_t half = static_cast<int64_t>(std::ceil(4.0f * sigma));
-  const float denom = static_cast<float>(std::sqrt(2.0)) * sigma + 1.19209290e-07f;
-  at::Tensor t = at::arange(-half, half + 1, x.options().dtype(at::kFloat)).div(denom);
-  at::Tensor k = at::exp(t.mul(t).neg());
-  k = k.div(k.sum());
-  // Every channel as its own single-channel image: a plain (non-grouped) convolution is much faster on
-  // CPU than a depthwise one with kernels this long.
-  const auto sizes = x.sizes().vec();
-  at::Tensor planes = x.reshape({-1, 1, sizes[2], sizes[3]});
-  at::Tensor ky = k.view({1, 1, -1, 1});
-  at::Tensor kx = k.view({1, 1, 1, -1});
-  const at::Tensor none;
-  at::Tensor y = at::conv2d(planes, ky, none, at::IntArrayRef{1, 1}, at::IntArrayRef{half, 0});
-  y = at::conv2d(y, kx, none, at::IntArrayRef{1, 1}, at::IntArrayRef{0, half});
-  return y.reshape(sizes);
-}
-
 Perturbation::Perturbation(const at::Tensor& images, const std::string& kind, int64_t levels, double max_blur) : levels_(levels) {
   at::NoGradGuard no_grad;
   at::Tensor s = at::linspace(0, 1, levels, at::kFloat);  // float32, as TorchRay's torch.linspace
@@ -120,7 +101,7 @@ Perturbation::Perturbation(const at::Tensor& images, const std::string& kind, in
         level = image.mul(sp[l]);
       } else {
         const float sigma = (1.0f - sp[l]) * static_cast<float>(max_blur);
-        level = imsmooth(image, sigma);
+        level = gaussian_blur(image, sigma);
       }
       pyramid_[n][l].copy_(level[0]);
     }

@@ -1,6 +1,6 @@
 // The perturbation pyramid of extremal perturbations and how a mask picks from it. For each image, L
-// levels for s = linspace(0, 1, L): 'blur' is a Gaussian blur with sigma (1 - s) max_blur (TorchRay's
-// imsmooth: separable, half-width ceil(4 sigma), zero padding), 'fade' is x * s. Level 0 is the most
+// levels for s = linspace(0, 1, L): 'blur' is a Gaussian blur with sigma (1 - s) max_blur (gaussian_blur
+// of postprocess.h, TorchRay's imsmooth), 'fade' is x * s. Level 0 is the most
 // perturbed, level L-1 the image itself. A mask value m in [0, 1] selects w = m (L-1) and interpolates
 // linearly between levels floor(w) and min(floor(w) + 1, L-1), per pixel and for every channel.
 #pragma once
@@ -10,9 +10,6 @@
 #include <vector>
 
 namespace ts {
-
-// TorchRay's imsmooth (its kernel, exp(-(i / (sqrt(2) sigma + eps))^2) normalised to sum 1).
-at::Tensor imsmooth(const at::Tensor& x, double sigma);
 
 class Perturbation {
  public:
