@@ -13,6 +13,19 @@
 namespace ts {
 namespace {
 
+// The two pyramid levels a mask value blends and the weight of the upper one: w = m (L - 1),
+// levels floor(w) and floor(w) + 1, both clamped to [0, L - 1].
+struct Blend {
+  int64_t k0, k1;
+  float f;
+};
+inline Blend blend_of(float m, int64_t L) {
+  const float w = m * static_cast<float>(L - 1);
+  const float k = std::floor(w);
+  const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(k), 0), L - 1);
+  return {k0, std::min<int64_t>(k0 + 1, L - 1), w - k};
+}
+
 // Blend of two pyramid levels per pixel: forward and the gradient with respect to the mask.
 class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
  public:
@@ -32,11 +45,7 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
         const float* y = yp + ip[b] * L * C * plane;
         for (int64_t x = 0; x < W; ++x) {
           const int64_t p = row * W + x;
-          const float w = mp[b * plane + p] * static_cast<float>(L - 1);
-          const float k = std::floor(w);
-          const float f = w - k;
-          const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(k), 0), L - 1);
-          const int64_t k1 = std::min<int64_t>(k0 + 1, L - 1);
+          const auto [k0, k1, f] = blend_of(mp[b * plane + p], L);
           const int64_t q = flip ? row * W + (W - 1 - x) : p;  // output pixel (mirrored for jitter)
           for (int64_t c = 0; c < C; ++c) {
             const float y0 = y[(k0 * C + c) * plane + p], y1 = y[(k1 * C + c) * plane + p];
@@ -69,9 +78,8 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
         const float* y = yp + ip[b] * L * C * plane;
         for (int64_t x = 0; x < W; ++x) {
           const int64_t p = row * W + x;
-          const float w = mp[b * plane + p] * static_cast<float>(L - 1);
-          const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(std::floor(w)), 0), L - 1);
-          const int64_t k1 = std::min<int64_t>(k0 + 1, L - 1);
+          const auto [k0, k1, f] = blend_of(mp[b * plane + p], L);
+          (void)f;  // d out / d m does not depend on the weight itself
           const int64_t q = flip ? row * W + (W - 1 - x) : p;
           float s = 0;
           for (int64_t c = 0; c < C; ++c) s += gp[(b * C + c) * plane + q] * (y[(k1 * C + c) * plane + p] - y[(k0 * C + c) * plane + p]);
