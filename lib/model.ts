@@ -228,18 +228,12 @@ export class Model {
 
   /** Resolves targets to class indices (kTop = -1 lets the native side take each image's top class). */
   async #jobs(target: ExplainOptions['target'], images: Image[], batch: boolean): Promise<Job[]> {
-    const perImage: (TargetSpec | readonly TargetSpec[])[] =
-      target === undefined
-        ? images.map(() => 'top-1')
-        : Array.isArray(target)
-          ? batch
-            ? target.length === images.length
-              ? [...target]
-              : (() => {
-                  throw invalidValue('options.target', `a target or an array of ${images.length} (one per image)`, target);
-                })()
-            : [target as readonly TargetSpec[]]
-          : images.map(() => target as TargetSpec);
+    let perImage: (TargetSpec | readonly TargetSpec[])[];
+    if (target === undefined) perImage = images.map(() => 'top-1');
+    else if (!Array.isArray(target)) perImage = images.map(() => target as TargetSpec);
+    else if (!batch) perImage = [target as readonly TargetSpec[]]; // several targets for the one image
+    else if (target.length === images.length) perImage = [...target];
+    else throw invalidValue('options.target', `a target or an array of ${images.length} (one per image)`, target);
     const needTop = new Map<number, number>();
     const parsed = perImage.map((specs, image) =>
       (Array.isArray(specs) ? specs : [specs]).map((spec, k) => {
