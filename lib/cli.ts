@@ -9,6 +9,7 @@ import { loadModel, readImage, methods, createService, type Image, type Model } 
 import { TorchSaliencyError } from './errors.js';
 import { imagePNG, writePicture } from './pictures.js';
 import { parseValue } from './parse.js';
+import type { PictureKind } from './explanation.js';
 
 export { parseValue };
 
@@ -184,9 +185,7 @@ async function explain(p: Parsed): Promise<void> {
       for (const kind of wanted) {
         if (kind === 'preserved' && !isMask) continue;
         const file = join(out, `${name}-${kind}.png`);
-        const image = images[map.image];
-        const bytes =
-          kind === 'mask' ? map.maskPNG() : kind === 'overlay' ? map.overlayPNG(image) : kind === 'preserved' ? map.preservedPNG(image) : map.heatmapPNG();
+        const bytes = map.png(kind as PictureKind, images[map.image]);
         written.push(await writePicture(file, bytes));
       }
     }

@@ -63,6 +63,17 @@ export class SaliencyMap implements MapData {
     return preservedPNG(this, image);
   }
 
+  /** The picture of one kind; 'overlay' and 'preserved' need the image. */
+  png(kind: PictureKind, image?: Image, options?: OverlayOptions): Promise<Buffer> {
+    if ((kind === 'overlay' || kind === 'preserved') && !image) {
+      throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected an Image for the '${kind}' picture but received undefined`, { argument: 'image' });
+    }
+    if (kind === 'mask') return this.maskPNG();
+    if (kind === 'overlay') return this.overlayPNG(image!, options);
+    if (kind === 'preserved') return this.preservedPNG(image!);
+    return this.heatmapPNG(options);
+  }
+
   toJSON(): Record<string, unknown> {
     return { ...this.meta, height: this.height, width: this.width, ...this.stats() };
   }
@@ -134,8 +145,7 @@ export class Explanation<O extends object = object> {
     if ((kind === 'overlay' || kind === 'preserved') && !options.overlay) {
       throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected an Image for options.overlay with kind '${kind}' but received undefined`, { argument: 'options.overlay' });
     }
-    const bytes =
-      kind === 'mask' ? map.maskPNG() : kind === 'overlay' ? map.overlayPNG(options.overlay!, options) : kind === 'preserved' ? map.preservedPNG(options.overlay!) : map.heatmapPNG(options);
+    const bytes = map.png(kind, options.overlay, options);
     return writePicture(path, bytes);
   }
 

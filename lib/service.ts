@@ -15,7 +15,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TorchSaliencyError, invalidValue } from './errors.js';
-import type { Explanation } from './explanation.js';
+import type { Explanation, PictureKind } from './explanation.js';
 import { readImage, type Fit, type Image } from './image.js';
 import type { Model } from './model.js';
 import * as v from './validate.js';
@@ -142,7 +142,7 @@ export class SaliencyService {
       mine.map(async ({ m }) => {
         const out: Record<string, unknown> = { ...m.toJSON(), image: 0 };
         if (picture && picture !== 'none') {
-          const png = picture === 'overlay' ? await m.overlayPNG(image) : picture === 'mask' ? await m.maskPNG() : await m.heatmapPNG();
+          const png = await m.png(picture as PictureKind, image);
           out.png = png.toString('base64');
         }
         if (data === true || data === 1) out.data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('base64');
