@@ -14,6 +14,24 @@ interface Request {
   reject: (e: unknown) => void;
 }
 
+/**
+ * The next batch from a queue: requests with the first request's key, in order, filling up to `capacity`
+ * units (a first request bigger than that goes alone); the others stay queued in order.
+ */
+export function takeGroup<T extends { key: string }>(queue: readonly T[], capacity: number, size: (item: T) => number): { group: T[]; rest: T[] } {
+  const key = queue[0].key;
+  const group: T[] = [];
+  const rest: T[] = [];
+  let used = 0;
+  for (const item of queue) {
+    if (item.key === key && (group.length === 0 || used + size(item) <= capacity)) {
+      group.push(item);
+      used += size(item);
+    } else rest.push(item);
+  }
+  return { group, rest };
+}
+
 export class Batcher {
   readonly #run: (data: Float32Array, shape: number[]) => Promise<NativeTensor>;
   readonly #maxBatch: number;
@@ -62,17 +80,8 @@ export class Batcher {
 
   #flush(): void {
     while (this.#running < this.#concurrency && this.#queue.length > 0) {
-      const key = this.#queue[0].key;
-      const group: Request[] = [];
-      let images = 0;
-      const rest: Request[] = [];
-      for (const r of this.#queue) {
-        // A request bigger than maxBatch goes alone; otherwise fill up to maxBatch images of one size.
-        if (r.key === key && (group.length === 0 || images + r.shape[0] <= this.#maxBatch)) {
-          group.push(r);
-          images += r.shape[0];
-        } else rest.push(r);
-      }
+      const { group, rest } = takeGroup(this.#queue, this.#maxBatch, (r) => r.shape[0]);
+      const images = group.reduce((n, r) => n + r.shape[0], 0);
       this.#queue = rest;
       this.#launch(group, images);
     }

@@ -162,9 +162,13 @@ export class Explanation<O extends object = object> {
   }
 }
 
-/** Typed arrays become plain arrays so that JSON.stringify keeps them. */
+/** A typed array becomes a plain array so that JSON.stringify keeps it; other values stay as they are. */
+export function jsonValue(value: unknown): unknown {
+  return ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>) : value;
+}
+
 function jsonDetails(details: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(details)) out[k] = ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v;
+  for (const [k, v] of Object.entries(details)) out[k] = jsonValue(v);
   return out;
 }

@@ -15,11 +15,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TorchSaliencyError, invalidValue } from './errors.js';
-import type { Explanation, PictureKind } from './explanation.js';
+import { jsonValue, type Explanation, type PictureKind } from './explanation.js';
 import { readImage, type Fit, type Image } from './image.js';
 import type { Model } from './model.js';
 import * as v from './validate.js';
 import { parseValue } from './parse.js';
+import { takeGroup } from './batcher.js';
 
 export interface ServiceOptions {
   /** Size incoming images are resized to (default: their own size; requests of different sizes are never merged). */
@@ -153,7 +154,7 @@ export class SaliencyService {
     const details: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(explanation.details)) {
       const list = Array.isArray(val) || ArrayBuffer.isView(val) ? (val as ArrayLike<unknown>) : undefined;
-      details[k] = list && list.length === explanation.maps.length ? mine.map(({ i }) => jsonable(list[i])) : jsonable(val);
+      details[k] = list && list.length === explanation.maps.length ? mine.map(({ i }) => jsonValue(list[i])) : jsonValue(val);
     }
     return {
       method: explanation.method,
@@ -168,9 +169,8 @@ export class SaliencyService {
 
   #pump(): void {
     while (this.#running < this.#concurrency && this.#queue.length > 0) {
-      const key = this.#queue[0].key;
-      const group = this.#queue.filter((j) => j.key === key).slice(0, this.#maxBatch);
-      this.#queue = this.#queue.filter((j) => !group.includes(j));
+      const { group, rest } = takeGroup(this.#queue, this.#maxBatch, () => 1);
+      this.#queue = rest;
       this.#running++;
       this.#stats.explainCalls++;
       this.#stats.largestMerge = Math.max(this.#stats.largestMerge, group.length);
@@ -220,10 +220,6 @@ export class SaliencyService {
     if (res.headersSent) return void res.end();
     this.#send(res, client ? 400 : 500, { error: { code: err?.code ?? 'ERR_INTERNAL', message: err?.message ?? String(e), argument: err?.argument } });
   }
-}
-
-function jsonable(value: unknown): unknown {
-  return ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>) : value;
 }
 
 /** An HTTP service over `model`; call listen() to start it. */
