@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { abortError, invalidType, outOfRange } from './errors.js';
 import type { Explanation } from './explanation.js';
 import type { Image } from './image.js';
-import { COLORMAPS } from './colormaps.js';
+import { colorize, rgbOf } from './pictures.js';
 import type { Model } from './model.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticDetails, type InputAgnosticOptions } from './methods/input-agnostic.js';
 import * as v from './validate.js';
@@ -129,7 +129,7 @@ export class BackdoorScan {
       const c = this.classes[j];
       const map = this.explanation.maps[j];
       const mapPath = join(dir, `class-${c.class}-map.png`);
-      await writeFile(mapPath, await magnified(heat(map.data), map.height, map.width, scale));
+      await writeFile(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
       const picture = withBox(details.visualizations[j], c.box);
       const picturePath = join(dir, `class-${c.class}-picture.png`);
       await writeFile(picturePath, await magnified(picture, details.visualizations[j].height, details.visualizations[j].width, scale));
@@ -142,23 +142,9 @@ export class BackdoorScan {
   }
 }
 
-function heat(values: Float32Array): Uint8Array {
-  const lut = COLORMAPS.viridis;
-  const out = new Uint8Array(values.length * 3);
-  for (let i = 0; i < values.length; i++) {
-    const k = Math.round(Math.min(1, Math.max(0, values[i] || 0)) * 255) * 3;
-    out.set([lut[k], lut[k + 1], lut[k + 2]], i * 3);
-  }
-  return out;
-}
-
 function withBox(image: Image, box: Box): Uint8Array {
-  const { height, width, channels, data } = image;
-  const plane = height * width;
-  const out = new Uint8Array(plane * 3);
-  for (let i = 0; i < plane; i++) {
-    for (let k = 0; k < 3; k++) out[i * 3 + k] = Math.round(Math.min(1, Math.max(0, data[(channels === 3 ? k : 0) * plane + i])) * 255);
-  }
+  const { height, width } = image;
+  const out = rgbOf(image);
   // The box's outline just outside the region where there is room, so the region itself stays visible.
   const y0 = Math.max(0, box.top - 1);
   const x0 = Math.max(0, box.left - 1);

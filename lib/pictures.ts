@@ -27,7 +27,8 @@ function prepared(map: MapData, normalize: boolean, height = map.height, width =
   return m.data;
 }
 
-function colorize(values: Float32Array, colormap: ColormapName): Uint8Array {
+/** Values in [0, 1] (clamped) -> interleaved RGB bytes through a colour map. */
+export function colorize(values: Float32Array, colormap: ColormapName): Uint8Array {
   const lut = COLORMAPS[colormap];
   const out = new Uint8Array(values.length * 3);
   for (let i = 0; i < values.length; i++) {
@@ -63,7 +64,8 @@ export function maskPNG(map: MapData, options: { normalize?: boolean } = {}): Pr
   return png(grey, map.height, map.width, 1);
 }
 
-function rgbOf(image: Image): Uint8Array {
+/** An image as interleaved 8-bit RGB (grey repeated to three channels). */
+export function rgbOf(image: Image): Uint8Array {
   const rgb = image.channels === 3 ? image : { ...image, channels: 3, data: repeatGrey(image) };
   return toInterleaved(rgb);
 }
