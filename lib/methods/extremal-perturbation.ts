@@ -109,22 +109,8 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
     return {
       options: options_,
       baton: {
-        areas: o.areas,
-        perturbation: o.perturbation,
-        maxBlur: o.maxBlur,
-        numLevels: o.numLevels,
-        step: o.step,
-        sigma: o.sigma,
-        maxIter: o.maxIter,
+        ...o,
         jitter: o.jitter ? 1 : 0,
-        variant: o.variant,
-        reward: o.reward,
-        learningRate: o.learningRate,
-        momentum: o.momentum,
-        areaWeight: o.areaWeight,
-        areaWeightGrowth: o.areaWeightGrowth,
-        seed: o.seed,
-        kernel: o.kernel,
         autoBatch: options.batchSize === undefined ? 1 : 0,
       },
     };
