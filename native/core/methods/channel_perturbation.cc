@@ -20,6 +20,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/area_penalty.h"
 #include "core/attribution.h"
 #include "core/layers.h"
 #include "core/postprocess.h"
@@ -82,7 +83,7 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
     return row_mask * a + (1 - row_mask) * p;
   });
   const int64_t keep = static_cast<int64_t>(std::llround(area * static_cast<double>(channels)));
-  at::Tensor reference = at::cat({at::zeros({channels - keep}, x.options()), at::ones({keep}, x.options())}).unsqueeze(0);
+  const std::vector<int64_t> zeros(static_cast<size_t>(m.size(0)), channels - keep);  // per mask: channels to drop
 
   at::Tensor velocity = at::zeros_like(m);
   at::Tensor reward_hist = at::zeros({iterations, groups}, x.options());
@@ -93,7 +94,7 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
     at::Tensor y = model.scores(probed.module(), x).gather(1, targets.view({-1, 1})).view({-1});
     at::Tensor reward = at::zeros({groups}, x.options()).index_add(0, group_index, y) / group_size;
     at::Tensor g_reward = torch::autograd::grad({reward.sum()}, {m})[0];
-    at::Tensor penalty = (std::get<0>(m.sort(1)) - reference).pow(2).mean(1);
+    at::Tensor penalty = area_penalty(m, zeros);  // mean((sort(m) - r)^2), by selection
     at::Tensor g_penalty = torch::autograd::grad({penalty.sum()}, {m})[0];
     {
       at::NoGradGuard no_grad;
