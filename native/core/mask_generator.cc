@@ -16,30 +16,33 @@ namespace {
 
 constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's `coldness`)
 
-// exp for arguments in [-87, 88] (the smooth max sees [-80, 80]: parameters are clamped to [-4, 4]):
-// Cody-Waite range reduction and a degree-6 polynomial, within ~2 ulp of expf. n = round(x log2 e) comes
-// from adding 1.5 * 2^23, which leaves n in the sum's low mantissa bits (no float/int conversions);
-// shifting those bits plus the bias 127 into the exponent field gives 2^n (the sum's own exponent bits
-// are shifted out). Branch-free, so loops using it vectorise.
+// exp for arguments in [-87, 88] (the smooth max sees [-80, 80]: parameters are clamped to [-4, 4]), as
+// 2^(x log2 e): n = round(x log2 e) comes from adding 1.5 * 2^23, which leaves n in the sum's low mantissa
+// bits (no float/int conversions); 2^f for the rest f in [-1/2, 1/2] is a degree-5 polynomial (a relative-
+// error fit, 2.3e-7 on that interval); shifting n plus the bias 127 into the exponent field gives 2^n (the
+// sum's own exponent bits are shifted out). Measured against exp in double: relative error <= 4.8e-7 for
+// |x| <= 20 (the range a mask in [0, 1] uses) and <= 1.4e-6 on the whole range where the multiply-adds
+// contract to FMAs (x86-64-v3 and v4 builds), 4e-6 without. Branch-free, so loops using it vectorise; 11
+// operations against 15 for a Cody-Waite reduction with a degree-6 polynomial, which the generator's
+// kernels, bound by this function, feel directly.
 __attribute__((always_inline)) inline float fast_exp(float x) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
-  const float t = x * 1.44269504088896341f + kRound;
+  constexpr float kLog2e = 1.44269504088896341f;
+  const float t = x * kLog2e + kRound;
   const float fn = t - kRound;
+  const float f = x * kLog2e - fn;
   int32_t tbits;
   std::memcpy(&tbits, &t, sizeof tbits);
-  float r = x - fn * 0.693359375f;
-  r = r + fn * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
+  float p = 1.327647129073739e-3f;
+  p = p * f + 9.675540961325169e-3f;
+  p = p * f + 5.550713092088699e-2f;
+  p = p * f + 2.4022120237350464e-1f;
+  p = p * f + 6.931469440460205e-1f;
+  p = p * f + 1.0000001192092896f;
   const int32_t bits = static_cast<int32_t>((static_cast<uint32_t>(tbits) + 127u) << 23);
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
+  return p * scale;
 }
 
 constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15

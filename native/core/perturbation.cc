@@ -13,17 +13,92 @@
 namespace ts {
 namespace {
 
-// The two pyramid levels a mask value blends and the weight of the upper one: w = m (L - 1),
-// levels floor(w) and floor(w) + 1, both clamped to [0, L - 1].
-struct Blend {
-  int64_t k0, k1;
-  float f;
-};
-inline Blend blend_of(float m, int64_t L) {
-  const float w = m * static_cast<float>(L - 1);
-  const float k = std::floor(w);
-  const int64_t k0 = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(k), 0), L - 1);
-  return {k0, std::min<int64_t>(k0 + 1, L - 1), w - k};
+// The two pyramid levels a mask value m in [0, 1] blends and the weight of the upper one: w = m (L - 1),
+// levels floor(w) and floor(w) + 1 (at most L - 1). The kernels first turn a row of the mask into element
+// offsets into its image's pyramid (level k, channel 0, this pixel), then read every channel at offset +
+// c * plane with indexed loads: each loop vectorises (gathers), where a per-pixel loop over levels does not.
+// A mask value outside [0, 1] (never made by the generator) reads the nearest level, NaN level 0.
+
+// out rows [begin, end) of B x C x H x W (task = b * H + row): (1 - f) y[k0] + f y[k1], the row mirrored
+// when flip (jitter).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_rows(const float* mp, const float* yp, const int64_t* ip,
+                                                                    float* op, int64_t L, int64_t C, int64_t H, int64_t W, bool flip,
+                                                                    int64_t begin, int64_t end) {
+  const int64_t plane = H * W;
+  std::vector<int32_t> o0v(W), o1v(W);
+  std::vector<float> fv(W), rowv(W);
+  int32_t* __restrict o0 = o0v.data();
+  int32_t* __restrict o1 = o1v.data();
+  float* __restrict f = fv.data();
+  float* __restrict tmp = rowv.data();
+  const float top = static_cast<float>(L - 1);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t b = task / H, row = task % H;
+    const float* __restrict y = yp + ip[b] * L * C * plane;
+    {
+      const float* __restrict m = mp + b * plane + row * W;
+      const int32_t stride = static_cast<int32_t>(C * plane), start = static_cast<int32_t>(row * W);
+      for (int64_t x = 0; x < W; ++x) {
+        const float w = m[x] * top;
+        const float k = static_cast<float>(static_cast<int32_t>(std::min(top, std::max(0.0f, w))));  // floor; NaN -> 0
+        const int32_t k0 = static_cast<int32_t>(k), k1 = static_cast<int32_t>(std::min(top, k + 1.0f));
+        f[x] = w - k;
+        o0[x] = k0 * stride + start + static_cast<int32_t>(x);
+        o1[x] = k1 * stride + start + static_cast<int32_t>(x);
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const float* __restrict yc = y + c * plane;
+      float* __restrict out = op + (b * C + c) * plane + row * W;
+      float* __restrict dst = flip ? tmp : out;
+      for (int64_t x = 0; x < W; ++x) dst[x] = yc[o0[x]] + f[x] * (yc[o1[x]] - yc[o0[x]]);
+      if (flip)
+        for (int64_t x = 0; x < W; ++x) out[x] = tmp[W - 1 - x];
+    }
+  }
+}
+
+// d out / d m per pixel: (L - 1) sum_c g_c (y[k1] - y[k0]); g is read mirrored when flip.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_backward_rows(const float* mp, const float* yp, const int64_t* ip,
+                                                                             const float* gp, float* rp, int64_t L, int64_t C, int64_t H,
+                                                                             int64_t W, bool flip, int64_t begin, int64_t end) {
+  const int64_t plane = H * W;
+  std::vector<int32_t> o0v(W), o1v(W);
+  std::vector<float> fv(W), accv(W), gv(W);
+  int32_t* __restrict o0 = o0v.data();
+  int32_t* __restrict o1 = o1v.data();
+  float* __restrict f = fv.data();
+  float* __restrict acc = accv.data();
+  float* __restrict gr = gv.data();
+  const float top = static_cast<float>(L - 1);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t b = task / H, row = task % H;
+    const float* __restrict y = yp + ip[b] * L * C * plane;
+    {
+      const float* __restrict m = mp + b * plane + row * W;
+      const int32_t stride = static_cast<int32_t>(C * plane), start = static_cast<int32_t>(row * W);
+      for (int64_t x = 0; x < W; ++x) {
+        const float w = m[x] * top;
+        const float k = static_cast<float>(static_cast<int32_t>(std::min(top, std::max(0.0f, w))));  // floor; NaN -> 0
+        const int32_t k0 = static_cast<int32_t>(k), k1 = static_cast<int32_t>(std::min(top, k + 1.0f));
+        f[x] = w - k;
+        o0[x] = k0 * stride + start + static_cast<int32_t>(x);
+        o1[x] = k1 * stride + start + static_cast<int32_t>(x);
+      }
+    }
+    std::fill(acc, acc + W, 0.0f);
+    for (int64_t c = 0; c < C; ++c) {
+      const float* __restrict yc = y + c * plane;
+      const float* __restrict g = gp + (b * C + c) * plane + row * W;
+      if (flip) {
+        for (int64_t x = 0; x < W; ++x) gr[x] = g[W - 1 - x];
+        g = gr;
+      }
+      for (int64_t x = 0; x < W; ++x) acc[x] += g[x] * (yc[o1[x]] - yc[o0[x]]);
+    }
+    float* __restrict r = rp + b * plane + row * W;
+    for (int64_t x = 0; x < W; ++x) r[x] = acc[x] * top;
+  }
 }
 
 // Blend of two pyramid levels per pixel: forward and the gradient with respect to the mask.
@@ -33,27 +108,12 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     RECORD_FUNCTION("ts::ApplyFunction::forward", std::vector<c10::IValue>());
     at::Tensor m = masks.contiguous();
     const int64_t B = m.size(0), L = pyramid.size(1), C = pyramid.size(2), H = pyramid.size(3), W = pyramid.size(4);
-    const int64_t plane = H * W;
     at::Tensor out = at::empty({B, C, H, W}, m.options());
     const float* mp = m.data_ptr<float>();
     const float* yp = pyramid.data_ptr<float>();
     const int64_t* ip = index.data_ptr<int64_t>();
     float* op = out.data_ptr<float>();
-    at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / H, row = task % H;
-        const float* y = yp + ip[b] * L * C * plane;
-        for (int64_t x = 0; x < W; ++x) {
-          const int64_t p = row * W + x;
-          const auto [k0, k1, f] = blend_of(mp[b * plane + p], L);
-          const int64_t q = flip ? row * W + (W - 1 - x) : p;  // output pixel (mirrored for jitter)
-          for (int64_t c = 0; c < C; ++c) {
-            const float y0 = y[(k0 * C + c) * plane + p], y1 = y[(k1 * C + c) * plane + p];
-            op[(b * C + c) * plane + q] = (1.0f - f) * y0 + f * y1;
-          }
-        }
-      }
-    });
+    at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) { apply_rows(mp, yp, ip, op, L, C, H, W, flip, begin, end); });
     ctx->save_for_backward({m, pyramid, index});
     ctx->saved_data["flip"] = flip;
     return out;
@@ -65,28 +125,13 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     at::Tensor g = grads[0].contiguous();
     const bool flip = ctx->saved_data["flip"].toBool();
     const int64_t B = m.size(0), L = pyramid.size(1), C = pyramid.size(2), H = pyramid.size(3), W = pyramid.size(4);
-    const int64_t plane = H * W;
     at::Tensor result = at::empty_like(m);
     const float* mp = m.data_ptr<float>();
     const float* yp = pyramid.data_ptr<float>();
     const int64_t* ip = index.data_ptr<int64_t>();
     const float* gp = g.data_ptr<float>();
     float* rp = result.data_ptr<float>();
-    at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / H, row = task % H;
-        const float* y = yp + ip[b] * L * C * plane;
-        for (int64_t x = 0; x < W; ++x) {
-          const int64_t p = row * W + x;
-          const auto [k0, k1, f] = blend_of(mp[b * plane + p], L);
-          (void)f;  // d out / d m does not depend on the weight itself
-          const int64_t q = flip ? row * W + (W - 1 - x) : p;
-          float s = 0;
-          for (int64_t c = 0; c < C; ++c) s += gp[(b * C + c) * plane + q] * (y[(k1 * C + c) * plane + p] - y[(k0 * C + c) * plane + p]);
-          rp[b * plane + p] = s * static_cast<float>(L - 1);
-        }
-      }
-    });
+    at::parallel_for(0, B * H, 16, [&](int64_t begin, int64_t end) { apply_backward_rows(mp, yp, ip, gp, rp, L, C, H, W, flip, begin, end); });
     return {result, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -130,7 +175,8 @@ at::Tensor Perturbation::composed(const at::Tensor& masks, const at::Tensor& ind
 
 at::Tensor Perturbation::apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused, bool flip) const {
   at::Tensor index = at::tensor(image, at::kLong);
-  if (fused && masks.device().is_cpu() && masks.scalar_type() == at::kFloat && pyramid_.device().is_cpu()) {
+  const bool small = pyramid_.numel() / std::max<int64_t>(1, pyramid_.size(0)) < (int64_t{1} << 31);  // the fused kernels use 32-bit offsets
+  if (fused && small && masks.device().is_cpu() && masks.scalar_type() == at::kFloat && pyramid_.device().is_cpu()) {
     return ApplyFunction::apply(masks, pyramid_, index, flip);
   }
   at::Tensor out = composed(masks, index.to(masks.device()));

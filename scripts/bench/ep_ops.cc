@@ -1,0 +1,68 @@
+// Per-op timing of one extremal-perturbation step's own work (no model), at the bench geometry:
+//   ts_bench_ep_ops [SIZE] [MASKS] [ITERS]
+// Times the mask generator, the pyramid apply and the area penalty, each forward+backward, on mask
+// parameters drawn uniformly in [0, 1] (no parameter at 0 or 1: the generator's slowest case), and the
+// same with 80% of the parameters at 0 or 1 (the state of a run after its first hundred steps).
+// Prints one JSON line. Used to see where the step's overhead over the model goes.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <torch/csrc/autograd/autograd.h>
+
+#include "core/area_penalty.h"
+#include "core/mask_generator.h"
+#include "core/model.h"
+#include "core/perturbation.h"
+
+template <typename F>
+double time_ms(F&& f, int64_t iters) {
+  for (int i = 0; i < 3; ++i) f();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < iters; ++i) f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+int main(int argc, char** argv) {
+  const int64_t size = argc > 1 ? std::stoll(argv[1]) : 224, masks = argc > 2 ? std::stoll(argv[2]) : 4,
+                iters = argc > 3 ? std::stoll(argv[3]) : 50;
+  ts::set_threads(0);
+  torch::AutoGradMode grad_mode(true);
+  at::manual_seed(0);
+  ts::MaskGenerator gen(ts::MaskGeometry::make(size, size, 7, 21), true);
+  const ts::MaskGeometry& g = gen.geometry();
+  at::Tensor image = at::rand({1, 3, size, size});
+  ts::Perturbation pert(image, "blur", 8, 20);
+  std::vector<int64_t> index(masks, 0), zeros(masks, g.out_h * g.out_w * 9 / 10);
+  // Each op alone, from a leaf input, with a fixed random incoming gradient (as the model's backward gives).
+  auto fwd_bwd = [](const at::Tensor& leaf0, auto&& op) {
+    at::Tensor leaf = leaf0.detach().requires_grad_(true);
+    at::Tensor out = op(leaf);
+    torch::autograd::grad({out}, {leaf}, {at::ones_like(out)});
+  };
+  std::string json = "{";
+  for (int state = 0; state < 2; ++state) {
+    at::Tensor params = at::rand({masks, 1, g.in_h, g.in_w});
+    if (state == 1) {
+      at::Tensor r = at::rand_like(params);
+      params = at::where(r < 0.4, at::zeros_like(params), at::where(r < 0.8, at::ones_like(params), params));
+    }
+    at::Tensor full, crop;
+    {
+      at::NoGradGuard ng;
+      full = gen.full(params);
+      crop = gen.crop(full).contiguous();
+    }
+    const double gen_f = time_ms([&] { at::NoGradGuard ng; gen.full(params); }, iters);
+    const double gen_fb = time_ms([&] { fwd_bwd(params, [&](const at::Tensor& p) { return gen.full(p); }); }, iters);
+    const double app_fb = time_ms([&] { fwd_bwd(crop, [&](const at::Tensor& m) { return pert.apply(m, index, true, true); }); }, iters);
+    const double pen_fb = time_ms([&] { fwd_bwd(full, [&](const at::Tensor& m) { return ts::area_penalty(m, zeros, true); }); }, iters);
+    const char* name = state == 0 ? "uniform" : "saturated";
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%s\"%s\":{\"genFwd\":%.3f,\"genFwdBwd\":%.3f,\"applyFwdBwd\":%.3f,\"penaltyFwdBwd\":%.3f}",
+                  state ? "," : "", name, gen_f, gen_fb, app_fb, pen_fb);
+    json += buf;
+  }
+  std::printf("%s,\"size\":%lld,\"masks\":%lld,\"threads\":%d}\n", json.c_str(), static_cast<long long>(size), static_cast<long long>(masks), ts::get_threads());
+  return 0;
+}
