@@ -20,39 +20,111 @@ struct Split {
 };
 
 // The k-th smallest (0-based `kth`) of n floats. Values >= 0 (masks are) order like their bit patterns
-// as unsigned integers, so a radix select finds it in three histogram passes (bits 31..20, 19..8, 7..0),
-// O(n) whatever the data (nth_element degrades on the mask's many repeated values: measured 0.58 vs
-// 0.12 ms for 67,600 values). A negative value (or NaN) sends the row to std::nth_element.
-float kth_smallest(const float* v, int64_t n, int64_t kth, std::vector<uint32_t>& hist, std::vector<float>& scratch) {
-  hist.resize(4096);
-  uint32_t prefix = 0, prefix_mask = 0;
-  int64_t rank = kth;  // the target's rank among the values that match the prefix
-  const int shifts[3] = {20, 8, 0}, widths[3] = {12, 12, 8};
-  for (int pass = 0; pass < 3; ++pass) {
+// as unsigned integers, so a radix select finds it with histograms of 11-bit digits (bits 31..21, 20..10,
+// 9..0), O(n) whatever the data (nth_element degrades on the mask's many repeated values: measured 0.58
+// vs 0.12 ms for 67,600 values). Only the first pass reads all n values; the values that share the chosen
+// first digit are copied out, and the later passes read those alone. A negative value (or NaN) sends
+// the row to std::nth_element.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) float kth_smallest(const float* v, int64_t n, int64_t kth,
+                                                                                           std::vector<uint32_t>& hist,
+                                                                                           std::vector<uint32_t>& picked,
+                                                                                           std::vector<float>& scratch) {
+  constexpr int kBits = 11;
+  constexpr uint32_t kBins = 1u << kBits, kDigit = kBins - 1;
+  hist.assign(4 * kBins, 0u);  // four interleaved histograms: runs of equal values do not serialise on one counter
+  uint32_t* __restrict h = hist.data();
+  const uint32_t* __restrict bits = reinterpret_cast<const uint32_t*>(v);
+  uint32_t negative = 0;
+  for (int64_t i = 0; i < n; ++i) negative |= (bits[i] & 0x7fffffffu) > 0x7f800000u || (bits[i] >> 31 && bits[i] != 0x80000000u);
+  if (negative) {
+    scratch.assign(v, v + n);
+    std::nth_element(scratch.begin(), scratch.begin() + kth, scratch.end());
+    return scratch[kth];
+  }
+  auto key = [](uint32_t b) { return b == 0x80000000u ? 0u : b; };  // -0 is 0
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int l = 0; l < 4; ++l) ++h[l * kBins + (key(bits[i + l]) >> 21)];
+  for (; i < n; ++i) ++h[key(bits[i]) >> 21];
+  int64_t rank = kth;  // the target's rank among the values that share the digits chosen so far
+  uint32_t d = 0;
+  for (;; ++d) {
+    const int64_t count = int64_t{h[d]} + h[kBins + d] + h[2 * kBins + d] + h[3 * kBins + d];
+    if (rank < count) break;
+    rank -= count;
+  }
+  uint32_t prefix = d << 21;
+  picked.resize(static_cast<size_t>(n));
+  int64_t m = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const uint32_t b = key(bits[j]);
+    picked[m] = b;
+    m += (b >> 21) == d;
+  }
+  const int shifts[2] = {10, 0};
+  for (int pass = 0; pass < 2; ++pass) {
     const int shift = shifts[pass];
-    const uint32_t bins = 1u << widths[pass], digit = bins - 1;
-    std::fill(hist.begin(), hist.begin() + bins, 0u);
-    uint32_t negative = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, v + i, sizeof bits);
-      if (bits == 0x80000000u) bits = 0;  // -0 is 0
-      negative |= bits > 0x7f800000u;     // negative or NaN
-      if ((bits & prefix_mask) == prefix) ++hist[(bits >> shift) & digit];
+    std::fill(h, h + kBins, 0u);
+    for (int64_t j = 0; j < m; ++j) ++h[(picked[j] >> shift) & kDigit];
+    uint32_t e = 0;
+    while (rank >= static_cast<int64_t>(h[e])) rank -= h[e++];
+    prefix |= e << shift;
+    int64_t kept = 0;  // keep only the values with this digit too
+    for (int64_t j = 0; j < m; ++j) {
+      const uint32_t b = picked[j];
+      picked[kept] = b;
+      kept += ((b >> shift) & kDigit) == e;
     }
-    if (negative) {
-      scratch.assign(v, v + n);
-      std::nth_element(scratch.begin(), scratch.begin() + kth, scratch.end());
-      return scratch[kth];
-    }
-    uint32_t d = 0;
-    while (rank >= static_cast<int64_t>(hist[d])) rank -= hist[d++];
-    prefix |= d << shift;
-    prefix_mask |= digit << shift;
+    m = kept;
   }
   float out;
   std::memcpy(&out, &prefix, sizeof out);
   return out;
+}
+
+// mean over the row of (v - r)^2, with r = 0 for v < t, 1 for v > t, and for the values equal to t the
+// first `tied_zeros` paired with 0 and the rest with 1; returns the counts below t and equal to t too.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) double row_penalty(const float* v, int64_t n, float t,
+                                                                                           int64_t& below, int64_t& tied) {
+  double lanes[16] = {};
+  int32_t lb[16] = {}, lt[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) {
+      const float x = v[i + l];
+      const float d = x - (x > t ? 1.0f : 0.0f);
+      lanes[l] += static_cast<double>(d * d);
+      lb[l] += x < t;
+      lt[l] += x == t;
+    }
+  double sum = 0;
+  below = 0;
+  tied = 0;
+  for (int l = 0; l < 16; ++l) {
+    sum += lanes[l];
+    below += lb[l];
+    tied += lt[l];
+  }
+  for (; i < n; ++i) {
+    const float d = v[i] - (v[i] > t ? 1.0f : 0.0f);
+    sum += static_cast<double>(d * d);
+    below += v[i] < t;
+    tied += v[i] == t;
+  }
+  return sum;
+}
+
+// d penalty / d v = scale (v - r) with r as above.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void row_penalty_grad(const float* __restrict v, float* __restrict r,
+                                                                                              int64_t n, float t, int64_t tied_zeros,
+                                                                                              bool ties_to_one, float scale) {
+  for (int64_t i = 0; i < n; ++i) r[i] = scale * (v[i] - (v[i] > t ? 1.0f : 0.0f));
+  if (!ties_to_one) return;
+  // The ties after the first tied_zeros (index order) are paired with 1: find where they start, then
+  // one pass over the rest.
+  int64_t i = 0, seen = 0;
+  for (; i < n && seen < tied_zeros; ++i) seen += v[i] == t;
+  for (; i < n; ++i) r[i] = v[i] == t ? scale * (t - 1.0f) : r[i];
 }
 
 class AreaPenaltyFunction : public torch::autograd::Function<AreaPenaltyFunction> {
@@ -68,34 +140,19 @@ class AreaPenaltyFunction : public torch::autograd::Function<AreaPenaltyFunction
     float* op = out.data_ptr<float>();
     double* sp = split.data_ptr<double>();
     at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      thread_local std::vector<uint32_t> hist;
+      thread_local std::vector<uint32_t> hist, picked;
       thread_local std::vector<float> scratch;
       for (int64_t b = begin; b < end; ++b) {
         const float* v = mp + b * n;
         const int64_t k = std::min<int64_t>(std::max<int64_t>(kp[b], 0), n);
         // k = 0: every value is paired with 1 (no threshold).
-        const float t = k > 0 ? kth_smallest(v, n, k - 1, hist, scratch) : -std::numeric_limits<float>::infinity();
+        const float t = k > 0 ? kth_smallest(v, n, k - 1, hist, picked, scratch) : -std::numeric_limits<float>::infinity();
         // One pass pairing v <= t with 0 and v > t with 1; then the ties beyond the k zeros move to 1.
-        double lanes[8] = {};
         int64_t below = 0, tied = 0;
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-          for (int l = 0; l < 8; ++l) {
-            const float x = v[i + l];
-            const float d = x - (x > t ? 1.0f : 0.0f);
-            lanes[l] += static_cast<double>(d * d);
-            below += x < t;
-            tied += x == t;
-          }
-        for (; i < n; ++i) {
-          const float d = v[i] - (v[i] > t ? 1.0f : 0.0f);
-          lanes[0] += static_cast<double>(d * d);
-          below += v[i] < t;
-          tied += v[i] == t;
-        }
+        const double paired = row_penalty(v, n, t, below, tied);
         const Split s{t, k - below, tied};
-        const double sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) +
-                           static_cast<double>(s.tied - s.tied_zeros) * (1.0 - 2.0 * static_cast<double>(t));
+        // Ties paired with 1 instead of 0 add (t - 1)^2 - t^2 each (none when k = 0, where t = -inf).
+        const double sum = s.tied > s.tied_zeros ? paired + static_cast<double>(s.tied - s.tied_zeros) * (1.0 - 2.0 * static_cast<double>(t)) : paired;
         op[b] = static_cast<float>(sum / static_cast<double>(n));
         sp[3 * b] = s.threshold;
         sp[3 * b + 1] = static_cast<double>(s.tied_zeros);
@@ -120,14 +177,7 @@ class AreaPenaltyFunction : public torch::autograd::Function<AreaPenaltyFunction
       for (int64_t b = begin; b < end; ++b) {
         const Split s{static_cast<float>(sp[3 * b]), static_cast<int64_t>(sp[3 * b + 1]), static_cast<int64_t>(sp[3 * b + 2])};
         const float scale = 2.0f * gp[b] / static_cast<float>(n);
-        const float* v = mp + b * n;
-        float* r = rp + b * n;
-        for (int64_t i = 0; i < n; ++i) r[i] = scale * (v[i] - (v[i] > s.threshold ? 1.0f : 0.0f));
-        if (s.tied > s.tied_zeros) {  // the ties after the first tied_zeros (index order) are paired with 1
-          int64_t seen = 0;
-          for (int64_t i = 0; i < n; ++i)
-            if (v[i] == s.threshold && seen++ >= s.tied_zeros) r[i] = scale * (v[i] - 1.0f);
-        }
+        row_penalty_grad(mp + b * n, rp + b * n, n, s.threshold, s.tied_zeros, s.tied > s.tied_zeros, scale);
       }
     });
     return {result, at::Tensor()};

@@ -1,0 +1,24 @@
+// The fused CPU kernels of the extremal-perturbation step (mask generator, pyramid apply, area penalty)
+// against their composed ATen formulations, values and gradients: test/native/kernels.cc, built with the
+// addon as build/ts_native_tests. Each line it prints is one comparison; all must pass.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers.js';
+
+describe('fused CPU kernels (native)', () => {
+  it('match the composed ATen ops on every case', () => {
+    // beside the addon under test (scripts/check-pytorch-libtorch.sh points TORCH_SALIENCY_ADDON at its own build)
+    const addon = process.env.TORCH_SALIENCY_ADDON;
+    const exe = join(addon ? dirname(dirname(addon)) : join(ROOT, 'build'), 'ts_native_tests');
+    expect(existsSync(exe), `${exe} is built with the addon (npm run build:native)`).toBe(true);
+    const r = spawnSync(exe, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, timeout: 120_000 });
+    const lines = r.stdout.trim().split('\n');
+    const failed = lines.filter((l) => l.startsWith('FAIL'));
+    expect(failed, r.stderr).toEqual([]);
+    expect(r.status).toBe(0);
+    // every family of cases ran (a crash or an early exit would leave some out)
+    for (const family of ['penalty', 'apply', 'generator']) expect(lines.filter((l) => l.startsWith('ok') && l.includes(` ${family} `)).length).toBeGreaterThan(10);
+  });
+});
