@@ -21,6 +21,13 @@ class Perturbation {
   // fused: a custom op on CPU (composed ATen ops otherwise or when false).
   at::Tensor apply(const at::Tensor& masks, const std::vector<int64_t>& image, bool fused = true, bool flip = false) const;
 
+  // The same from the [top, top + H) x [left, left + W) crop of full masks (M x 1 x Hf x Wf): result row r
+  // perturbs image[r] with mask[r], inverted (1 - m) where invert[r]. The fused op reads the crop in
+  // place and gives the full masks' gradient directly (no crop copy, no slice backward); 'delete' and
+  // 'dual' use the inversion instead of building 1 - m.
+  at::Tensor apply_crop(const at::Tensor& full, int64_t top, int64_t left, const std::vector<int64_t>& mask, const std::vector<bool>& invert,
+                        const std::vector<int64_t>& image, bool fused = true, bool flip = false) const;
+
   const at::Tensor& pyramid() const { return pyramid_; }  // N x L x C x H x W
   int64_t levels() const { return levels_; }
 

@@ -83,6 +83,20 @@ int main() {
     }
   }
 
+  // Apply from the crop of full masks, with inverted rows and masks used twice ('dual'): the gradient of
+  // the full masks sums both rows' parts and is zero outside the crop.
+  {
+    at::Tensor images = at::rand({2, 3, 29, 35});
+    ts::Perturbation pert(images, "fade", 6, 20);
+    const std::vector<int64_t> mask = {0, 1, 0, 1, 2}, image = {1, 0, 1, 1, 0};
+    const std::vector<bool> invert = {false, false, true, true, false};
+    for (bool flip : {false, true}) {
+      const auto ref = [&](const at::Tensor& f) { return pert.apply_crop(f, 4, 6, mask, invert, image, false, flip); };
+      const auto fused = [&](const at::Tensor& f) { return pert.apply_crop(f, 4, 6, mask, invert, image, true, flip); };
+      compare(std::string("apply crop, inverted and shared rows") + (flip ? " flipped" : ""), at::rand({3, 1, 40, 47}), fused, ref, 1e-6, 1e-5);
+    }
+  }
+
   // Mask generator: fused kernels against the composed ATen ops (unfold, upsampling, softmax).
   struct Geo {
     int64_t h, w, step;

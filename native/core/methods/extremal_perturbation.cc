@@ -119,8 +119,14 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     const int64_t m = end - begin;
     std::vector<int64_t> image(mask_image.begin() + begin, mask_image.begin() + end);
     std::vector<int64_t> target(mask_target.begin() + begin, mask_target.begin() + end);
-    std::vector<int64_t> image_rows = image;
-    if (dual) image_rows.insert(image_rows.end(), image.begin(), image.end());
+    std::vector<int64_t> image_rows = image, row_mask(m);
+    for (int64_t i = 0; i < m; ++i) row_mask[i] = i;
+    std::vector<bool> row_invert(m, o.variant == "delete");
+    if (dual) {
+      image_rows.insert(image_rows.end(), image.begin(), image.end());
+      for (int64_t i = 0; i < m; ++i) row_mask.push_back(i);
+      row_invert.insert(row_invert.end(), m, true);
+    }
     at::Tensor target_t = at::tensor(target, at::kLong).to(device);
     // Reference of the area penalty: (1 - a) N zeros, then ones.
     std::vector<int64_t> zeros(m);
@@ -135,14 +141,8 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       at::Tensor full = gen.full(p);
       at::Tensor crop = gen.crop(full);
       const bool flip = o.jitter && t % 2 == 0;  // jitter: the perturbed batch mirrored on even steps
-      at::Tensor x;
-      if (o.variant == "delete") {
-        x = pert.apply(crop.neg().add(1), image, o.fused, flip);
-      } else if (dual) {
-        x = pert.apply(at::cat({crop, crop.neg().add(1)}), image_rows, o.fused, flip);
-      } else {
-        x = pert.apply(crop, image, o.fused, flip);
-      }
+      // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
+      at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
       at::Tensor y = model.scores(model.module(), x);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused);
