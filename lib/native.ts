@@ -54,6 +54,8 @@ export interface Binding {
     cudaDevices: number;
     liveModels: number;
     methods: string[];
+    /** libtorch's CPU blocks of 1 MB and more are cached for reuse (TORCH_SALIENCY_CPU_CACHE_MB; 0 turns it off). */
+    cpuCache: { enabled: boolean; limitBytes: number; cachedBytes: number; hits: number; misses: number };
   };
   CancelToken: new () => NativeCancelToken;
 }

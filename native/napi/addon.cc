@@ -1,12 +1,8 @@
 // Module entry: loadModel and process-wide settings. Everything model-specific is in model_wrap.cc.
 #include <napi.h>
 
-#include <cstdlib>
-#include <cstring>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
+#include "core/cpu_cache.h"
 #include "core/explain.h"
 #include "core/model.h"
 #include "napi/convert.h"
@@ -73,6 +69,14 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
   o.Set("cudaAvailable", ts::cuda_available());
   o.Set("cudaDevices", ts::cuda_device_count());
   o.Set("liveModels", static_cast<double>(ts::Model::live()));
+  const ts::CpuCacheStats cache = ts::cpu_cache_stats();
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("enabled", cache.installed && cache.limit_bytes > 0);
+  c.Set("limitBytes", static_cast<double>(cache.limit_bytes));
+  c.Set("cachedBytes", static_cast<double>(cache.cached_bytes));
+  c.Set("hits", static_cast<double>(cache.hits));
+  c.Set("misses", static_cast<double>(cache.misses));
+  o.Set("cpuCache", c);
   auto names = ts::method_names();
   Napi::Array methods = Napi::Array::New(env, names.size());
   for (size_t i = 0; i < names.size(); ++i) methods.Set(static_cast<uint32_t>(i), names[i]);
@@ -88,20 +92,9 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   // Default to every core available to the process; libtorch's own default counts physical cores
   // and picks 1 on small virtual machines.
   ts::set_threads(0);
-#if defined(__GLIBC__)
-  // libtorch takes its CPU tensors from malloc. With glibc's adaptive defaults, the blocks of a step
-  // (activations, masks, gradients: MBs to tens of MBs) keep going back to the system and coming back as
-  // fresh pages, so a step pays its page faults again, more or less at random (measured: an extremal-
-  // perturbation step at 224 px took 51 to 73 ms from round to round, against a steady 52 to 55 ms with
-  // these settings). Blocks below 32 MB (glibc's ceiling for this setting) now come from the heap, and up
-  // to 256 MB of free memory at a heap's top stays for the next step: the memory of a large batch stays
-  // with the process. TORCH_SALIENCY_MALLOC=default keeps glibc's settings.
-  const char* malloc_policy = std::getenv("TORCH_SALIENCY_MALLOC");
-  if (!(malloc_policy && std::strcmp(malloc_policy, "default") == 0)) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  }
-#endif
+  // libtorch's CPU tensors come from a caching allocator (core/cpu_cache.h): a loop's steps reuse mapped
+  // memory instead of paying page faults on every step.
+  ts::install_cpu_cache(ts::default_cpu_cache_limit());
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("runtime", Napi::Function::New(env, Runtime));

@@ -15,8 +15,10 @@ import { loadModel, type Image } from '../../lib/index.js';
 
 const root = join(__dirname, '..', '..');
 const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)
+const smallPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn-small.pt');
 const python = process.env.TS_PYTHON ?? '/opt/tsvenv/bin/python';
 if (!existsSync(modelPath)) execFileSync(python, [join(root, 'scripts', 'fixtures', 'ep_reference.py'), '--bench', modelPath], { stdio: 'inherit' });
+if (!existsSync(smallPath)) execFileSync(python, [join(root, 'scripts', 'fixtures', 'ep_reference.py'), '--bench-small', smallPath], { stdio: 'inherit' });
 
 const SIZE = 224;
 const AREAS = [0.025, 0.05, 0.1, 0.2];
@@ -40,9 +42,9 @@ function image(seed: number): Image {
 // step here), which the addon's worker thread does not (~250 faults per step). Keeping the allocator warm
 // with GLIBC_TUNABLES gives the model's own cost; both figures are printed, the ratio uses the warm one.
 const WARM = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
-function baseline(batch: number, n: number, warm = true): number {
+function baseline(batch: number, n: number, warm = true, path = modelPath): number {
   const exe = join(root, 'build', 'ts_bench_baseline');
-  const args = [modelPath, 'fwdbwd', String(batch), String(SIZE), String(n)];
+  const args = [path, 'fwdbwd', String(batch), String(SIZE), String(n)];
   const env = warm ? { ...process.env, GLIBC_TUNABLES: WARM } : process.env;
   const out = threads > 0
     ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8', env })
@@ -98,7 +100,30 @@ async function main(): Promise<void> {
   const oneCall = Math.min(await time(one), await time(one));
   const eightCalls = Math.min(await time(eight), await time(eight));
   console.log(`  8 images x ${opts.maxIter} iterations: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
-  console.log(JSON.stringify({ bench: 'extremal-perturbation', size: SIZE, areas: AREAS.length, bareMs: bareMean, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioFusedMedian: ratioMedian, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
+  // The step's own cost is fixed (the generator, the apply, the penalty: about 2 ms per mask at 224 px on
+  // one core), so its ratio to the model depends on the model. Three models side by side: a quarter-width
+  // copy of the bench CNN (as cheap as the 11 ms CNN DESIGN.md measured), the bench CNN, and the committed
+  // bench ResNet fixture. Best of 3 interleaved rounds each.
+  const sweep: { model: string; bareMs: number; fusedMs: number; ratio: number; overheadPerMaskMs: number }[] = [];
+  for (const [name, path] of [['quarter-width CNN', smallPath], ['bench CNN', modelPath], ['bench ResNet (fixture)', join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt')]] as const) {
+    const m = await loadModel(path, { threads });
+    const step = async (n: number) => {
+      const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, batchSize: AREAS.length });
+      return (r.details as { timings: { msPerIteration: number } }).timings.msPerIteration;
+    };
+    const n = Math.max(3, Math.round(800 / Math.max(1, baseline(AREAS.length, 3, true, path))));
+    await step(2);
+    let b = Infinity, f = Infinity;
+    for (let r = 0; r < 3; r++) {
+      b = Math.min(b, baseline(AREAS.length, n, true, path));
+      f = Math.min(f, await step(n));
+    }
+    sweep.push({ model: name, bareMs: b, fusedMs: f, ratio: f / b, overheadPerMaskMs: (f - b) / AREAS.length });
+    m.dispose();
+  }
+  console.log('  by model (best of 3 interleaved rounds):');
+  for (const r of sweep) console.log(`    ${r.model.padEnd(24)} bare ${r.bareMs.toFixed(1).padStart(6)} ms, step ${r.fusedMs.toFixed(1).padStart(6)} ms: ratio ${r.ratio.toFixed(3)}, ${r.overheadPerMaskMs.toFixed(2)} ms per mask over the model`);
+  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareMean, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioFusedMedian: ratioMedian, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
   model.dispose();
 }
 
