@@ -69,22 +69,22 @@ struct Padded {
         wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
 };
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_masks(const float* params, const MaskGeometry& g,
-                                                                       const MaskGenerator::Support& s, float* out, float* norm,
-                                                                       int64_t begin, int64_t end) {
+// Adds the grid rows [row_begin, row_end) of mask b into S (norm) and T (out), which start as the
+// out-of-grid tap counts and 0.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_rows(const float* params, const MaskGeometry& g,
+                                                                      const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
+                                                                      int64_t row_begin, int64_t row_end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
   const Padded pad(g, s);
   std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
-  for (int64_t b = begin; b < end; ++b) {
+  {
     const float* p = params + b * g.in_h * g.in_w;
     float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
     float* T = out + b * g.out_h * g.out_w;
-    std::copy(s.zcount.begin(), s.zcount.end(), S);
-    std::fill(T, T + g.out_h * g.out_w, 0.0f);
-    for (int64_t i = 0; i < g.in_h; ++i) {
+    for (int64_t i = row_begin; i < row_end; ++i) {
       std::fill(SAv.begin(), SAv.end(), 0.0f);
       std::fill(TAv.begin(), TAv.end(), 0.0f);
       for (int64_t j = 0; j < g.in_w; ++j) {
@@ -127,8 +127,13 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         }
       }
     }
-    for (int64_t q = 0; q < g.out_h * g.out_w; ++q) T[q] = std::min(std::max(T[q] / (kColdness * S[q]), 0.0f), 1.0f);
   }
+}
+
+// out = clamp(T / (20 S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void finish_rows(float* out, const float* norm, int64_t width, int64_t begin,
+                                                                     int64_t end) {
+  for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (kColdness * norm[q]), 0.0f), 1.0f);
 }
 
 // Backward for parameter rows [begin, end) (task = mask * in_h + row): the gradient of parameter k is the
@@ -208,9 +213,26 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     float* op = out.data_ptr<float>();
     float* np = norm.data_ptr<float>();
     const MaskGenerator::Support& s = gen->support();
-    at::parallel_for(0, masks, 1, [&](int64_t begin, int64_t end) {
-      forward_masks(pp, g, s, op, np, begin, end);
+    at::parallel_for(0, masks * g.out_h, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t y = row % g.out_h;
+        std::copy(s.zcount.begin() + y * g.out_w, s.zcount.begin() + (y + 1) * g.out_w, np + row * g.out_w);
+        std::fill(op + row * g.out_w, op + (row + 1) * g.out_w, 0.0f);
+      }
     });
+    // Grid rows in bands of 2r + 1: a band's pixel rows (its rows' supports) end before the band after
+    // next begins, so the even bands of every mask run in parallel, then the odd ones. One mask alone
+    // thus still spreads over the cores (parallel over masks only, one mask used one core).
+    const int64_t band = 2 * g.radius + 1, bands = (g.in_h + band - 1) / band, per_pass = (bands + 1) / 2;
+    for (int64_t pass = 0; pass < 2; ++pass) {
+      at::parallel_for(0, masks * per_pass, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+          const int64_t b = task / per_pass, k = 2 * (task % per_pass) + pass;
+          if (k < bands) forward_rows(pp, g, s, op, np, b, k * band, std::min(g.in_h, (k + 1) * band));
+        }
+      });
+    }
+    at::parallel_for(0, masks * g.out_h, 64, [&](int64_t begin, int64_t end) { finish_rows(op, np, g.out_w, begin, end); });
     ctx->saved_data["gen"] = reinterpret_cast<int64_t>(gen);
     ctx->save_for_backward({p, out, norm});
     return out;
