@@ -46,6 +46,7 @@ export interface NativeCancelToken {
 export interface Binding {
   loadModel(source: string | Buffer, options: { device: string; mean?: number[]; std?: number[]; threads?: number }): Promise<NativeModel>;
   setThreads(threads: number): number;
+  releaseCpuCache(): number;
   runtime(): {
     torchVersion: string;
     threads: number;

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadModel, runtime } from '../../lib/index.js';
+import { loadModel, releaseCpuCache, runtime } from '../../lib/index.js';
 import { ROOT, goldenImage, model } from './helpers.js';
 
 // 48 images of 64 x 64: the input alone is 2.4 MB, the activations more.
@@ -47,6 +47,10 @@ describe('caching CPU allocator', () => {
     expect(later.misses - first.misses).toBeLessThan(later.hits - first.hits);
     expect(later.cachedBytes).toBeGreaterThan(0);
     expect(later.cachedBytes).toBeLessThanOrEqual(later.limitBytes);
+    // releaseCpuCache gives the free blocks back and says how much it held
+    expect(releaseCpuCache()).toBe(later.cachedBytes);
+    expect(runtime().cpuCache.cachedBytes).toBe(0);
+    expect((await m.predict(images)).length).toBe(images.length); // and the allocator still serves
   });
 
   it('gives the same scores with the cache off, and honours a small limit', () => {
