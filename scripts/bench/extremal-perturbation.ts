@@ -78,6 +78,27 @@ async function main(): Promise<void> {
   if (mainOnly) {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     console.log(`  threads ${threads}: bare ${Math.min(...bares).toFixed(1)} ms, fused ${Math.min(...fuseds).toFixed(1)} ms best (ratio of bests ${(Math.min(...fuseds) / Math.min(...bares)).toFixed(3)}; median of the rounds' ratios ${median(ratios).toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`);
+  }
+  const eightImages = async () => {
+    // 8 images, one area each: one call (chunked by the default batch size) against 8 calls in a row.
+    const images = Array.from({ length: 8 }, (_, i) => image(i + 2));
+    const opts = { method: 'extremal-perturbation', target: 0, areas: [0.1], maxIter: iters } as const;
+    const time = async (f: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await f();
+      return performance.now() - t0;
+    };
+    const one = () => model.explain(images, opts);
+    const eight = async () => {
+      for (const im of images) await model.explain(im, opts);
+    };
+    const oneCall = Math.min(await time(one), await time(one));
+    const eightCalls = Math.min(await time(eight), await time(eight));
+    console.log(`  8 images x ${opts.maxIter} iterations, threads ${threads}: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
+    return { oneCall, eightCalls };
+  };
+  if (mainOnly) {
+    await eightImages();
     model.dispose();
     return;
   }
@@ -92,21 +113,7 @@ async function main(): Promise<void> {
   console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareMean).toFixed(2)})`);
   console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter best (ratio of bests ${(fused / bareMean).toFixed(3)}; median of the rounds' ratios ${ratioMedian.toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`);
 
-  // 8 images, one area each: one call (chunked by the default batch size) against 8 calls in a row.
-  const images = Array.from({ length: 8 }, (_, i) => image(i + 2));
-  const opts = { method: 'extremal-perturbation', target: 0, areas: [0.1], maxIter: iters } as const;
-  const time = async (f: () => Promise<unknown>) => {
-    const t0 = performance.now();
-    await f();
-    return performance.now() - t0;
-  };
-  const one = () => model.explain(images, opts);
-  const eight = async () => {
-    for (const im of images) await model.explain(im, opts);
-  };
-  const oneCall = Math.min(await time(one), await time(one));
-  const eightCalls = Math.min(await time(eight), await time(eight));
-  console.log(`  8 images x ${opts.maxIter} iterations: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
+  const { oneCall, eightCalls } = await eightImages();
   // The step's own cost is fixed (the generator, the apply, the penalty: about 2 ms per mask at 224 px on
   // one core), so its ratio to the model depends on the model. Three models side by side: a quarter-width
   // copy of the bench CNN (as cheap as the 11 ms CNN DESIGN.md measured), the bench CNN, and the committed
