@@ -64,16 +64,40 @@ at::Tensor rule_relu(const at::Tensor& x, int64_t rule) { return RuleRelu::apply
 at::Tensor eb_in(const at::Tensor& x) { return EbIn::apply(x); }
 at::Tensor eb_out(const at::Tensor& y, const at::Tensor& yp) { return EbOut::apply(y, yp); }
 
-bool is_weighted(torch::jit::Node* n) {
+// A weight-like operand: a parameter or constant, possibly transposed (old exports write a Linear layer
+// as addmm(bias, x, weight.t()), hand-written ones as x @ weight.t() or x.matmul(weight)).
+bool is_parameter_like(torch::jit::Value* v) {
+  torch::jit::Node* n = v->node();
+  const auto k = n->kind();
+  if (k == c10::prim::GetAttr) return true;
+  if (k == c10::prim::Constant) return v->type()->kind() == c10::TypeKind::TensorType;
+  if (k == c10::aten::t || k == c10::aten::transpose || k == c10::aten::permute || k == c10::aten::contiguous || k == c10::aten::numpy_T)
+    return is_parameter_like(n->input(0));
+  return false;
+}
+
+// The layers with weights that excitation backprop twins, and where their input and weight are:
+// linear/conv (x, w, bias, ...), addmm (bias, x, w, ...), mm/matmul (x, w) with a parameter-like w.
+struct Weighted {
+  int x = -1, w = -1;
+  bool ok() const { return x >= 0; }
+};
+
+Weighted weighted(torch::jit::Node* n) {
   auto k = n->kind();
-  if (k == c10::aten::linear || k == c10::aten::conv2d || k == c10::aten::conv1d) return true;
+  if (k == c10::aten::linear || k == c10::aten::conv2d || k == c10::aten::conv1d) return {0, 1};
   if (k == c10::aten::_convolution) {
     // input, weight, bias, stride, padding, dilation, transposed, ...
     auto transposed = torch::jit::toIValue(n->input(6));
-    return transposed && transposed->isBool() && !transposed->toBool();
+    if (transposed && transposed->isBool() && !transposed->toBool()) return {0, 1};
+    return {};
   }
-  return false;
+  if (k == c10::aten::addmm && is_parameter_like(n->input(2))) return {1, 2};
+  if ((k == c10::aten::mm || k == c10::aten::matmul) && is_parameter_like(n->input(1))) return {0, 1};
+  return {};
 }
+
+bool is_weighted(torch::jit::Node* n) { return weighted(n).ok(); }
 
 bool is_pool(torch::jit::Node* n) {
   auto k = n->kind();
@@ -121,16 +145,29 @@ int apply_backward_rules(torch::jit::Module& module, const RuleOptions& options)
     for (torch::jit::Node* n : nodes) {
       if (!is_weighted(n) && !is_pool(n)) continue;
       torch::jit::WithInsertPoint guard(n->next());
-      torch::jit::Value* x = graph->insert(c10::Symbol::fromQualString("ts_rules::eb_in"), {n->input(0)});
+      const Weighted wt = weighted(n);
+      const int xi = wt.ok() ? wt.x : 0;
+      torch::jit::Value* x = graph->insert(c10::Symbol::fromQualString("ts_rules::eb_in"), {n->input(xi)});
       std::vector<torch::jit::Value*> inputs(n->inputs().begin(), n->inputs().end());
-      inputs[0] = x;
-      if (is_weighted(n)) {
-        torch::jit::Value* w = n->input(1);
+      c10::Symbol kind = n->kind();
+      if (wt.ok()) {
+        torch::jit::Value* w = n->input(wt.w);
         if (options.negate_classifier && n == classifier) w = graph->insert(c10::aten::neg, {w});
-        inputs[1] = graph->insert(c10::aten::clamp_min, {w, 0.0});
-        inputs[2] = graph->insertNode(graph->createNone())->output();
+        torch::jit::Value* wp = graph->insert(c10::aten::clamp_min, {w, 0.0});
+        if (kind == c10::aten::addmm) {
+          kind = c10::aten::mm;  // the twin has no bias: x+ W+
+          inputs = {x, wp};
+        } else if (kind == c10::aten::mm || kind == c10::aten::matmul) {
+          inputs = {x, wp};
+        } else {
+          inputs[0] = x;
+          inputs[1] = wp;
+          inputs[2] = graph->insertNode(graph->createNone())->output();
+        }
+      } else {
+        inputs[0] = x;
       }
-      torch::jit::Node* twin = graph->insertNode(graph->create(n->kind(), inputs, 1));
+      torch::jit::Node* twin = graph->insertNode(graph->create(kind, inputs, 1));
       twin->output()->setType(n->output()->type());
       torch::jit::Value* y = n->output();
       torch::jit::Value* out = graph->insert(c10::Symbol::fromQualString("ts_rules::eb_out"), {y, twin->output()});
