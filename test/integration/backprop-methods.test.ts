@@ -25,6 +25,13 @@ const hand = JSON.parse(readFileSync('test/fixtures/methods/hand_golden.json', '
   jobTarget: number[];
   maps: Record<string, GoldenMap>;
 };
+const captum = JSON.parse(readFileSync('test/fixtures/methods/captum_tiny_cnn.json', 'utf8')) as {
+  model: string;
+  imageShape: number[];
+  images: number[];
+  targets: number[];
+  maps: Record<string, { layer: string | null; shape: number[]; data: number[] }>;
+};
 const torchray = JSON.parse(readFileSync('test/fixtures/methods/torchray_tiny_cnn.json', 'utf8')) as {
   model: string;
   imageShape: number[];
@@ -135,6 +142,28 @@ describe('TorchRay 1.0 on tiny_cnn', () => {
           expect(maxAbsDiff(m.data, expected) / scale).toBeLessThan(1e-4);
         });
       }
+    });
+  }
+});
+
+// Captum 0.9 as a second oracle (scripts/fixtures/methods_reference.py --captum): its maps reduced as ours
+// are (max over channels of |.|; Grad-CAM with relu_attributions; gradient x activation summed).
+describe('Captum 0.9 on tiny_cnn', () => {
+  const images = imagesOf(captum.images, captum.imageShape);
+  for (const file of [captum.model, captum.model.replace('traced', 'scripted')]) {
+    it(`gradient, deconvnet, guided backprop, Grad-CAM and linear approximation equal Captum's (${file.includes('scripted') ? 'scripted' : 'traced'})`, async () => {
+      const model = await loadModel(file);
+      for (const [method, ref] of Object.entries(captum.maps)) {
+        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: captum.targets, resize: false } as never);
+        const [, h, w] = ref.shape;
+        r.maps.forEach((m, b) => {
+          expect([m.height, m.width]).toEqual([h, w]);
+          const expected = ref.data.slice(b * h * w, (b + 1) * h * w);
+          const scale = Math.max(...expected.map(Math.abs));
+          expect(maxAbsDiff(m.data, expected) / scale, `${method} image ${b}`).toBeLessThan(1e-4);
+        });
+      }
+      model.dispose();
     });
   }
 });
