@@ -25,20 +25,16 @@ const hand = JSON.parse(readFileSync('test/fixtures/methods/hand_golden.json', '
   jobTarget: number[];
   maps: Record<string, GoldenMap>;
 };
-const captum = JSON.parse(readFileSync('test/fixtures/methods/captum_tiny_cnn.json', 'utf8')) as {
+/** Reference maps of another library on tiny_cnn (scripts/fixtures/methods_reference.py). */
+interface LibraryMaps {
   model: string;
   imageShape: number[];
   images: number[];
   targets: number[];
   maps: Record<string, { layer: string | null; shape: number[]; data: number[] }>;
-};
-const torchray = JSON.parse(readFileSync('test/fixtures/methods/torchray_tiny_cnn.json', 'utf8')) as {
-  model: string;
-  imageShape: number[];
-  images: number[];
-  targets: number[];
-  maps: Record<string, { layer: string | null; shape: number[]; data: number[] }>;
-};
+}
+const captum = JSON.parse(readFileSync('test/fixtures/methods/captum_tiny_cnn.json', 'utf8')) as LibraryMaps;
+const torchray = JSON.parse(readFileSync('test/fixtures/methods/torchray_tiny_cnn.json', 'utf8')) as LibraryMaps;
 
 
 const handImages = imagesOf(hand.images, hand.imageShape);
