@@ -69,7 +69,7 @@ int main() {
   }
 
   // Pyramid apply: fused op against gather-based composed ops, both jitter states.
-  for (int64_t size : {37, 64}) {
+  for (int64_t size : {7, 37, 64}) {  // 7: narrower than one 16-pixel run
     at::Tensor images = at::rand({2, 3, size, size});
     ts::Perturbation pert(images, "blur", 8, 20);
     const std::vector<int64_t> index = {1, 0, 1};
