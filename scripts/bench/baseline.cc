@@ -2,15 +2,44 @@
 //   ts_bench_baseline MODEL MODE BATCH SIZE ITERS
 // MODE: forward (inference mode) | fwdbwd (forward, then backward of the summed scores to the input).
 // Prints one JSON line: {"mode":..., "batch":..., "msPerIter":...}.
+//   ts_bench_baseline make-cnn PATH WIDTH
+// writes the extremal-perturbation bench's CNN (five stride-2 3x3 convolutions with ReLU of 32, 64, 128,
+// 256, 256 channels times WIDTH, global average pooling, a 10-class linear layer; He-initialised from a
+// fixed seed) as TorchScript, so that the bench needs no Python.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/script.h>
+
+static int make_cnn(const std::string& path, double width) {
+  at::manual_seed(1);
+  torch::jit::Module m("BenchCNN");
+  const int64_t base[5] = {32, 64, 128, 256, 256};
+  int64_t in = 3;
+  std::string body = "def forward(self, x):\n";
+  for (int i = 0; i < 5; ++i) {
+    const int64_t out = std::max<int64_t>(4, std::llround(base[i] * width));
+    m.register_parameter("w" + std::to_string(i), at::randn({out, in, 3, 3}).mul(std::sqrt(2.0 / static_cast<double>(in * 9))), false);
+    m.register_parameter("b" + std::to_string(i), at::zeros({out}), false);
+    body += "    x = torch.relu(torch.conv2d(x, self.w" + std::to_string(i) + ", self.b" + std::to_string(i) + ", [2, 2], [1, 1]))\n";
+    in = out;
+  }
+  m.register_parameter("fc_w", at::randn({10, in}).mul(std::sqrt(1.0 / static_cast<double>(in))), false);
+  m.register_parameter("fc_b", at::zeros({10}), false);
+  body += "    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)\n";
+  body += "    return torch.linear(x, self.fc_w, self.fc_b)\n";
+  m.define(body);
+  m.save(path);
+  return 0;
+}
 
 #include "core/model.h"
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "make-cnn") return make_cnn(argv[2], std::stod(argv[3]));
   if (argc < 6) {
     std::fprintf(stderr, "usage: %s MODEL forward|fwdbwd BATCH SIZE ITERS\n", argv[0]);
     return 2;

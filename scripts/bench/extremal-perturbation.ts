@@ -3,8 +3,8 @@
  *   1. ms per iteration (224 px, 4 areas, one image) for the composed ATen mask generator and for the
  *      fused kernels, against a bare libtorch forward+backward of the same batch (build/ts_bench_baseline);
  *   2. 8 images in one call against 8 calls in a row.
- * The bench model (a 5-layer CNN, ~1.4 M parameters) is made on the fly by scripts/fixtures/ep_reference.py
- * --bench into the temp folder (not committed). Run: npx tsx scripts/bench/extremal-perturbation.ts
+ * The bench model (a 5-layer CNN, ~1.0 M parameters) and its quarter-width copy are made on the fly by
+ * `ts_bench_baseline make-cnn` into the temp folder (not committed). Run: npx tsx scripts/bench/extremal-perturbation.ts
  * EP_BENCH_ITERS (default 20) sets the iterations per measurement; EP_BENCH_THREADS the intra-op threads.
  */
 import { execFileSync } from 'node:child_process';
@@ -16,9 +16,10 @@ import { loadModel, type Image } from '../../lib/index.js';
 const root = join(__dirname, '..', '..');
 const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)
 const smallPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn-small.pt');
-const python = process.env.TS_PYTHON ?? '/opt/tsvenv/bin/python';
-if (!existsSync(modelPath)) execFileSync(python, [join(root, 'scripts', 'fixtures', 'ep_reference.py'), '--bench', modelPath], { stdio: 'inherit' });
-if (!existsSync(smallPath)) execFileSync(python, [join(root, 'scripts', 'fixtures', 'ep_reference.py'), '--bench-small', smallPath], { stdio: 'inherit' });
+// Made by the baseline binary itself (libtorch's TorchScript compiler), so the bench needs no Python.
+for (const [path, width] of [[modelPath, '1'], [smallPath, '0.25']]) {
+  if (!existsSync(path)) execFileSync(join(root, 'build', 'ts_bench_baseline'), ['make-cnn', path, width], { stdio: 'inherit' });
+}
 
 const SIZE = 224;
 const AREAS = [0.025, 0.05, 0.1, 0.2];
