@@ -1,6 +1,7 @@
 // Bare libtorch loop: the reference the addon is measured against in `npm run bench`.
-//   ts_bench_baseline MODEL MODE BATCH SIZE ITERS
+//   ts_bench_baseline MODEL MODE BATCH SIZE ITERS [DEVICE]
 // MODE: forward (inference mode) | fwdbwd (forward, then backward of the summed scores to the input).
+// DEVICE: cpu (default) | cuda | cuda:N; on CUDA the timing waits for the device before and after.
 // Prints one JSON line: {"mode":..., "batch":..., "msPerIter":...}.
 //   ts_bench_baseline make-cnn PATH WIDTH
 // writes the extremal-perturbation bench's CNN (five stride-2 3x3 convolutions with ReLU of 32, 64, 128,
@@ -38,32 +39,50 @@ static int make_cnn(const std::string& path, double width) {
 
 #include "core/model.h"
 
+static int run(int argc, char** argv);
+
 int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ts_bench_baseline: %s\n", e.what());
+    return 1;
+  }
+}
+
+static int run(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "make-cnn") return make_cnn(argv[2], std::stod(argv[3]));
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s MODEL forward|fwdbwd BATCH SIZE ITERS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL forward|fwdbwd BATCH SIZE ITERS [DEVICE]\n", argv[0]);
     return 2;
   }
   ts::set_threads(0);
   ts::ModelOptions options;
+  if (argc > 6) options.device = argv[6];
   auto model = ts::Model::load_file(argv[1], options);
   std::string mode = argv[2];
   int64_t batch = std::stoll(argv[3]), size = std::stoll(argv[4]), iters = std::stoll(argv[5]);
   int64_t channels = model->input_channels() > 0 ? model->input_channels() : 3;
-  at::Tensor x = at::rand({batch, channels, size, size});
+  at::Tensor x = at::rand({batch, channels, size, size}).to(model->device());
+  at::Tensor last;
   auto step = [&] {
     if (mode == "forward") {
       c10::InferenceMode guard;
-      model->forward(x);
+      last = model->forward(x);
     } else {
       at::Tensor xi = x.clone().requires_grad_(true);
       at::Tensor y = model->forward(xi).sum();
-      auto g = torch::autograd::grad({y}, {xi});
+      last = torch::autograd::grad({y}, {xi})[0];
     }
   };
+  auto wait = [&] {  // a host copy waits for the device's queue (no-op cost on the CPU)
+    if (last.defined() && !last.device().is_cpu()) last.flatten()[0].item<float>();
+  };
   for (int i = 0; i < 3; ++i) step();
+  wait();
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < iters; ++i) step();
+  wait();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
   std::printf("{\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"msPerIter\":%.6f,\"threads\":%d}\n", mode.c_str(),
               static_cast<long long>(batch), static_cast<long long>(size), ms, ts::get_threads());

@@ -43,9 +43,10 @@ function image(seed: number): Image {
 // step here), which the addon's worker thread does not (~250 faults per step). Keeping the allocator warm
 // with GLIBC_TUNABLES gives the model's own cost; both figures are printed, the ratio uses the warm one.
 const WARM = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
+let benchDevice = 'cpu'; // the device the addon's model runs on: the bare loop runs there too
 function baseline(batch: number, n: number, warm = true, path = modelPath): number {
   const exe = join(root, 'build', 'ts_bench_baseline');
-  const args = [path, 'fwdbwd', String(batch), String(SIZE), String(n)];
+  const args = [path, 'fwdbwd', String(batch), String(SIZE), String(n), benchDevice];
   const env = warm ? { ...process.env, GLIBC_TUNABLES: WARM } : process.env;
   const out = threads > 0
     ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8', env })
@@ -54,7 +55,10 @@ function baseline(batch: number, n: number, warm = true, path = modelPath): numb
 }
 
 async function main(): Promise<void> {
-  const model = await loadModel(modelPath, { threads });
+  // EP_BENCH_DEVICE: cpu | cuda | auto (default: auto, the library's own default).
+  const device = (process.env.EP_BENCH_DEVICE ?? 'auto') as 'cpu' | 'cuda' | 'auto';
+  const model = await loadModel(modelPath, { threads, device });
+  benchDevice = model.device;
   const img = image(1);
   const msPerIter = async (kernel: 'fused' | 'composed', n: number) => {
     const r = await model.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
@@ -121,7 +125,7 @@ async function main(): Promise<void> {
   // bench ResNet fixture. Best of 3 interleaved rounds each.
   const sweep: { model: string; bareMs: number; fusedMs: number; ratio: number; overheadPerMaskMs: number }[] = [];
   for (const [name, path] of [['quarter-width CNN', smallPath], ['bench CNN', modelPath], ['bench ResNet (fixture)', join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt')]] as const) {
-    const m = await loadModel(path, { threads });
+    const m = await loadModel(path, { threads, device });
     const step = async (n: number) => {
       const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, batchSize: AREAS.length });
       return (r.details as { timings: { msPerIteration: number } }).timings.msPerIteration;

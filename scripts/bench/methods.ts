@@ -16,8 +16,9 @@ const riseBatch = 250;
 const riseMasks = 2000;
 const camBatch = 32;
 
+let benchDevice = 'cpu'; // the addon model's device: the bare loop runs there too
 function baseline(mode: 'forward' | 'fwdbwd', batch: number, iters: number): number {
-  const out = execFileSync('build/ts_bench_baseline', [modelPath, mode, String(batch), String(size), String(iters)], { encoding: 'utf8' });
+  const out = execFileSync('build/ts_bench_baseline', [modelPath, mode, String(batch), String(size), String(iters), benchDevice], { encoding: 'utf8' });
   return (JSON.parse(out.trim().split('\n').pop()!) as { msPerIter: number }).msPerIter;
 }
 
@@ -43,6 +44,7 @@ async function timeit(fn: () => Promise<unknown>, repeats: number): Promise<numb
 
 async function main(): Promise<void> {
   const model = await loadModel(modelPath);
+  benchDevice = model.device;
   const one = image(0);
   const batch = Array.from({ length: camBatch }, (_, i) => image(i));
   const targets = batch.map(() => 0);
