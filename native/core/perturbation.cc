@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/errors.h"
 #include "core/postprocess.h"
 
 namespace ts {
@@ -19,9 +18,9 @@ namespace {
 struct ApplyPlan {
   int64_t L, C, H, W, Hf, Wf, top, left;
   bool flip;
-  const int64_t* mask;
-  const uint8_t* invert;
-  const int64_t* image;
+  const int64_t* mask;    // the rows of the spec tensor (3 x R, contiguous int64): masks,
+  const int64_t* invert;  // inversion flags (0 or 1)
+  const int64_t* image;   // and images
 };
 
 // A run of n <= 16 pixels of one mask row: w = clamp(m, 0, 1) (L - 1) blends levels floor(w) and
@@ -79,10 +78,23 @@ __attribute__((always_inline)) inline void blend(const Run<Full>& run, const flo
   for (int l = 0; l < (Full ? Run<Full>::kMax : run.n); ++l) dst[l] = acc[l];
 }
 
-// Adds scale sum_c g_c (y[k1] - y[k0]) of a run (pixels x0 + l) to acc.
+// The blend of a run of `count` mask pixels (16, or fewer at a row's end) for every channel: y and dst
+// point at the run's first pixel of channel 0; channels are `plane` apart in y, `dst_channel` in dst.
 template <bool Full>
-__attribute__((always_inline)) inline void slope_run(const Run<Full>& run, float (*coef)[16], const float* y, int64_t plane, int64_t C,
-                                                     const float* const* g, int64_t x0, float scale, float* __restrict acc) {
+__attribute__((always_inline)) inline void forward_run(const float* m, bool invert, float top, int count, float (*coef)[16], const float* y,
+                                                       int64_t plane, int64_t C, float* dst, int64_t dst_channel) {
+  Run<Full> run;
+  run.load(m, invert, top, count);
+  level_weights(run, coef);
+  for (int64_t c = 0; c < C; ++c) blend(run, coef, y + c * plane, C * plane, dst + c * dst_channel);
+}
+
+// Adds scale sum_c g_c (y[k1] - y[k0]) of a run of `count` mask pixels (pixels x0 + l) to acc.
+template <bool Full>
+__attribute__((always_inline)) inline void slope_run(const float* m, bool invert, float top, int count, float (*coef)[16], const float* y,
+                                                     int64_t plane, int64_t C, const float* const* g, int64_t x0, float scale, float* __restrict acc) {
+  Run<Full> run;
+  run.load(m, invert, top, count);
   level_slopes(run, coef);
   float t[16];
   for (int64_t c = 0; c < C; ++c) {
@@ -107,18 +119,8 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     float* dst = p.flip ? tmpv.data() : out + r * p.C * plane + row * p.W;
     const int64_t dst_channel = p.flip ? p.W : plane;
     int64_t x = 0;
-    for (; x + 16 <= p.W; x += 16) {
-      Run<true> run;
-      run.load(m + x, invert, top, 16);
-      level_weights(run, coef);
-      for (int64_t c = 0; c < p.C; ++c) blend(run, coef, y + c * plane + x, p.C * plane, dst + c * dst_channel + x);
-    }
-    if (x < p.W) {
-      Run<false> run;
-      run.load(m + x, invert, top, static_cast<int>(p.W - x));
-      level_weights(run, coef);
-      for (int64_t c = 0; c < p.C; ++c) blend(run, coef, y + c * plane + x, p.C * plane, dst + c * dst_channel + x);
-    }
+    for (; x + 16 <= p.W; x += 16) forward_run<true>(m + x, invert, top, 16, coef, y + x, plane, p.C, dst + x, dst_channel);
+    if (x < p.W) forward_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, y + x, plane, p.C, dst + x, dst_channel);
     if (p.flip)
       for (int64_t c = 0; c < p.C; ++c) {
         const float* src = tmpv.data() + c * p.W;
@@ -157,16 +159,8 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         g[c] = gr;
       }
       int64_t x = 0;
-      for (; x + 16 <= p.W; x += 16) {
-        Run<true> run;
-        run.load(m + x, invert, top, 16);
-        slope_run(run, coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
-      }
-      if (x < p.W) {
-        Run<false> run;
-        run.load(m + x, invert, top, static_cast<int>(p.W - x));
-        slope_run(run, coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
-      }
+      for (; x + 16 <= p.W; x += 16) slope_run<true>(m + x, invert, top, 16, coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
+      if (x < p.W) slope_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
     }
     float* dst = result + i * p.Hf * p.Wf + (p.top + row) * p.Wf + p.left;
     std::copy(acc, acc + p.W, dst);
@@ -183,9 +177,7 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     at::Tensor f = full.contiguous();
     const int64_t R = spec.size(1);
     at::Tensor out = at::empty({R, pyramid.size(2), pyramid.size(3), pyramid.size(4)}, f.options());
-    at::Tensor invert = spec[1].to(at::kByte).contiguous();
-    at::Tensor mask = spec[0].contiguous(), image = spec[2].contiguous();
-    const ApplyPlan p = plan(f, pyramid, mask, invert, image, top, left, flip);
+    const ApplyPlan p = plan(f, pyramid, spec, top, left, flip);
     const float* fp = f.data_ptr<float>();
     const float* yp = pyramid.data_ptr<float>();
     float* op = out.data_ptr<float>();
@@ -201,9 +193,7 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     auto saved = ctx->get_saved_variables();
     at::Tensor f = saved[0], pyramid = saved[1], spec = saved[2];
     at::Tensor g = grads[0].contiguous();
-    at::Tensor invert = spec[1].to(at::kByte).contiguous();
-    at::Tensor mask = spec[0].contiguous(), image = spec[2].contiguous();
-    const ApplyPlan p = plan(f, pyramid, mask, invert, image, ctx->saved_data["top"].toInt(), ctx->saved_data["left"].toInt(), ctx->saved_data["flip"].toBool());
+    const ApplyPlan p = plan(f, pyramid, spec, ctx->saved_data["top"].toInt(), ctx->saved_data["left"].toInt(), ctx->saved_data["flip"].toBool());
     const int64_t M = f.size(0);
     std::vector<std::vector<int64_t>> rows_of(M);
     for (int64_t r = 0; r < spec.size(1); ++r) rows_of[p.mask[r]].push_back(r);
@@ -217,10 +207,11 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
   }
 
  private:
-  static ApplyPlan plan(const at::Tensor& f, const at::Tensor& pyramid, const at::Tensor& mask, const at::Tensor& invert, const at::Tensor& image,
-                        int64_t top, int64_t left, bool flip) {
+  static ApplyPlan plan(const at::Tensor& f, const at::Tensor& pyramid, const at::Tensor& spec, int64_t top, int64_t left, bool flip) {
+    const int64_t* rows = spec.data_ptr<int64_t>();
+    const int64_t R = spec.size(1);
     return ApplyPlan{pyramid.size(1), pyramid.size(2), pyramid.size(3), pyramid.size(4), f.size(2), f.size(3), top, left, flip,
-                     mask.data_ptr<int64_t>(), invert.data_ptr<uint8_t>(), image.data_ptr<int64_t>()};
+                     rows, rows + R, rows + 2 * R};
   }
 };
 
@@ -272,11 +263,12 @@ at::Tensor Perturbation::apply_crop(const at::Tensor& full, int64_t top, int64_t
   const int64_t H = pyramid_.size(3), W = pyramid_.size(4), R = static_cast<int64_t>(mask.size());
   const bool small = pyramid_.numel() / std::max<int64_t>(1, pyramid_.size(0)) < (int64_t{1} << 31) && levels_ <= 64;  // the kernels' bounds
   if (fused && small && full.device().is_cpu() && full.scalar_type() == at::kFloat && pyramid_.device().is_cpu()) {
-    at::Tensor spec = at::empty({3, R}, at::kLong);
+    at::Tensor spec = at::empty({3, R}, at::kLong);  // per row: mask, inverted, image (see ApplyPlan)
+    int64_t* sp = spec.data_ptr<int64_t>();
     for (int64_t r = 0; r < R; ++r) {
-      spec[0][r] = mask[r];
-      spec[1][r] = invert[r] ? 1 : 0;
-      spec[2][r] = image[r];
+      sp[r] = mask[r];
+      sp[R + r] = invert[r] ? 1 : 0;
+      sp[2 * R + r] = image[r];
     }
     return ApplyFunction::apply(full, pyramid_, spec, top, left, flip);
   }
