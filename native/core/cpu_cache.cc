@@ -39,8 +39,6 @@ Cache& cache() {
   return *c;
 }
 
-void release_block(char* base) { std::free(base); }
-
 // The raw deleter: takes the data pointer.
 void give_back(void* data) {
   if (data == nullptr) return;
@@ -56,7 +54,7 @@ void give_back(void* data) {
       return;
     }
   }
-  release_block(base);
+  std::free(base);
 }
 
 void* take(size_t n) {
@@ -134,7 +132,7 @@ void release_cpu_cache() {
     c.free.clear();
     c.cached = 0;
   }
-  for (char* b : blocks) release_block(b);
+  for (char* b : blocks) std::free(b);
 }
 
 CpuCacheStats cpu_cache_stats() {

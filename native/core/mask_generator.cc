@@ -80,60 +80,58 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
-  {
-    const float* p = params + b * g.in_h * g.in_w;
-    float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
-    float* T = out + b * g.out_h * g.out_w;
-    for (int64_t i = row_begin; i < row_end; ++i) {
-      std::fill(SAv.begin(), SAv.end(), 0.0f);
-      std::fill(TAv.begin(), TAv.end(), 0.0f);
-      for (int64_t j = 0; j < g.in_w; ++j) {
-        const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
-        const float m20 = kColdness * m;
-        const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
-        // The parameter's case is fixed: one loop per case over its folded rows.
-        if (m == 0.0f) {  // e = 1, v = 0
-          for (int64_t a = 0; a < Q; ++a) {
-            float* __restrict Sr = SA + a * pad.wide + x0;
-            for (int64_t u = 0; u < Lp; ++u) Sr[u] += vr[u];
+  const float* p = params + b * g.in_h * g.in_w;
+  float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
+  float* T = out + b * g.out_h * g.out_w;
+  for (int64_t i = row_begin; i < row_end; ++i) {
+    std::fill(SAv.begin(), SAv.end(), 0.0f);
+    std::fill(TAv.begin(), TAv.end(), 0.0f);
+    for (int64_t j = 0; j < g.in_w; ++j) {
+      const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
+      const float m20 = kColdness * m;
+      const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
+      // The parameter's case is fixed: one loop per case over its folded rows.
+      if (m == 0.0f) {  // e = 1, v = 0
+        for (int64_t a = 0; a < Q; ++a) {
+          float* __restrict Sr = SA + a * pad.wide + x0;
+          for (int64_t u = 0; u < Lp; ++u) Sr[u] += vr[u];
+        }
+      } else if (m == 1.0f) {
+        for (int64_t a = 0; a < Q; ++a) {
+          const float* __restrict wr = s.wh.data() + a * Lp;
+          const float* __restrict e1 = s.e1.data() + a * Lp;
+          float* __restrict Sr = SA + a * pad.wide + x0;
+          float* __restrict Tr = TA + a * pad.wide + x0;
+          for (int64_t u = 0; u < Lp; ++u) {
+            Sr[u] += e1[u];
+            Tr[u] += (kColdness * wr[u]) * e1[u];
           }
-        } else if (m == 1.0f) {
-          for (int64_t a = 0; a < Q; ++a) {
-            const float* __restrict wr = s.wh.data() + a * Lp;
-            const float* __restrict e1 = s.e1.data() + a * Lp;
-            float* __restrict Sr = SA + a * pad.wide + x0;
-            float* __restrict Tr = TA + a * pad.wide + x0;
-            for (int64_t u = 0; u < Lp; ++u) {
-              Sr[u] += e1[u];
-              Tr[u] += (kColdness * wr[u]) * e1[u];
-            }
-          }
-        } else {
-          for (int64_t a = 0; a < Q; ++a) {
-            const float* __restrict wr = s.wh.data() + a * Lp;
-            float* __restrict Sr = SA + a * pad.wide + x0;
-            float* __restrict Tr = TA + a * pad.wide + x0;
-            for (int64_t u = 0; u < Lp; ++u) {
-              const float y = m20 * wr[u];  // 20 v
-              const float e = vr[u] * fast_exp(y);
-              Sr[u] += e;
-              Tr[u] += y * e;
-            }
+        }
+      } else {
+        for (int64_t a = 0; a < Q; ++a) {
+          const float* __restrict wr = s.wh.data() + a * Lp;
+          float* __restrict Sr = SA + a * pad.wide + x0;
+          float* __restrict Tr = TA + a * pad.wide + x0;
+          for (int64_t u = 0; u < Lp; ++u) {
+            const float y = m20 * wr[u];  // 20 v
+            const float e = vr[u] * fast_exp(y);
+            Sr[u] += e;
+            Tr[u] += y * e;
           }
         }
       }
-      // Unfold: pixel row y0 + t gets the folded row |off0 + t| (columns shifted by the margin L).
-      const int64_t y0 = g.step * i + base0;
-      for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
-        const int64_t a = std::abs(s.off0 + t);
-        const float* __restrict sa = SA + a * pad.wide + pad.L;
-        const float* __restrict ta = TA + a * pad.wide + pad.L;
-        float* __restrict Sr = S + (y0 + t) * g.out_w;
-        float* __restrict Tr = T + (y0 + t) * g.out_w;
-        for (int64_t x = 0; x < g.out_w; ++x) {
-          Sr[x] += sa[x];
-          Tr[x] += ta[x];
-        }
+    }
+    // Unfold: pixel row y0 + t gets the folded row |off0 + t| (columns shifted by the margin L).
+    const int64_t y0 = g.step * i + base0;
+    for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
+      const int64_t a = std::abs(s.off0 + t);
+      const float* __restrict sa = SA + a * pad.wide + pad.L;
+      const float* __restrict ta = TA + a * pad.wide + pad.L;
+      float* __restrict Sr = S + (y0 + t) * g.out_w;
+      float* __restrict Tr = T + (y0 + t) * g.out_w;
+      for (int64_t x = 0; x < g.out_w; ++x) {
+        Sr[x] += sa[x];
+        Tr[x] += ta[x];
       }
     }
   }

@@ -134,13 +134,12 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     for (int64_t i = 0; i < m; ++i) zeros[i] = static_cast<int64_t>(static_cast<double>(full_size) * (1.0 - mask_area[begin + i]));
     at::Tensor params = at::ones({m, 1, g.in_h, g.in_w}, input.options());
     at::Tensor velocity;
-    at::Tensor last_crop, last_full;
+    at::Tensor last_full;
     double lambda = o.area_weight;
     for (int64_t t = 0; t < o.max_iter; ++t) {
       context.check_cancelled();
       at::Tensor p = params.detach().requires_grad_(true);
       at::Tensor full = gen.full(p);
-      at::Tensor crop = gen.crop(full);
       const bool flip = o.jitter && t % 2 == 0;  // jitter: the perturbed batch mirrored on even steps
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
@@ -158,7 +157,6 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
         params = params.sub(velocity, o.learning_rate).clamp_(0, 1);
         reward_hist.slice(0, begin, end).select(1, t).copy_(reward.detach());
         penalty_hist.slice(0, begin, end).select(1, t).copy_(weighted.detach());
-        last_crop = crop.detach();
         last_full = full.detach();
       }
       lambda *= o.area_weight_growth;
@@ -168,7 +166,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       }
     }
     done_iterations += o.max_iter;
-    maps.slice(0, begin, end).copy_(last_crop.squeeze(1).to(at::kCPU));
+    maps.slice(0, begin, end).copy_(gen.crop(last_full).squeeze(1).to(at::kCPU));
     full_area.slice(0, begin, end).copy_(last_full.flatten(1).mean(1).to(at::kCPU));
     full_binary.slice(0, begin, end).copy_(last_full.flatten(1).gt(0.5).to(at::kFloat).mean(1).to(at::kCPU));
   }
@@ -180,7 +178,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     c10::InferenceMode guard;
     at::Tensor target_all = at::tensor(mask_target, at::kLong).to(device);
     at::Tensor masks_dev = maps.to(device).unsqueeze(1);
-    std::vector<at::Tensor> orig, kept, deleted;
+    std::vector<at::Tensor> kept, deleted;
     int64_t rows_final = rows <= 0 ? total : rows;
     for (auto [b, e] : chunks(total, rows_final)) {
       std::vector<int64_t> image(mask_image.begin() + b, mask_image.begin() + e);
