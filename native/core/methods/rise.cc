@@ -61,6 +61,13 @@ ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& cont
   for (const auto& kv : jobs_of) inputs[kv.first] = model.prepare(request.images.slice(0, kv.first, kv.first + 1));
   const int64_t jobs = static_cast<int64_t>(request.job_image.size());
   at::Tensor sal = at::zeros({jobs, h * w}, inputs[jobs_of.begin()->first].options());
+  // Per image, once: its jobs' rows in `sal` and their targets' columns in the scores.
+  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> rows_of;
+  for (const auto& kv : jobs_of) {
+    std::vector<int64_t> targets;
+    for (int64_t j : kv.second) targets.push_back(request.job_target[j]);
+    rows_of[kv.first] = {at::tensor(kv.second, at::kLong).to(sal.device()), at::tensor(targets, at::kLong).to(sal.device())};
+  }
 
   auto parts = chunks(num_masks, batch);
   for (size_t k = 0; k < parts.size(); ++k) {
@@ -72,10 +79,7 @@ ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& cont
       at::Tensor y = model.scores(model.module(), inputs[kv.first] * masks);
       if (activation == "softmax") y = at::softmax(y, 1);
       else if (activation == "sigmoid") y = at::sigmoid(y);
-      at::Tensor idx = at::tensor(kv.second, at::kLong).to(sal.device());
-      std::vector<int64_t> targets;
-      for (int64_t j : kv.second) targets.push_back(request.job_target[j]);
-      at::Tensor t = at::tensor(targets, at::kLong).to(y.device());
+      const auto& [idx, t] = rows_of.at(kv.first);
       sal.index_add_(0, idx, y.index_select(1, t).t().matmul(flat));
     }
     if (context.wants_progress(static_cast<int64_t>(k), static_cast<int64_t>(parts.size()))) {
