@@ -16,9 +16,16 @@
 
 namespace ts {
 
+// The thresholds found by the last call, per row, and how far around them the next call looks first (an
+// optimisation loop's masks change little per step). Reset when the row count changes; results never
+// depend on them, only the time taken.
+struct PenaltyHints {
+  std::vector<float> threshold, width;
+};
+
 // masks: M x ... (each row flattened, N values); zeros: for each row, k (0 <= k <= N). Returns M
 // penalties (autograd flows to masks). fused: the selection op on CPU float tensors; otherwise (and on
-// other devices) the composed formulation with a stable sort.
-at::Tensor area_penalty(const at::Tensor& masks, const std::vector<int64_t>& zeros, bool fused = true);
+// other devices) the composed formulation with a stable sort. hints: kept by the caller across calls.
+at::Tensor area_penalty(const at::Tensor& masks, const std::vector<int64_t>& zeros, bool fused = true, PenaltyHints* hints = nullptr);
 
 }  // namespace ts

@@ -10,40 +10,13 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/smooth_max_kernels.h"
 
 namespace ts {
 namespace {
 
 constexpr float kColdness = 20.0f;  // temperature of the smooth max (TorchRay's `coldness`)
-
-// exp for arguments in [-87, 88] (the smooth max sees [-80, 80]: parameters are clamped to [-4, 4]), as
-// 2^(x log2 e): n = round(x log2 e) comes from adding 1.5 * 2^23, which leaves n in the sum's low mantissa
-// bits (no float/int conversions); 2^f for the rest f in [-1/2, 1/2] is a degree-5 polynomial (a relative-
-// error fit, 2.3e-7 on that interval); shifting n plus the bias 127 into the exponent field gives 2^n (the
-// sum's own exponent bits are shifted out). Measured against exp in double: relative error <= 4.8e-7 for
-// |x| <= 20 (the range a mask in [0, 1] uses) and <= 1.4e-6 on the whole range where the multiply-adds
-// contract to FMAs (x86-64-v3 and v4 builds), 4e-6 without. Branch-free, so loops using it vectorise; 11
-// operations against 15 for a Cody-Waite reduction with a degree-6 polynomial, which the generator's
-// kernels, bound by this function, feel directly.
-__attribute__((always_inline)) inline float fast_exp(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
-  constexpr float kLog2e = 1.44269504088896341f;
-  const float t = x * kLog2e + kRound;
-  const float fn = t - kRound;
-  const float f = x * kLog2e - fn;
-  int32_t tbits;
-  std::memcpy(&tbits, &t, sizeof tbits);
-  float p = 1.327647129073739e-3f;
-  p = p * f + 9.675540961325169e-3f;
-  p = p * f + 5.550713092088699e-2f;
-  p = p * f + 2.4022120237350464e-1f;
-  p = p * f + 6.931469440460205e-1f;
-  p = p * f + 1.0000001192092896f;
-  const int32_t bits = static_cast<int32_t>((static_cast<uint32_t>(tbits) + 127u) << 23);
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+constexpr double kLog2e = 1.44269504088896340736;
 
 constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 
@@ -57,8 +30,11 @@ constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 // parameter's dot products with them. Support rows are padded to Lp (a multiple of 16) with zeros and the
 // folded rows carry a margin of L on both sides, so every parameter's row operation is a run of full
 // vectors with no clipping (clipping happens once per grid row, when folding or unfolding).
-// Per pixel: S = sum_k e_k, T = sum_k 20 v_k e_k, out = T / (20 S) with v_k = w_k m_k and e_k = exp(20 v_k);
-// taps outside the parameter grid are zeros (e = 1, v = 0): S starts at their count.
+// Per pixel: S = sum_k e_k, T = sum_k y_k e_k, out = T / (20 K log2(e) S) with v_k = w_k m_k, e_k =
+// exp(20 v_k) and y_k = 20 K log2(e) v_k, the exponent in the units of the chosen smooth_max kernel
+// (core/smooth_max_kernels.h; K = 16 on AVX-512 CPUs); taps outside the parameter grid are zeros (e = 1,
+// v = 0): S starts at their count. A parameter at 0 or 1 (common: the optimiser clamps to [0, 1]) adds
+// precomputed terms; any other value runs the kernel.
 
 // A folded row: column x of the mask is at x + L, with L = -base0 = step (2r - padding) >= step, so the
 // support of parameter j starts at column step j; rows hold every parameter's padded support and the mask.
@@ -80,6 +56,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp};
   const float* p = params + b * g.in_h * g.in_w;
   float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
   float* T = out + b * g.out_h * g.out_w;
@@ -87,8 +64,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     std::fill(SAv.begin(), SAv.end(), 0.0f);
     std::fill(TAv.begin(), TAv.end(), 0.0f);
     for (int64_t j = 0; j < g.in_w; ++j) {
-      const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside fast_exp's range
-      const float m20 = kColdness * m;
+      const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside the kernels' 2^x range
       const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
       // The parameter's case is fixed: one loop per case over its folded rows.
       if (m == 0.0f) {  // e = 1, v = 0
@@ -98,27 +74,17 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         }
       } else if (m == 1.0f) {
         for (int64_t a = 0; a < Q; ++a) {
-          const float* __restrict wr = s.wh.data() + a * Lp;
           const float* __restrict e1 = s.e1.data() + a * Lp;
+          const float* __restrict ye1 = s.ye1.data() + a * Lp;
           float* __restrict Sr = SA + a * pad.wide + x0;
           float* __restrict Tr = TA + a * pad.wide + x0;
           for (int64_t u = 0; u < Lp; ++u) {
             Sr[u] += e1[u];
-            Tr[u] += (kColdness * wr[u]) * e1[u];
+            Tr[u] += ye1[u];
           }
         }
       } else {
-        for (int64_t a = 0; a < Q; ++a) {
-          const float* __restrict wr = s.wh.data() + a * Lp;
-          float* __restrict Sr = SA + a * pad.wide + x0;
-          float* __restrict Tr = TA + a * pad.wide + x0;
-          for (int64_t u = 0; u < Lp; ++u) {
-            const float y = m20 * wr[u];  // 20 v
-            const float e = vr[u] * fast_exp(y);
-            Sr[u] += e;
-            Tr[u] += y * e;
-          }
-        }
+        smooth_max::forward(s.isa, m, sup, SA + x0, TA + x0, pad.wide);
       }
     }
     // Unfold: pixel row y0 + t gets the folded row |off0 + t| (columns shifted by the margin L).
@@ -137,10 +103,11 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   }
 }
 
-// out = clamp(T / (20 S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void finish_rows(float* out, const float* norm, int64_t width, int64_t begin,
-                                                                     int64_t end) {
-  for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (kColdness * norm[q]), 0.0f), 1.0f);
+// out = clamp(T / (unit S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y), unit =
+// 20 K log2(e).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void finish_rows(float* out, const float* norm, float unit, int64_t width,
+                                                                     int64_t begin, int64_t end) {
+  for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (unit * norm[q]), 0.0f), 1.0f);
 }
 
 // Backward for parameter rows [begin, end) (task = mask * in_h + row): the gradient of parameter k is the
@@ -148,14 +115,15 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 // scale = g / S and base = scale (1 - 20 out) per pixel (padded planes, zero outside the mask), folded by
 // |dy| for the task's grid row first.
 // Per pixel, once per step: scale = g / S (0 where g is 0 or the clamp is flat) and base = scale (1 - 20
-// out), for pixels [begin, end) of all masks. (Computed inside the fold, each pixel's division ran once
-// per grid row whose support holds it, about 9 times: a fifth of the backward.)
+// out), for pixels [begin, end) of all masks; the scale plane is stored divided by K log2(e), so that it
+// multiplies the kernel's y directly (20 v = y / (K log2(e))). (Computed inside the fold, each pixel's
+// division ran once per grid row whose support holds it, about 9 times: a fifth of the backward.)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void scale_rows(const float* out, const float* norm, const float* grad,
-                                                                    float* scale, float* base, int64_t begin, int64_t end) {
+                                                                    float per_y, float* scale, float* base, int64_t begin, int64_t end) {
   for (int64_t q = begin; q < end; ++q) {
     const bool live = !(grad[q] == 0.0f || out[q] < 0.0f || out[q] > 1.0f);
     const float sc = live ? grad[q] / norm[q] : 0.0f;
-    scale[q] = sc;
+    scale[q] = sc * per_y;
     base[q] = sc * (1.0f - kColdness * out[q]);
   }
 }
@@ -168,6 +136,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp};
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
     std::fill(SCv.begin(), SCv.end(), 0.0f);
@@ -189,13 +158,13 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     for (int64_t j = 0; j < g.in_w; ++j) {
       const int64_t k = (b * g.in_h + i) * g.in_w + j;
       const float m = std::min(std::max(params[k], -4.0f), 4.0f);
-      const float m20 = kColdness * m;
       const int64_t x0 = g.step * j + base0 + pad.L;
       // The parameter's case is fixed: one loop per case over its folded rows, so that the accumulator
       // stays in registers across rows.
       float lanes[16] = {};
       const float* __restrict wh = s.wh.data();
       const float* __restrict e1t = s.e1.data();
+      const float* __restrict wkt = s.wk.data();
       if (m == 0.0f) {  // v = 0, e = 1
         for (int64_t a = 0; a < Q; ++a) {
           const float* __restrict wr = wh + a * Lp;
@@ -207,22 +176,15 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         for (int64_t a = 0; a < Q; ++a) {
           const float* __restrict wr = wh + a * Lp;
           const float* __restrict e1 = e1t + a * Lp;
+          const float* __restrict wk = wkt + a * Lp;  // y at m = 1
           const float* __restrict br = BA + a * pad.wide + x0;
           const float* __restrict sr = SC + a * pad.wide + x0;
           for (int64_t u = 0; u < Lp; u += 16)
-            for (int l = 0; l < 16; ++l) lanes[l] += wr[u + l] * e1[u + l] * (br[u + l] + sr[u + l] * (kColdness * wr[u + l]));
+            for (int l = 0; l < 16; ++l) lanes[l] += wr[u + l] * e1[u + l] * (br[u + l] + sr[u + l] * wk[u + l]);
         }
       } else {
-        for (int64_t a = 0; a < Q; ++a) {
-          const float* __restrict wr = wh + a * Lp;
-          const float* __restrict br = BA + a * pad.wide + x0;
-          const float* __restrict sr = SC + a * pad.wide + x0;
-          for (int64_t u = 0; u < Lp; u += 16)
-            for (int l = 0; l < 16; ++l) {
-              const float y = m20 * wr[u + l];  // 20 v
-              lanes[l] += wr[u + l] * fast_exp(y) * (br[u + l] + sr[u + l] * y);  // w = 0 in the padding
-            }
-        }
+        result[k] = smooth_max::backward(s.isa, m, sup, BA + x0, SC + x0, pad.wide);
+        continue;
       }
       for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
       result[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
@@ -262,7 +224,8 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
         }
       });
     }
-    at::parallel_for(0, masks * g.out_h, 64, [&](int64_t begin, int64_t end) { finish_rows(op, np, g.out_w, begin, end); });
+    const float unit = static_cast<float>(kColdness * s.resolution * kLog2e);
+    at::parallel_for(0, masks * g.out_h, 64, [&](int64_t begin, int64_t end) { finish_rows(op, np, unit, g.out_w, begin, end); });
     ctx->saved_data["gen"] = reinterpret_cast<int64_t>(gen);
     ctx->save_for_backward({p, out, norm});
     return out;
@@ -285,7 +248,8 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     at::Tensor planes = at::empty({2, masks * g.out_h * g.out_w}, p.options());
     float* scale = planes.data_ptr<float>();
     float* base = scale + masks * g.out_h * g.out_w;
-    at::parallel_for(0, masks * g.out_h * g.out_w, 4096, [&](int64_t begin, int64_t end) { scale_rows(op, np, gp, scale, base, begin, end); });
+    const float per_y = static_cast<float>(1.0 / (s.resolution * kLog2e));
+    at::parallel_for(0, masks * g.out_h * g.out_w, 4096, [&](int64_t begin, int64_t end) { scale_rows(op, np, gp, per_y, scale, base, begin, end); });
     at::parallel_for(0, masks * g.in_h, 1, [&](int64_t begin, int64_t end) { backward_params(pp, g, s, scale, base, rp, begin, end); });
     return {result, at::Tensor()};
   }
@@ -312,7 +276,7 @@ MaskGeometry MaskGeometry::make(int64_t height, int64_t width, int64_t step, dou
   return g;
 }
 
-MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused) : g_(geometry), fused_(fused) {
+MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, smooth_max::Isa isa) : g_(geometry), fused_(fused) {
   const int64_t side = 2 * g_.radius + 1, taps = g_.taps(), step = g_.step;
   if (taps > kMaxTaps) throw Error("ERR_OUT_OF_RANGE", "sigma / step is too large for the mask generator", "sigma");
   // Block of each output row/column as nearest upsampling computes it (float32 scale, as TorchRay's
@@ -345,11 +309,19 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused) : g_(geom
   s.wh.assign(Q * Lp, 0.0f);
   s.valid.assign(Lp, 0.0f);
   std::fill(s.valid.begin(), s.valid.begin() + L, 1.0f);
+  s.isa = isa;
+  s.resolution = smooth_max::resolution(isa);
+  const double unit = kColdness * s.resolution * kLog2e;  // y = unit v
+  s.wk.assign(Q * Lp, 0.0f);
   s.e1.assign(Q * Lp, 0.0f);
+  s.ye1.assign(Q * Lp, 0.0f);
   for (int64_t a = 0; a < Q; ++a)
     for (int64_t u = 0; u < L; ++u) {
-      s.wh[a * Lp + u] = weight(a, s.off0 + u);
-      s.e1[a * Lp + u] = fast_exp(kColdness * s.wh[a * Lp + u]);
+      const float w = weight(a, s.off0 + u);
+      s.wh[a * Lp + u] = w;
+      s.wk[a * Lp + u] = static_cast<float>(unit * w);
+      s.e1[a * Lp + u] = std::exp(kColdness * w);
+      s.ye1[a * Lp + u] = s.wk[a * Lp + u] * s.e1[a * Lp + u];
     }
   // Taps of block a inside the grid: parameters a - padding .. a - padding + 2r within [0, in).
   auto inside = [&](int64_t block, int64_t in) {

@@ -78,39 +78,50 @@ __attribute__((always_inline)) inline void blend(const Run<Full>& run, const flo
   for (int l = 0; l < (Full ? Run<Full>::kMax : run.n); ++l) dst[l] = acc[l];
 }
 
-// The blend of a run of `count` mask pixels (16, or fewer at a row's end) for every channel: y and dst
-// point at the run's first pixel of channel 0; channels are `plane` apart in y, `dst_channel` in dst.
+// Both blends of a run at once (one pass over the levels): dst = sum_k coef_k y_k, slope = sum_k scoef_k y_k.
 template <bool Full>
-__attribute__((always_inline)) inline void forward_run(const float* m, bool invert, float top, int count, float (*coef)[16], const float* y,
-                                                       int64_t plane, int64_t C, float* dst, int64_t dst_channel) {
-  Run<Full> run;
-  run.load(m, invert, top, count);
-  level_weights(run, coef);
-  for (int64_t c = 0; c < C; ++c) blend(run, coef, y + c * plane, C * plane, dst + c * dst_channel);
-}
-
-// Adds scale sum_c g_c (y[k1] - y[k0]) of a run of `count` mask pixels (pixels x0 + l) to acc.
-template <bool Full>
-__attribute__((always_inline)) inline void slope_run(const float* m, bool invert, float top, int count, float (*coef)[16], const float* y,
-                                                     int64_t plane, int64_t C, const float* const* g, int64_t x0, float scale, float* __restrict acc) {
-  Run<Full> run;
-  run.load(m, invert, top, count);
-  level_slopes(run, coef);
-  float t[16];
-  for (int64_t c = 0; c < C; ++c) {
-    blend(run, coef, y + c * plane, C * plane, t);
-    const float* __restrict gc = g[c] + x0;
-    for (int l = 0; l < (Full ? Run<Full>::kMax : run.n); ++l) acc[l] += scale * gc[l] * t[l];
+__attribute__((always_inline)) inline void blend2(const Run<Full>& run, const float (*coef)[16], const float (*scoef)[16], const float* __restrict y,
+                                                  int64_t level_stride, float* __restrict dst, float* __restrict slope) {
+  float acc[Run<Full>::kMax] = {}, dacc[Run<Full>::kMax] = {};
+  for (int k = run.kmin; k <= run.kmax; ++k) {
+    const float* __restrict yk = y + k * level_stride;
+    for (int l = 0; l < (Full ? Run<Full>::kMax : run.n); ++l) {
+      acc[l] += coef[k - run.kmin][l] * yk[l];
+      dacc[l] += scoef[k - run.kmin][l] * yk[l];
+    }
+  }
+  for (int l = 0; l < (Full ? Run<Full>::kMax : run.n); ++l) {
+    dst[l] = acc[l];
+    slope[l] = dacc[l];
   }
 }
 
-// Output rows [begin, end) of R x C x H x W (task = r * H + y).
+// The blend of a run of `count` mask pixels (16, or fewer at a row's end) for every channel: y and dst
+// point at the run's first pixel of channel 0; channels are `plane` apart in y, `dst_channel` in dst.
+// With a slope row (not null; channels `plane` apart), also y[floor(w) + 1] - y[floor(w)] per pixel and
+// channel: the blend's derivative in w, which the backward then only has to scale by the gradient.
+template <bool Full>
+__attribute__((always_inline)) inline void forward_run(const float* m, bool invert, float top, int count, float (*coef)[16], float (*scoef)[16],
+                                                       const float* y, int64_t plane, int64_t C, float* dst, int64_t dst_channel, float* slope) {
+  Run<Full> run;
+  run.load(m, invert, top, count);
+  level_weights(run, coef);
+  if (slope) {
+    level_slopes(run, scoef);
+    for (int64_t c = 0; c < C; ++c) blend2(run, coef, scoef, y + c * plane, C * plane, dst + c * dst_channel, slope + c * plane);
+  } else {
+    for (int64_t c = 0; c < C; ++c) blend(run, coef, y + c * plane, C * plane, dst + c * dst_channel);
+  }
+}
+
+// Output rows [begin, end) of R x C x H x W (task = r * H + y), and their slopes (R x C x H x W, in the
+// mask's own columns, never mirrored) when `slopes` is not null.
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid,
-                                                                    float* out, int64_t begin, int64_t end) {
+                                                                    float* out, float* slopes, int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, L = p.L;
   const float top = static_cast<float>(L - 1);
   std::vector<float> tmpv(p.C * p.W);
-  float coef[64][16];  // levels of a run (at most L <= 64 here; more falls back to the composed path)
+  float coef[64][16], scoef[64][16];  // levels of a run (at most L <= 64 here; more falls back to the composed path)
   for (int64_t task = begin; task < end; ++task) {
     const int64_t r = task / p.H, row = task % p.H;
     const float* m = full + p.mask[r] * p.Hf * p.Wf + (p.top + row) * p.Wf + p.left;
@@ -118,9 +129,12 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     const float* y = pyramid + p.image[r] * L * p.C * plane + row * p.W;
     float* dst = p.flip ? tmpv.data() : out + r * p.C * plane + row * p.W;
     const int64_t dst_channel = p.flip ? p.W : plane;
+    float* slope = slopes ? slopes + r * p.C * plane + row * p.W : nullptr;
     int64_t x = 0;
-    for (; x + 16 <= p.W; x += 16) forward_run<true>(m + x, invert, top, 16, coef, y + x, plane, p.C, dst + x, dst_channel);
-    if (x < p.W) forward_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, y + x, plane, p.C, dst + x, dst_channel);
+    for (; x + 16 <= p.W; x += 16)
+      forward_run<true>(m + x, invert, top, 16, coef, scoef, y + x, plane, p.C, dst + x, dst_channel, slope ? slope + x : nullptr);
+    if (x < p.W)
+      forward_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, scoef, y + x, plane, p.C, dst + x, dst_channel, slope ? slope + x : nullptr);
     if (p.flip)
       for (int64_t c = 0; c < p.C; ++c) {
         const float* src = tmpv.data() + c * p.W;
@@ -131,39 +145,31 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 }
 
 // Gradient rows [begin, end) of the full masks' crop (task = mask * H + y): every output row made from
-// the mask adds its part, with the sign of its inversion.
+// the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign of its inversion (the gradient g
+// read mirrored where the forward mirrored its output).
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_backward_rows(
-    const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* full, const float* pyramid, const float* grad, float* result,
-    int64_t begin, int64_t end) {
-  const int64_t plane = p.H * p.W, L = p.L;
-  const float top = static_cast<float>(L - 1);
-  std::vector<float> accv(p.W), flipped(p.C * p.W);
-  std::vector<const float*> g(p.C);
+    const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad, float* result, int64_t begin,
+    int64_t end) {
+  const int64_t plane = p.H * p.W, W = p.W;
+  const float top = static_cast<float>(p.L - 1);
+  std::vector<float> accv(W);
   float* __restrict acc = accv.data();
-  float coef[64][16];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t i = task / p.H, row = task % p.H;
-    const float* m = full + i * p.Hf * p.Wf + (p.top + row) * p.Wf + p.left;
-    std::fill(acc, acc + p.W, 0.0f);
+    std::fill(acc, acc + W, 0.0f);
     for (int64_t r : rows_of[i]) {
-      const bool invert = p.invert[r] != 0;
-      const float scale = invert ? -top : top;
-      const float* y = pyramid + p.image[r] * L * p.C * plane + row * p.W;
+      const float scale = p.invert[r] != 0 ? -top : top;
       for (int64_t c = 0; c < p.C; ++c) {
-        const float* gr = grad + (r * p.C + c) * plane + row * p.W;
-        if (p.flip) {
-          float* f = flipped.data() + c * p.W;
-          for (int64_t x = 0; x < p.W; ++x) f[x] = gr[p.W - 1 - x];
-          gr = f;
-        }
-        g[c] = gr;
+        const float* __restrict g = grad + (r * p.C + c) * plane + row * W;
+        const float* __restrict d = slopes + (r * p.C + c) * plane + row * W;
+        if (p.flip)
+          for (int64_t x = 0; x < W; ++x) acc[x] += scale * g[W - 1 - x] * d[x];
+        else
+          for (int64_t x = 0; x < W; ++x) acc[x] += scale * g[x] * d[x];
       }
-      int64_t x = 0;
-      for (; x + 16 <= p.W; x += 16) slope_run<true>(m + x, invert, top, 16, coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
-      if (x < p.W) slope_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, y + x, plane, p.C, g.data(), x, scale, acc + x);
     }
     float* dst = result + i * p.Hf * p.Wf + (p.top + row) * p.Wf + p.left;
-    std::copy(acc, acc + p.W, dst);
+    std::copy(acc, acc + W, dst);
   }
 }
 
@@ -177,12 +183,15 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     at::Tensor f = full.contiguous();
     const int64_t R = spec.size(1);
     at::Tensor out = at::empty({R, pyramid.size(2), pyramid.size(3), pyramid.size(4)}, f.options());
+    // The slopes only when a gradient will be asked for (not for the final scores).
+    at::Tensor slopes = full.requires_grad() ? at::empty_like(out) : at::Tensor();
     const ApplyPlan p = plan(f, pyramid, spec, top, left, flip);
     const float* fp = f.data_ptr<float>();
     const float* yp = pyramid.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    at::parallel_for(0, R * p.H, 16, [&](int64_t begin, int64_t end) { apply_rows(p, fp, yp, op, begin, end); });
-    ctx->save_for_backward({f, pyramid, spec});
+    float* sp = slopes.defined() ? slopes.data_ptr<float>() : nullptr;
+    at::parallel_for(0, R * p.H, 16, [&](int64_t begin, int64_t end) { apply_rows(p, fp, yp, op, sp, begin, end); });
+    ctx->save_for_backward({f, pyramid, spec, slopes});
     ctx->saved_data["top"] = top;
     ctx->saved_data["left"] = left;
     ctx->saved_data["flip"] = flip;
@@ -191,18 +200,18 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    at::Tensor f = saved[0], pyramid = saved[1], spec = saved[2];
+    at::Tensor f = saved[0], pyramid = saved[1], spec = saved[2], slopes = saved[3];
+    TORCH_CHECK(slopes.defined(), "ApplyFunction: backward without the forward's slopes");
     at::Tensor g = grads[0].contiguous();
     const ApplyPlan p = plan(f, pyramid, spec, ctx->saved_data["top"].toInt(), ctx->saved_data["left"].toInt(), ctx->saved_data["flip"].toBool());
     const int64_t M = f.size(0);
     std::vector<std::vector<int64_t>> rows_of(M);
     for (int64_t r = 0; r < spec.size(1); ++r) rows_of[p.mask[r]].push_back(r);
     at::Tensor result = at::zeros_like(f);
-    const float* fp = f.data_ptr<float>();
-    const float* yp = pyramid.data_ptr<float>();
+    const float* dp = slopes.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     float* rp = result.data_ptr<float>();
-    at::parallel_for(0, M * p.H, 16, [&](int64_t begin, int64_t end) { apply_backward_rows(p, rows_of, fp, yp, gp, rp, begin, end); });
+    at::parallel_for(0, M * p.H, 16, [&](int64_t begin, int64_t end) { apply_backward_rows(p, rows_of, dp, gp, rp, begin, end); });
     return {result, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 

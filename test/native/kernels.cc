@@ -68,6 +68,22 @@ int main() {
     run("-0 and +0", at::where(at::rand({5, n}) < 0.5, at::full({5, n}, -0.0), at::zeros({5, n})).add(at::rand({5, n}).gt(0.7).to(at::kFloat)));
   }
 
+  // With hints kept across calls (the optimisation loop's use): masks drifting a little per step (the
+  // window around the last threshold holds the rank), a jump (it misses: radix select), ties at 0 and 1.
+  {
+    ts::PenaltyHints hints;
+    const int64_t n = 67600;
+    const std::vector<int64_t> zeros = {n / 10, n / 2, n - 1, n / 3, 1};
+    at::Tensor m = at::rand({5, n});
+    for (int step = 0; step < 7; ++step) {
+      if (step == 4) m = at::rand_like(m).pow(3);
+      else m = m.add(at::randn_like(m), 0.002).clamp(0, 1);
+      if (step == 6) m = saturate(m, 0.45, 0.45);
+      compare("penalty with hints, step " + std::to_string(step), m, [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, true, &hints); },
+              [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, false); }, 1e-6, 1e-7);
+    }
+  }
+
   // Pyramid apply: fused op against gather-based composed ops, both jitter states.
   for (int64_t size : {7, 37, 64}) {  // 7: narrower than one 16-pixel run
     at::Tensor images = at::rand({2, 3, size, size});
@@ -102,12 +118,17 @@ int main() {
     int64_t h, w, step;
     double sigma;
   };
-  for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}, Geo{40, 40, 4, 4}}) {
-    ts::MaskGenerator fused_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), true);
+  // Every inner kernel this CPU runs (AVX-512, AVX2, portable), whichever the process would pick.
+  std::vector<ts::smooth_max::Isa> isas = {ts::smooth_max::Isa::generic};
+  if (ts::smooth_max::detect() != ts::smooth_max::Isa::generic) isas.push_back(ts::smooth_max::Isa::avx2);
+  if (ts::smooth_max::detect() == ts::smooth_max::Isa::avx512) isas.push_back(ts::smooth_max::Isa::avx512);
+  for (ts::smooth_max::Isa isa : isas)
+  for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}, Geo{40, 40, 4, 4}, Geo{33, 70, 7, 1}}) {
+    ts::MaskGenerator fused_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), true, isa);
     ts::MaskGenerator composed_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), false);
     const ts::MaskGeometry& g = fused_gen.geometry();
     const std::string tag = " " + std::to_string(geo.h) + "x" + std::to_string(geo.w) + " step " + std::to_string(geo.step) +
-                            " sigma " + std::to_string(static_cast<int>(geo.sigma));
+                            " sigma " + std::to_string(static_cast<int>(geo.sigma)) + " " + ts::smooth_max::name(isa);
     const auto fused = [&](const at::Tensor& p) { return fused_gen.full(p); };
     const auto ref = [&](const at::Tensor& p) { return composed_gen.full(p); };
     compare("generator uniform" + tag, at::rand({3, 1, g.in_h, g.in_w}), fused, ref, 1e-5, 5e-5);

@@ -136,6 +136,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     at::Tensor velocity;
     at::Tensor last_full;
     double lambda = o.area_weight;
+    PenaltyHints hints;
     for (int64_t t = 0; t < o.max_iter; ++t) {
       context.check_cancelled();
       at::Tensor p = params.detach().requires_grad_(true);
@@ -145,7 +146,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
       at::Tensor y = model.scores(model.module(), x);
       at::Tensor reward = reward_of(y, target_t, o, m);
-      at::Tensor penalty = area_penalty(full, zeros, o.fused);
+      at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
       at::Tensor weighted = penalty.mul(lambda);
       at::Tensor energy = reward - weighted;
       at::Tensor grad = torch::autograd::grad({energy.sum().neg()}, {p})[0];

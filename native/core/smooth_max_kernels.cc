@@ -1,0 +1,282 @@
+#include "core/smooth_max_kernels.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TS_X86_KERNELS 1
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers build some intrinsics on a self-initialised "undefined" vector and warn about
+// it where they are inlined (GCC bug 105593); nothing in this file reads an uninitialised value.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#define TS_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+#define TS_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace ts {
+namespace smooth_max {
+namespace {
+
+constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: y + kRound rounds y to an integer kept in the low bits
+
+// Portable 2^y for y in [-126, 126]: n = round(y) from the rounding constant (no float/int conversion),
+// 2^f for f = y - n in [-1/2, 1/2] by a degree-5 polynomial fitted for relative error (1.1e-7 on the
+// interval, float coefficients), 2^n by shifting n + 127 into the exponent field. Branch-free, so the
+// loops using it vectorise.
+__attribute__((always_inline)) inline float exp2_poly(float y) {
+  const float t = y + kRound;
+  const float f = y - (t - kRound);
+  int32_t tbits;
+  std::memcpy(&tbits, &t, sizeof tbits);
+  float p = 1.326460507698357e-3f;
+  p = p * f + 9.671514853835106e-3f;
+  p = p * f + 5.5507343262434006e-2f;
+  p = p * f + 2.4022242426872253e-1f;
+  p = p * f + 6.931470036506653e-1f;
+  p = p * f + 1.0f;
+  const int32_t bits = static_cast<int32_t>((static_cast<uint32_t>(tbits) + 127u) << 23);
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_generic(float m, const Support& s, float* S, float* T,
+                                                                          int64_t stride) {
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* __restrict wk = s.wk + a * s.padded;
+    float* __restrict Sr = S + a * stride;
+    float* __restrict Tr = T + a * stride;
+    for (int64_t u = 0; u < s.length; ++u) {
+      const float y = m * wk[u];
+      const float e = exp2_poly(y);
+      Sr[u] += e;
+      Tr[u] += y * e;
+    }
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) float backward_generic(float m, const Support& s, const float* B,
+                                                                           const float* SC, int64_t stride) {
+  float lanes[16] = {};
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* __restrict wk = s.wk + a * s.padded;
+    const float* __restrict w = s.w + a * s.padded;
+    const float* __restrict br = B + a * stride;
+    const float* __restrict sr = SC + a * stride;
+    for (int64_t u = 0; u < s.padded; u += 16)  // w = 0 in the padding
+      for (int l = 0; l < 16; ++l) {
+        const float y = m * wk[u + l];
+        lanes[l] += w[u + l] * exp2_poly(y) * (br[u + l] + sr[u + l] * y);
+      }
+  }
+  for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+#ifdef TS_X86_KERNELS
+// Table-based 2^(y / K): y + kRound leaves v = round(y) = K n + j in the low bits of its pattern; a
+// permute picks 2^(j / K) from a K-entry table by v's low bits, and adding v << (23 - log2 K) to that
+// entry's bits (the table entries are stored less j << (23 - log2 K), so only K n << (23 - log2 K) = n << 23
+// remains) multiplies it by 2^n; a degree-3 polynomial gives 2^(f / K) for f = y - v in [-1/2, 1/2]
+// (relative error 1.6e-9 for K = 16, 2.7e-8 for K = 8, fitted with float coefficients). Valid while n stays
+// in the normal range, |y| / K <= 126. Against the portable 2^y: 6 floating-point multiplies and FMAs
+// per vector of terms instead of 11, the forward's and backward's bound on cores with two FMA pipes.
+struct Table {
+  alignas(64) uint32_t k16[16];
+  alignas(32) uint32_t k8[8];
+  Table() {
+    for (uint32_t j = 0; j < 16; ++j) k16[j] = bits(static_cast<float>(std::exp2(j / 16.0))) - (j << 19);
+    for (uint32_t j = 0; j < 8; ++j) k8[j] = bits(static_cast<float>(std::exp2(j / 8.0))) - (j << 20);
+  }
+  static uint32_t bits(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+  }
+};
+const Table& table() {
+  static const Table t;
+  return t;
+}
+
+TS_AVX512 inline __m512 exp2_k16(__m512 y, __m512 tab) {
+  const __m512 R = _mm512_set1_ps(kRound);
+  const __m512 t = _mm512_add_ps(y, R);
+  const __m512 f = _mm512_sub_ps(y, _mm512_sub_ps(t, R));
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.3550325093092397e-05f), f, _mm512_set1_ps(9.384151780977845e-4f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.3321698904037476e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  const __m512i v = _mm512_castps_si512(t);
+  const __m512i entry = _mm512_castps_si512(_mm512_permutexvar_ps(v, tab));
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_add_epi32(entry, _mm512_slli_epi32(v, 19))));
+}
+
+TS_AVX512 void forward_avx512(float m, const Support& s, float* S, float* T, int64_t stride) {
+  const __m512 tab = _mm512_load_ps(reinterpret_cast<const float*>(table().k16));
+  const __m512 vm = _mm512_set1_ps(m);
+  const int64_t full = s.length / 16, rest = s.length % 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << rest) - 1);
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* wk = s.wk + a * s.padded;
+    float* Sr = S + a * stride;
+    float* Tr = T + a * stride;
+    for (int64_t v = 0; v < full; ++v) {
+      const __m512 y = _mm512_mul_ps(vm, _mm512_loadu_ps(wk + 16 * v));
+      const __m512 e = exp2_k16(y, tab);
+      _mm512_storeu_ps(Sr + 16 * v, _mm512_add_ps(_mm512_loadu_ps(Sr + 16 * v), e));
+      _mm512_storeu_ps(Tr + 16 * v, _mm512_fmadd_ps(y, e, _mm512_loadu_ps(Tr + 16 * v)));
+    }
+    if (rest) {
+      const __m512 y = _mm512_mul_ps(vm, _mm512_loadu_ps(wk + 16 * full));
+      const __m512 e = exp2_k16(y, tab);
+      const __m512 sv = _mm512_loadu_ps(Sr + 16 * full), tv = _mm512_loadu_ps(Tr + 16 * full);
+      _mm512_storeu_ps(Sr + 16 * full, _mm512_mask_add_ps(sv, tail, sv, e));
+      _mm512_storeu_ps(Tr + 16 * full, _mm512_mask3_fmadd_ps(y, e, tv, tail));
+    }
+  }
+}
+
+TS_AVX512 float backward_avx512(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
+  const __m512 tab = _mm512_load_ps(reinterpret_cast<const float*>(table().k16));
+  const __m512 vm = _mm512_set1_ps(m);
+  const int64_t vectors = (s.length + 15) / 16;  // w = 0 in the padding
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* wk = s.wk + a * s.padded;
+    const float* w = s.w + a * s.padded;
+    const float* br = B + a * stride;
+    const float* sr = SC + a * stride;
+    for (int64_t v = 0; v < vectors; ++v) {
+      const __m512 y = _mm512_mul_ps(vm, _mm512_loadu_ps(wk + 16 * v));
+      const __m512 we = _mm512_mul_ps(_mm512_loadu_ps(w + 16 * v), exp2_k16(y, tab));
+      const __m512 q = _mm512_fmadd_ps(_mm512_loadu_ps(sr + 16 * v), y, _mm512_loadu_ps(br + 16 * v));
+      if (v & 1) acc1 = _mm512_fmadd_ps(we, q, acc1);
+      else acc0 = _mm512_fmadd_ps(we, q, acc0);
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+TS_AVX2 inline __m256 exp2_k8(__m256 y, __m256 tab) {
+  const __m256 R = _mm256_set1_ps(kRound);
+  const __m256 t = _mm256_add_ps(y, R);
+  const __m256 f = _mm256_sub_ps(y, _mm256_sub_ps(t, R));
+  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.0839102469617501e-4f), f, _mm256_set1_ps(3.7540255580097437e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(8.664340525865555e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  const __m256i v = _mm256_castps_si256(t);
+  const __m256i entry = _mm256_castps_si256(_mm256_permutevar8x32_ps(tab, v));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_add_epi32(entry, _mm256_slli_epi32(v, 20))));
+}
+
+TS_AVX2 void forward_avx2(float m, const Support& s, float* S, float* T, int64_t stride) {
+  const __m256 tab = _mm256_load_ps(reinterpret_cast<const float*>(table().k8));
+  const __m256 vm = _mm256_set1_ps(m);
+  const int64_t full = s.length / 8, rest = s.length % 8;
+  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rest)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* wk = s.wk + a * s.padded;
+    float* Sr = S + a * stride;
+    float* Tr = T + a * stride;
+    for (int64_t v = 0; v < full; ++v) {
+      const __m256 y = _mm256_mul_ps(vm, _mm256_loadu_ps(wk + 8 * v));
+      const __m256 e = exp2_k8(y, tab);
+      _mm256_storeu_ps(Sr + 8 * v, _mm256_add_ps(_mm256_loadu_ps(Sr + 8 * v), e));
+      _mm256_storeu_ps(Tr + 8 * v, _mm256_fmadd_ps(y, e, _mm256_loadu_ps(Tr + 8 * v)));
+    }
+    if (rest) {
+      const __m256 y = _mm256_mul_ps(vm, _mm256_loadu_ps(wk + 8 * full));
+      const __m256 e = _mm256_and_ps(exp2_k8(y, tab), tail);
+      _mm256_storeu_ps(Sr + 8 * full, _mm256_add_ps(_mm256_loadu_ps(Sr + 8 * full), e));
+      _mm256_storeu_ps(Tr + 8 * full, _mm256_fmadd_ps(y, e, _mm256_loadu_ps(Tr + 8 * full)));
+    }
+  }
+}
+
+TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
+  const __m256 tab = _mm256_load_ps(reinterpret_cast<const float*>(table().k8));
+  const __m256 vm = _mm256_set1_ps(m);
+  const int64_t vectors = (s.length + 7) / 8;  // w = 0 in the padding
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t a = 0; a < s.rows; ++a) {
+    const float* wk = s.wk + a * s.padded;
+    const float* w = s.w + a * s.padded;
+    const float* br = B + a * stride;
+    const float* sr = SC + a * stride;
+    for (int64_t v = 0; v < vectors; ++v) {
+      const __m256 y = _mm256_mul_ps(vm, _mm256_loadu_ps(wk + 8 * v));
+      const __m256 we = _mm256_mul_ps(_mm256_loadu_ps(w + 8 * v), exp2_k8(y, tab));
+      const __m256 q = _mm256_fmadd_ps(_mm256_loadu_ps(sr + 8 * v), y, _mm256_loadu_ps(br + 8 * v));
+      if (v & 1) acc1 = _mm256_fmadd_ps(we, q, acc1);
+      else acc0 = _mm256_fmadd_ps(we, q, acc0);
+    }
+  }
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+#endif
+
+Isa best_supported() {
+#ifdef TS_X86_KERNELS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return Isa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+  return Isa::generic;
+}
+
+}  // namespace
+
+Isa detect() {
+  static const Isa chosen = [] {
+    const Isa best = best_supported();
+    const char* env = std::getenv("TORCH_SALIENCY_SIMD");
+    const std::string want = env ? env : "";
+    if (want == "generic") return Isa::generic;
+    if (want == "avx2" && best != Isa::generic) return Isa::avx2;
+    return best;
+  }();
+  return chosen;
+}
+
+const char* name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+int resolution(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return 16;
+    case Isa::avx2: return 8;
+    default: return 1;
+  }
+}
+
+void forward(Isa isa, float m, const Support& s, float* S, float* T, int64_t stride) {
+#ifdef TS_X86_KERNELS
+  if (isa == Isa::avx512) return forward_avx512(m, s, S, T, stride);
+  if (isa == Isa::avx2) return forward_avx2(m, s, S, T, stride);
+#endif
+  forward_generic(m, s, S, T, stride);
+}
+
+float backward(Isa isa, float m, const Support& s, const float* B, const float* SC, int64_t stride) {
+#ifdef TS_X86_KERNELS
+  if (isa == Isa::avx512) return backward_avx512(m, s, B, SC, stride);
+  if (isa == Isa::avx2) return backward_avx2(m, s, B, SC, stride);
+#endif
+  return backward_generic(m, s, B, SC, stride);
+}
+
+}  // namespace smooth_max
+}  // namespace ts

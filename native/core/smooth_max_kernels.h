@@ -1,0 +1,42 @@
+// The inner loops of the fused mask generator (core/mask_generator.cc) for a parameter strictly between
+// the saturated values: its exponentials exp(20 w m) over its folded support, added into the forward's
+// sums or dotted with the backward's folded gradient planes. Three builds of the same arithmetic, chosen
+// once per process from the CPU: AVX-512 and AVX2 (x86-64, explicit vectors, a table-based 2^x) and a
+// portable one the compiler vectorises (polynomial 2^x). TORCH_SALIENCY_SIMD=generic|avx2|avx512 asks for
+// a given one (never one the CPU lacks); tests use it to check each against the composed ATen ops.
+//
+// Units: every kernel takes its exponent y in units of 1/K of log2 (y = m wK with wK = 20 K log2(e) w, the
+// table MaskGenerator builds for the chosen kernel's K), so 2^(y / K) = exp(20 w m) needs no multiply
+// before the range reduction; the forward's T sums y e and the backward's scale plane is divided by
+// 20 K log2(e) to match (see mask_generator.cc).
+#pragma once
+#include <cstdint>
+
+namespace ts {
+namespace smooth_max {
+
+enum class Isa { generic, avx2, avx512 };
+
+// The best kernel this CPU runs, or the one TORCH_SALIENCY_SIMD names when the CPU has it.
+Isa detect();
+const char* name(Isa isa);
+// K: 2^x is 2^n 2^(j / K) p(f), a K-entry table lookup and a short polynomial (K = 1: no table).
+int resolution(Isa isa);
+
+// A parameter's folded support: `rows` rows of `length` columns (stored `padded` apart, padded with zero
+// weights): wk holds 20 K log2(e) w, w the weight itself.
+struct Support {
+  const float* wk;
+  const float* w;
+  int64_t rows, length, padded;
+};
+
+// Forward: S[a][u] += e and T[a][u] += y e for u < length, with y = m wk[a][u] and e = 2^(y / K); rows of
+// S and T are `stride` apart. Lanes in the padding are left unchanged.
+void forward(Isa isa, float m, const Support& s, float* S, float* T, int64_t stride);
+
+// Backward: sum over the support of w e (B + SC y), with B and SC rows `stride` apart.
+float backward(Isa isa, float m, const Support& s, const float* B, const float* SC, int64_t stride);
+
+}  // namespace smooth_max
+}  // namespace ts
