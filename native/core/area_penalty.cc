@@ -1,4 +1,5 @@
 #include "core/area_penalty.h"
+#include "core/simd.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -26,7 +27,7 @@ struct Split {
 // vs 0.12 ms for 67,600 values). Only the first pass reads all n values; the values that share the chosen
 // first digit are copied out, and the later passes read those alone. A negative value (or NaN) sends
 // the row to std::nth_element.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) float kth_smallest(const float* v, int64_t n, int64_t kth,
+TS_CLONES float kth_smallest(const float* v, int64_t n, int64_t kth,
                                                                                            std::vector<uint32_t>& hist,
                                                                                            std::vector<uint32_t>& picked,
                                                                                            std::vector<float>& scratch) {
@@ -88,7 +89,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) fl
 // False (nothing found) when the window misses the rank or a NaN is present. With a window around the
 // previous step's threshold (masks move little from one step to the next) this costs two streaming passes
 // and a small selection, against the radix select's histogram passes (measured 0.13 ms for 70,756 values).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth,
+TS_CLONES bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth,
                                                                                             float lo, float hi, std::vector<float>& scratch,
                                                                                             float& out) {
   int32_t lb[16] = {}, lu[16] = {}, ln[16] = {};
@@ -112,21 +113,22 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) bo
     nans += v[i] != v[i];
   }
   if (nans > 0 || kth < below || kth >= upto) return false;
-  scratch.resize(static_cast<size_t>(upto - below));
-  float* dst = scratch.data();
+  scratch.resize(static_cast<size_t>(n) + 1);  // branch-free compaction: every value is written, the kept ones advance
+  float* __restrict dst = scratch.data();
   int64_t m = 0;
-  for (int64_t j = 0; j < n && m < upto - below; ++j) {
-    dst[m] = v[j];
-    m += v[j] >= lo && v[j] <= hi;
+  for (int64_t j = 0; j < n; ++j) {
+    const float x = v[j];
+    dst[m] = x;
+    m += x >= lo && x <= hi;
   }
-  std::nth_element(scratch.begin(), scratch.begin() + (kth - below), scratch.end());
+  std::nth_element(scratch.begin(), scratch.begin() + (kth - below), scratch.begin() + m);
   out = scratch[kth - below];
   return true;
 }
 
 // mean over the row of (v - r)^2, with r = 0 for v < t, 1 for v > t, and for the values equal to t the
 // first `tied_zeros` paired with 0 and the rest with 1; returns the counts below t and equal to t too.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) double row_penalty(const float* v, int64_t n, float t,
+TS_CLONES double row_penalty(const float* v, int64_t n, float t,
                                                                                            int64_t& below, int64_t& tied) {
   double lanes[16] = {};
   int32_t lb[16] = {}, lt[16] = {};
@@ -157,7 +159,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) do
 }
 
 // d penalty / d v = scale (v - r) with r as above.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void row_penalty_grad(const float* __restrict v, float* __restrict r,
+TS_CLONES void row_penalty_grad(const float* __restrict v, float* __restrict r,
                                                                                               int64_t n, float t, int64_t tied_zeros,
                                                                                               bool ties_to_one, float scale) {
   for (int64_t i = 0; i < n; ++i) r[i] = scale * (v[i] - (v[i] > t ? 1.0f : 0.0f));

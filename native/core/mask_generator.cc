@@ -11,6 +11,7 @@
 
 #include "core/errors.h"
 #include "core/smooth_max_kernels.h"
+#include "core/simd.h"
 
 namespace ts {
 namespace {
@@ -47,7 +48,7 @@ struct Padded {
 
 // Adds the grid rows [row_begin, row_end) of mask b into S (norm) and T (out), which start as the
 // out-of-grid tap counts and 0.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_rows(const float* params, const MaskGeometry& g,
+TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
                                                                       const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
                                                                       int64_t row_begin, int64_t row_end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
@@ -56,7 +57,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp};
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e)};
   const float* p = params + b * g.in_h * g.in_w;
   float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
   float* T = out + b * g.out_h * g.out_w;
@@ -105,7 +106,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 
 // out = clamp(T / (unit S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y), unit =
 // 20 K log2(e).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void finish_rows(float* out, const float* norm, float unit, int64_t width,
+TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t width,
                                                                      int64_t begin, int64_t end) {
   for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (unit * norm[q]), 0.0f), 1.0f);
 }
@@ -118,7 +119,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 // out), for pixels [begin, end) of all masks; the scale plane is stored divided by K log2(e), so that it
 // multiplies the kernel's y directly (20 v = y / (K log2(e))). (Computed inside the fold, each pixel's
 // division ran once per grid row whose support holds it, about 9 times: a fifth of the backward.)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void scale_rows(const float* out, const float* norm, const float* grad,
+TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad,
                                                                     float per_y, float* scale, float* base, int64_t begin, int64_t end) {
   for (int64_t q = begin; q < end; ++q) {
     const bool live = !(grad[q] == 0.0f || out[q] < 0.0f || out[q] > 1.0f);
@@ -128,7 +129,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void backward_params(const float* params, const MaskGeometry& g,
+TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
                                                                          const MaskGenerator::Support& s, const float* scale, const float* base,
                                                                          float* result, int64_t begin, int64_t end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
@@ -136,7 +137,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp};
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e)};
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
     std::fill(SCv.begin(), SCv.end(), 0.0f);

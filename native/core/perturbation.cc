@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/postprocess.h"
+#include "core/simd.h"
 
 namespace ts {
 namespace {
@@ -116,7 +117,7 @@ __attribute__((always_inline)) inline void forward_run(const float* m, bool inve
 
 // Output rows [begin, end) of R x C x H x W (task = r * H + y), and their slopes (R x C x H x W, in the
 // mask's own columns, never mirrored) when `slopes` is not null.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid,
+TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid,
                                                                     float* out, float* slopes, int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, L = p.L;
   const float top = static_cast<float>(L - 1);
@@ -147,7 +148,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
 // Gradient rows [begin, end) of the full masks' crop (task = mask * H + y): every output row made from
 // the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign of its inversion (the gradient g
 // read mirrored where the forward mirrored its output).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void apply_backward_rows(
+TS_CLONES void apply_backward_rows(
     const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad, float* result, int64_t begin,
     int64_t end) {
   const int64_t plane = p.H * p.W, W = p.W;

@@ -1,4 +1,5 @@
 #include "core/smooth_max_kernels.h"
+#include "core/simd.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -45,7 +46,7 @@ __attribute__((always_inline)) inline float exp2_poly(float y) {
   return p * scale;
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void forward_generic(float m, const Support& s, float* S, float* T,
+TS_CLONES void forward_generic(float m, const Support& s, float* S, float* T,
                                                                           int64_t stride) {
   for (int64_t a = 0; a < s.rows; ++a) {
     const float* __restrict wk = s.wk + a * s.padded;
@@ -60,17 +61,17 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) float backward_generic(float m, const Support& s, const float* B,
+TS_CLONES float backward_generic(float m, const Support& s, const float* B,
                                                                            const float* SC, int64_t stride) {
   float lanes[16] = {};
+  const float mu = m * s.unit;  // y = m wk = m unit w
   for (int64_t a = 0; a < s.rows; ++a) {
-    const float* __restrict wk = s.wk + a * s.padded;
     const float* __restrict w = s.w + a * s.padded;
     const float* __restrict br = B + a * stride;
     const float* __restrict sr = SC + a * stride;
     for (int64_t u = 0; u < s.padded; u += 16)  // w = 0 in the padding
       for (int l = 0; l < 16; ++l) {
-        const float y = m * wk[u + l];
+        const float y = mu * w[u + l];
         lanes[l] += w[u + l] * exp2_poly(y) * (br[u + l] + sr[u + l] * y);
       }
   }
@@ -143,17 +144,17 @@ TS_AVX512 void forward_avx512(float m, const Support& s, float* S, float* T, int
 
 TS_AVX512 float backward_avx512(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
   const __m512 tab = _mm512_load_ps(reinterpret_cast<const float*>(table().k16));
-  const __m512 vm = _mm512_set1_ps(m);
+  const __m512 vmu = _mm512_set1_ps(m * s.unit);  // y = m wk = m unit w: one table to load
   const int64_t vectors = (s.length + 15) / 16;  // w = 0 in the padding
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   for (int64_t a = 0; a < s.rows; ++a) {
-    const float* wk = s.wk + a * s.padded;
     const float* w = s.w + a * s.padded;
     const float* br = B + a * stride;
     const float* sr = SC + a * stride;
     for (int64_t v = 0; v < vectors; ++v) {
-      const __m512 y = _mm512_mul_ps(vm, _mm512_loadu_ps(wk + 16 * v));
-      const __m512 we = _mm512_mul_ps(_mm512_loadu_ps(w + 16 * v), exp2_k16(y, tab));
+      const __m512 wv = _mm512_loadu_ps(w + 16 * v);
+      const __m512 y = _mm512_mul_ps(vmu, wv);
+      const __m512 we = _mm512_mul_ps(wv, exp2_k16(y, tab));
       const __m512 q = _mm512_fmadd_ps(_mm512_loadu_ps(sr + 16 * v), y, _mm512_loadu_ps(br + 16 * v));
       if (v & 1) acc1 = _mm512_fmadd_ps(we, q, acc1);
       else acc0 = _mm512_fmadd_ps(we, q, acc0);
@@ -200,17 +201,17 @@ TS_AVX2 void forward_avx2(float m, const Support& s, float* S, float* T, int64_t
 
 TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
   const __m256 tab = _mm256_load_ps(reinterpret_cast<const float*>(table().k8));
-  const __m256 vm = _mm256_set1_ps(m);
+  const __m256 vmu = _mm256_set1_ps(m * s.unit);
   const int64_t vectors = (s.length + 7) / 8;  // w = 0 in the padding
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t a = 0; a < s.rows; ++a) {
-    const float* wk = s.wk + a * s.padded;
     const float* w = s.w + a * s.padded;
     const float* br = B + a * stride;
     const float* sr = SC + a * stride;
     for (int64_t v = 0; v < vectors; ++v) {
-      const __m256 y = _mm256_mul_ps(vm, _mm256_loadu_ps(wk + 8 * v));
-      const __m256 we = _mm256_mul_ps(_mm256_loadu_ps(w + 8 * v), exp2_k8(y, tab));
+      const __m256 wv = _mm256_loadu_ps(w + 8 * v);
+      const __m256 y = _mm256_mul_ps(vmu, wv);
+      const __m256 we = _mm256_mul_ps(wv, exp2_k8(y, tab));
       const __m256 q = _mm256_fmadd_ps(_mm256_loadu_ps(sr + 8 * v), y, _mm256_loadu_ps(br + 8 * v));
       if (v & 1) acc1 = _mm256_fmadd_ps(we, q, acc1);
       else acc0 = _mm256_fmadd_ps(we, q, acc0);

@@ -29,6 +29,7 @@ struct Support {
   const float* wk;
   const float* w;
   int64_t rows, length, padded;
+  float unit;  // wk / w = 20 K log2(e) (the backward loads w alone and scales m instead)
 };
 
 // Forward: S[a][u] += e and T[a][u] += y e for u < length, with y = m wk[a][u] and e = 2^(y / K); rows of
