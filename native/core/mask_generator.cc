@@ -57,7 +57,7 @@ TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e)};
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e), s.valid.data()};
   const float* p = params + b * g.in_h * g.in_w;
   float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
   float* T = out + b * g.out_h * g.out_w;
@@ -137,7 +137,7 @@ TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e)};
+  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e), s.valid.data()};
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
     std::fill(SCv.begin(), SCv.end(), 0.0f);

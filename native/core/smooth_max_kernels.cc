@@ -46,15 +46,18 @@ __attribute__((always_inline)) inline float exp2_poly(float y) {
   return p * scale;
 }
 
-TS_CLONES void forward_generic(float m, const Support& s, float* S, float* T,
-                                                                          int64_t stride) {
-  for (int64_t a = 0; a < s.rows; ++a) {
-    const float* __restrict wk = s.wk + a * s.padded;
+TS_CLONES void forward_generic(float m, const Support& s, float* S, float* T, int64_t stride) {
+  // Over whole padded rows (a loop to `length` leaves a scalar tail, measured 1.5x slower), the padding
+  // lanes zeroed by the valid row.
+  const int64_t rows = s.rows, padded = s.padded;
+  const float* __restrict valid = s.valid;
+  for (int64_t a = 0; a < rows; ++a) {
+    const float* __restrict wk = s.wk + a * padded;
     float* __restrict Sr = S + a * stride;
     float* __restrict Tr = T + a * stride;
-    for (int64_t u = 0; u < s.length; ++u) {
+    for (int64_t u = 0; u < padded; ++u) {
       const float y = m * wk[u];
-      const float e = exp2_poly(y);
+      const float e = valid[u] * exp2_poly(y);
       Sr[u] += e;
       Tr[u] += y * e;
     }

@@ -24,12 +24,13 @@ const char* name(Isa isa);
 int resolution(Isa isa);
 
 // A parameter's folded support: `rows` rows of `length` columns (stored `padded` apart, padded with zero
-// weights): wk holds 20 K log2(e) w, w the weight itself.
+// weights; `padded` is a multiple of 16): wk holds 20 K log2(e) w, w the weight itself.
 struct Support {
   const float* wk;
   const float* w;
   int64_t rows, length, padded;
-  float unit;  // wk / w = 20 K log2(e) (the backward loads w alone and scales m instead)
+  float unit;          // wk / w = 20 K log2(e) (the backward loads w alone and scales m instead)
+  const float* valid;  // padded: 1 below length, 0 in the padding
 };
 
 // Forward: S[a][u] += e and T[a][u] += y e for u < length, with y = m wk[a][u] and e = 2^(y / K); rows of
