@@ -145,9 +145,9 @@ TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* py
   }
 }
 
-// Gradient rows [begin, end) of the full masks' crop (task = mask * H + y): every output row made from
-// the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign of its inversion (the gradient g
-// read mirrored where the forward mirrored its output).
+// Gradient rows [begin, end) of the full masks (task = mask * Hf + full row): zero outside the crop;
+// inside it every output row made from the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign
+// of its inversion (the gradient g read mirrored where the forward mirrored its output).
 TS_CLONES void apply_backward_rows(
     const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad, float* result, int64_t begin,
     int64_t end) {
@@ -156,7 +156,14 @@ TS_CLONES void apply_backward_rows(
   std::vector<float> accv(W);
   float* __restrict acc = accv.data();
   for (int64_t task = begin; task < end; ++task) {
-    const int64_t i = task / p.H, row = task % p.H;
+    const int64_t i = task / p.Hf, row = task % p.Hf - p.top;
+    float* full_row = result + task * p.Wf;
+    if (row < 0 || row >= p.H) {
+      std::fill(full_row, full_row + p.Wf, 0.0f);
+      continue;
+    }
+    std::fill(full_row, full_row + p.left, 0.0f);
+    std::fill(full_row + p.left + W, full_row + p.Wf, 0.0f);
     std::fill(acc, acc + W, 0.0f);
     for (int64_t r : rows_of[i]) {
       const float scale = p.invert[r] != 0 ? -top : top;
@@ -169,8 +176,7 @@ TS_CLONES void apply_backward_rows(
           for (int64_t x = 0; x < W; ++x) acc[x] += scale * g[x] * d[x];
       }
     }
-    float* dst = result + i * p.Hf * p.Wf + (p.top + row) * p.Wf + p.left;
-    std::copy(acc, acc + W, dst);
+    std::copy(acc, acc + W, full_row + p.left);
   }
 }
 
@@ -208,11 +214,11 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
     const int64_t M = f.size(0);
     std::vector<std::vector<int64_t>> rows_of(M);
     for (int64_t r = 0; r < spec.size(1); ++r) rows_of[p.mask[r]].push_back(r);
-    at::Tensor result = at::zeros_like(f);
+    at::Tensor result = at::empty_like(f);  // every element written below (zeros outside the crop)
     const float* dp = slopes.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     float* rp = result.data_ptr<float>();
-    at::parallel_for(0, M * p.H, 16, [&](int64_t begin, int64_t end) { apply_backward_rows(p, rows_of, dp, gp, rp, begin, end); });
+    at::parallel_for(0, M * p.Hf, 16, [&](int64_t begin, int64_t end) { apply_backward_rows(p, rows_of, dp, gp, rp, begin, end); });
     return {result, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
