@@ -140,20 +140,35 @@ TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
   const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e), s.valid.data()};
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
-    std::fill(SCv.begin(), SCv.end(), 0.0f);
-    std::fill(BAv.begin(), BAv.end(), 0.0f);
-    // Fold the support's pixel rows by |dy| (scale and base planes, made once per step by scale_rows);
-    // columns shifted by the margin L.
+    // Fold the support's pixel rows by |dy| (scale and base planes, made once per step by scale_rows):
+    // folded row a is the sum of the pixel rows at dy = a and dy = -a that exist, written over the
+    // mask's columns (shifted by the margin L); the margins stay as allocated, zero.
     const int64_t y0 = g.step * i + base0;
-    for (int64_t t = std::max<int64_t>(0, -y0); t < std::min<int64_t>(L, g.out_h - y0); ++t) {
-      const int64_t a = std::abs(s.off0 + t), row = (b * g.out_h + y0 + t) * g.out_w;
-      const float* __restrict sc = scale + row;
-      const float* __restrict bs = base + row;
+    for (int64_t a = 0; a < Q; ++a) {
+      const float* src[2][2] = {};  // [row][scale, base]
+      int n = 0;
+      for (const int64_t t : {a - s.off0, -a - s.off0}) {
+        if (n > 0 && a == 0) break;
+        const int64_t y = y0 + t;
+        if (t < 0 || t >= L || y < 0 || y >= g.out_h) continue;
+        src[n][0] = scale + (b * g.out_h + y) * g.out_w;
+        src[n][1] = base + (b * g.out_h + y) * g.out_w;
+        ++n;
+      }
       float* __restrict sf = SC + a * pad.wide + pad.L;
       float* __restrict bf = BA + a * pad.wide + pad.L;
-      for (int64_t x = 0; x < g.out_w; ++x) {
-        sf[x] += sc[x];
-        bf[x] += bs[x];
+      if (n == 2) {
+        const float *__restrict s0 = src[0][0], *__restrict s1 = src[1][0], *__restrict b0 = src[0][1], *__restrict b1 = src[1][1];
+        for (int64_t x = 0; x < g.out_w; ++x) {
+          sf[x] = s0[x] + s1[x];
+          bf[x] = b0[x] + b1[x];
+        }
+      } else if (n == 1) {
+        std::copy(src[0][0], src[0][0] + g.out_w, sf);
+        std::copy(src[0][1], src[0][1] + g.out_w, bf);
+      } else {
+        std::fill(sf, sf + g.out_w, 0.0f);
+        std::fill(bf, bf + g.out_w, 0.0f);
       }
     }
     for (int64_t j = 0; j < g.in_w; ++j) {
