@@ -57,6 +57,8 @@ export interface Binding {
     methods: string[];
     /** libtorch's CPU blocks of 1 MB and more are cached for reuse (TORCH_SALIENCY_CPU_CACHE_MB; 0 turns it off). */
     cpuCache: { enabled: boolean; limitBytes: number; cachedBytes: number; hits: number; misses: number };
+    /** The extremal-perturbation mask generator's inner kernels on this CPU (TORCH_SALIENCY_SIMD asks for a lesser one). */
+    cpuKernels: 'avx512' | 'avx2' | 'generic';
   };
   CancelToken: new () => NativeCancelToken;
 }

@@ -8,6 +8,7 @@
 #endif
 
 
+#include "core/smooth_max_kernels.h"
 #include "core/cpu_cache.h"
 #include "core/explain.h"
 #include "core/model.h"
@@ -90,6 +91,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
   c.Set("hits", static_cast<double>(cache.hits));
   c.Set("misses", static_cast<double>(cache.misses));
   o.Set("cpuCache", c);
+  o.Set("cpuKernels", ts::smooth_max::name(ts::smooth_max::detect()));
   auto names = ts::method_names();
   Napi::Array methods = Napi::Array::New(env, names.size());
   for (size_t i = 0; i < names.size(); ++i) methods.Set(static_cast<uint32_t>(i), names[i]);

@@ -3,10 +3,12 @@
  * ep_reference.py: class c = thresholded "c-ness" of colour c, so a red square is all the evidence for
  * class 0), and parity with TorchRay's masks computed by that script.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, readImage, type Image, type Model } from '../../lib/index.js';
+import { loadModel, readImage, runtime, type Image, type Model } from '../../lib/index.js';
+import { ROOT } from './helpers.js';
 import type { ExtremalPerturbationDetails } from '../../lib/methods/extremal-perturbation.js';
 
 const DIR = join(__dirname, '..', 'fixtures', 'ep');
@@ -189,6 +191,33 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
       }
     });
   }, 60_000);
+
+  it('every CPU kernel build (TORCH_SALIENCY_SIMD) gives the same masks; runtime() names the one in use', async () => {
+    const best = runtime().cpuKernels;
+    expect(['avx512', 'avx2', 'generic']).toContain(best);
+    const opts = { ...quick, maxIter: 25, target: 0 };
+    const here = await model.explain(images[1], opts);
+    // The same call in a child process for each lesser build (the choice is made once per process).
+    for (const simd of ['generic', 'avx2'] as const) {
+      const script = `
+        const { loadModel, readImage, runtime } = require(${JSON.stringify(join(ROOT, 'lib', 'index.ts'))});
+        (async () => {
+          const m = await loadModel(${JSON.stringify(join(DIR, 'box_model.pt'))}, { threads: 1 });
+          const r = await m.explain(await readImage(${JSON.stringify(join(DIR, 'box_1.png'))}), ${JSON.stringify({ method: EP, ...opts })});
+          console.log(JSON.stringify({ kernels: runtime().cpuKernels, maps: r.maps.map((x) => Array.from(x.data)) }));
+        })();
+      `;
+      const stdout = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TORCH_SALIENCY_SIMD: simd } });
+      const out = JSON.parse(stdout.trim().split('\n').pop()!) as { kernels: string; maps: number[][] };
+      expect(out.kernels).toBe(simd === 'avx2' && best === 'generic' ? 'generic' : simd); // never one the CPU lacks
+      out.maps.forEach((m, i) => {
+        let diff = 0;
+        for (let p = 0; p < m.length; p++) diff = Math.max(diff, Math.abs(m[p] - here.maps[i].data[p]));
+        console.log(`kernels ${simd} vs ${best}: max difference ${diff.toExponential(2)}`);
+        expect(diff).toBeLessThan(1e-4);
+      });
+    }
+  }, 120_000);
 
   it('the fused kernels compute what the composed ATen ops compute', async () => {
     const diffs = (a: Awaited<ReturnType<Model['explain']>>, b: Awaited<ReturnType<Model['explain']>>) =>
