@@ -49,8 +49,8 @@ struct Padded {
 // Adds the grid rows [row_begin, row_end) of mask b into S (norm) and T (out), which start as the
 // out-of-grid tap counts and 0.
 TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
-                                                                      const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
-                                                                      int64_t row_begin, int64_t row_end) {
+                            const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
+                            int64_t row_begin, int64_t row_end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
   const Padded pad(g, s);
   std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
@@ -107,7 +107,7 @@ TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
 // out = clamp(T / (unit S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y), unit =
 // 20 K log2(e).
 TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t width,
-                                                                     int64_t begin, int64_t end) {
+                           int64_t begin, int64_t end) {
   for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (unit * norm[q]), 0.0f), 1.0f);
 }
 
@@ -120,7 +120,7 @@ TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t wi
 // multiplies the kernel's y directly (20 v = y / (K log2(e))). (Computed inside the fold, each pixel's
 // division ran once per grid row whose support holds it, about 9 times: a fifth of the backward.)
 TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad,
-                                                                    float per_y, float* scale, float* base, int64_t begin, int64_t end) {
+                          float per_y, float* scale, float* base, int64_t begin, int64_t end) {
   for (int64_t q = begin; q < end; ++q) {
     const bool live = !(grad[q] == 0.0f || out[q] < 0.0f || out[q] > 1.0f);
     const float sc = live ? grad[q] / norm[q] : 0.0f;
@@ -130,8 +130,8 @@ TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad
 }
 
 TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
-                                                                         const MaskGenerator::Support& s, const float* scale, const float* base,
-                                                                         float* result, int64_t begin, int64_t end) {
+                               const MaskGenerator::Support& s, const float* scale, const float* base,
+                               float* result, int64_t begin, int64_t end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
   const Padded pad(g, s);
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);

@@ -118,7 +118,7 @@ __attribute__((always_inline)) inline void forward_run(const float* m, bool inve
 // Output rows [begin, end) of R x C x H x W (task = r * H + y), and their slopes (R x C x H x W, in the
 // mask's own columns, never mirrored) when `slopes` is not null.
 TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid,
-                                                                    float* out, float* slopes, int64_t begin, int64_t end) {
+                          float* out, float* slopes, int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, L = p.L;
   const float top = static_cast<float>(L - 1);
   std::vector<float> tmpv(p.C * p.W);
@@ -148,9 +148,8 @@ TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* py
 // Gradient rows [begin, end) of the full masks (task = mask * Hf + full row): zero outside the crop;
 // inside it every output row made from the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign
 // of its inversion (the gradient g read mirrored where the forward mirrored its output).
-TS_CLONES void apply_backward_rows(
-    const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad, float* result, int64_t begin,
-    int64_t end) {
+TS_CLONES void apply_backward_rows(const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad,
+                                   float* result, int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, W = p.W;
   const float top = static_cast<float>(p.L - 1);
   std::vector<float> accv(W);

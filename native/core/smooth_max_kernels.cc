@@ -65,7 +65,7 @@ TS_CLONES void forward_generic(float m, const Support& s, float* S, float* T, in
 }
 
 TS_CLONES float backward_generic(float m, const Support& s, const float* B,
-                                                                           const float* SC, int64_t stride) {
+                                 const float* SC, int64_t stride) {
   float lanes[16] = {};
   const float mu = m * s.unit;  // y = m wk = m unit w
   for (int64_t a = 0; a < s.rows; ++a) {
