@@ -11,6 +11,10 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 namespace ts {
 namespace {
 
@@ -84,6 +88,44 @@ TS_CLONES float kth_smallest(const float* v, int64_t n, int64_t kth,
   return out;
 }
 
+// Copies the values of v in [lo, hi] to dst (room for n + 16), in order; returns how many. On AVX-512 CPUs
+// by compressing 16 lanes at a time in a register (measured: the portable branch-free loop, every value
+// written and the kept ones advanced, took 3 cycles a value, the penalty's largest cost inside the loop).
+int64_t compact_portable(const float* __restrict v, int64_t n, float lo, float hi, float* __restrict dst) {
+  int64_t m = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const float x = v[j];
+    dst[m] = x;
+    m += x >= lo && x <= hi;
+  }
+  return m;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f"))) int64_t compact_avx512(const float* v, int64_t n, float lo, float hi, float* dst) {
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  int64_t m = 0, j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 x = _mm512_loadu_ps(v + j);
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, vlo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, vhi, _CMP_LE_OQ);
+    _mm512_storeu_ps(dst + m, _mm512_maskz_compress_ps(keep, x));
+    m += __builtin_popcount(keep);
+  }
+  return m + compact_portable(v + j, n - j, lo, hi, dst + m);
+}
+#endif
+
+int64_t compact(const float* v, int64_t n, float lo, float hi, float* dst) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  if (avx512) return compact_avx512(v, n, lo, hi, dst);
+#endif
+  return compact_portable(v, n, lo, hi, dst);
+}
+
 // The k-th smallest (0-based `kth`) of n floats when it lies in [lo, hi]: one vectorised pass counts the
 // values below lo and up to hi (and NaNs), a second copies out those in [lo, hi] for std::nth_element.
 // False (nothing found) when the window misses the rank or a NaN is present. With a window around the
@@ -113,14 +155,8 @@ TS_CLONES bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth,
     nans += v[i] != v[i];
   }
   if (nans > 0 || kth < below || kth >= upto) return false;
-  scratch.resize(static_cast<size_t>(n) + 1);  // branch-free compaction: every value is written, the kept ones advance
-  float* __restrict dst = scratch.data();
-  int64_t m = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const float x = v[j];
-    dst[m] = x;
-    m += x >= lo && x <= hi;
-  }
+  scratch.resize(static_cast<size_t>(n) + 16);
+  const int64_t m = compact(v, n, lo, hi, scratch.data());
   std::nth_element(scratch.begin(), scratch.begin() + (kth - below), scratch.begin() + m);
   out = scratch[kth - below];
   return true;
