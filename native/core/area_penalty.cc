@@ -1,5 +1,6 @@
 #include "core/area_penalty.h"
 #include "core/simd.h"
+#include "core/smooth_max_kernels.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -115,13 +116,10 @@ __attribute__((target("avx512f"))) int64_t compact_avx512(const float* v, int64_
 }
 #endif
 
+// The same kernel choice as the mask generator's (TORCH_SALIENCY_SIMD included).
 int64_t compact(const float* v, int64_t n, float lo, float hi, float* dst) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  if (avx512) return compact_avx512(v, n, lo, hi, dst);
+  if (smooth_max::detect() == smooth_max::Isa::avx512) return compact_avx512(v, n, lo, hi, dst);
 #endif
   return compact_portable(v, n, lo, hi, dst);
 }
