@@ -1,6 +1,5 @@
 #include "core/area_penalty.h"
 #include "core/simd.h"
-#include "core/smooth_max_kernels.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -12,7 +11,7 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef TS_X86_KERNELS
 #include <immintrin.h>
 #endif
 
@@ -102,8 +101,8 @@ int64_t compact_portable(const float* __restrict v, int64_t n, float lo, float h
   return m;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx512f"))) int64_t compact_avx512(const float* v, int64_t n, float lo, float hi, float* dst) {
+#ifdef TS_X86_KERNELS
+TS_AVX512 int64_t compact_avx512(const float* v, int64_t n, float lo, float hi, float* dst) {
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   int64_t m = 0, j = 0;
   for (; j + 16 <= n; j += 16) {
@@ -116,10 +115,10 @@ __attribute__((target("avx512f"))) int64_t compact_avx512(const float* v, int64_
 }
 #endif
 
-// The same kernel choice as the mask generator's (TORCH_SALIENCY_SIMD included).
+// The process-wide kernel choice, as the mask generator's (TORCH_SALIENCY_SIMD included).
 int64_t compact(const float* v, int64_t n, float lo, float hi, float* dst) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (smooth_max::detect() == smooth_max::Isa::avx512) return compact_avx512(v, n, lo, hi, dst);
+#ifdef TS_X86_KERNELS
+  if (simd::chosen() == simd::Isa::avx512) return compact_avx512(v, n, lo, hi, dst);
 #endif
   return compact_portable(v, n, lo, hi, dst);
 }

@@ -10,8 +10,8 @@
 #include <stdexcept>
 
 #include "core/errors.h"
-#include "core/smooth_max_kernels.h"
 #include "core/simd.h"
+#include "core/smooth_max_kernels.h"
 
 namespace ts {
 namespace {
@@ -303,7 +303,7 @@ MaskGeometry MaskGeometry::make(int64_t height, int64_t width, int64_t step, dou
   return g;
 }
 
-MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, smooth_max::Isa isa) : g_(geometry), fused_(fused) {
+MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa isa) : g_(geometry), fused_(fused) {
   const int64_t side = 2 * g_.radius + 1, taps = g_.taps(), step = g_.step;
   if (taps > kMaxTaps) throw Error("ERR_OUT_OF_RANGE", "sigma / step is too large for the mask generator", "sigma");
   // Block of each output row/column as nearest upsampling computes it (float32 scale, as TorchRay's

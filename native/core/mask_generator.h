@@ -37,7 +37,7 @@ class MaskGenerator {
  public:
   // fused: use the fused op on CPU tensors; composed ATen ops otherwise (and always when false). isa: the
   // fused op's inner kernels (the CPU's best by default; tests name each).
-  MaskGenerator(const MaskGeometry& geometry, bool fused = true, smooth_max::Isa isa = smooth_max::detect());
+  MaskGenerator(const MaskGeometry& geometry, bool fused = true, simd::Isa isa = simd::chosen());
 
   // params: M x 1 x in_h x in_w (requires grad). Returns the full masks M x 1 x out_h x out_w in [0, 1].
   at::Tensor full(const at::Tensor& params) const;
@@ -51,7 +51,7 @@ class MaskGenerator {
   // each in [0, quad).
   struct Support {
     int64_t off0 = 0, length = 0, padded = 0, quad = 0;  // padded: length rounded up to 16
-    smooth_max::Isa isa = smooth_max::Isa::generic;  // the inner kernels
+    simd::Isa isa = simd::Isa::generic;  // the inner kernels
     int resolution = 1;         // their K: exponents y are in units of 1 / K of log2
     std::vector<float> wh;      // quad x padded: weight at (|dy|, dx) = (a, off0 + u); 0 in the padding
     std::vector<float> wk;      // quad x padded: 20 K log2(e) w (y at m = 1); 0 in the padding

@@ -2,12 +2,9 @@
 #include "core/simd.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TS_X86_KERNELS 1
+#ifdef TS_X86_KERNELS
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12's AVX-512 headers build some intrinsics on a self-initialised "undefined" vector and warn about
 // it where they are inlined (GCC bug 105593); nothing in this file reads an uninitialised value.
@@ -15,8 +12,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
-#define TS_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
-#define TS_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
 namespace ts {
@@ -227,36 +222,7 @@ TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const flo
 }
 #endif
 
-Isa best_supported() {
-#ifdef TS_X86_KERNELS
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return Isa::avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-#endif
-  return Isa::generic;
-}
-
 }  // namespace
-
-Isa detect() {
-  static const Isa chosen = [] {
-    const Isa best = best_supported();
-    const char* env = std::getenv("TORCH_SALIENCY_SIMD");
-    const std::string want = env ? env : "";
-    if (want == "generic") return Isa::generic;
-    if (want == "avx2" && best != Isa::generic) return Isa::avx2;
-    return best;
-  }();
-  return chosen;
-}
-
-const char* name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "generic";
-  }
-}
 
 int resolution(Isa isa) {
   switch (isa) {

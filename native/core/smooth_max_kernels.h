@@ -1,9 +1,8 @@
 // The inner loops of the fused mask generator (core/mask_generator.cc) for a parameter strictly between
 // the saturated values: its exponentials exp(20 w m) over its folded support, added into the forward's
-// sums or dotted with the backward's folded gradient planes. Three builds of the same arithmetic, chosen
-// once per process from the CPU: AVX-512 and AVX2 (x86-64, explicit vectors, a table-based 2^x) and a
-// portable one the compiler vectorises (polynomial 2^x). TORCH_SALIENCY_SIMD=generic|avx2|avx512 asks for
-// a given one (never one the CPU lacks); tests use it to check each against the composed ATen ops.
+// sums or dotted with the backward's folded gradient planes. Three builds of the same arithmetic: AVX-512
+// and AVX2 (x86-64, explicit vectors, a table-based 2^x) and a portable one the compiler vectorises
+// (polynomial 2^x); MaskGenerator takes simd::chosen() unless told otherwise (tests name each).
 //
 // Units: every kernel takes its exponent y in units of 1/K of log2 (y = m wK with wK = 20 K log2(e) w, the
 // table MaskGenerator builds for the chosen kernel's K), so 2^(y / K) = exp(20 w m) needs no multiply
@@ -12,14 +11,13 @@
 #pragma once
 #include <cstdint>
 
+#include "core/simd.h"
+
 namespace ts {
 namespace smooth_max {
 
-enum class Isa { generic, avx2, avx512 };
+using simd::Isa;
 
-// The best kernel this CPU runs, or the one TORCH_SALIENCY_SIMD names when the CPU has it.
-Isa detect();
-const char* name(Isa isa);
 // K: 2^x is 2^n 2^(j / K) p(f), a K-entry table lookup and a short polynomial (K = 1: no table).
 int resolution(Isa isa);
 

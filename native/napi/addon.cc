@@ -7,11 +7,10 @@
 #include <malloc.h>
 #endif
 
-
-#include "core/smooth_max_kernels.h"
 #include "core/cpu_cache.h"
 #include "core/explain.h"
 #include "core/model.h"
+#include "core/simd.h"
 #include "napi/convert.h"
 #include "napi/model_wrap.h"
 #include "napi/workers.h"
@@ -91,7 +90,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
   c.Set("hits", static_cast<double>(cache.hits));
   c.Set("misses", static_cast<double>(cache.misses));
   o.Set("cpuCache", c);
-  o.Set("cpuKernels", ts::smooth_max::name(ts::smooth_max::detect()));
+  o.Set("cpuKernels", ts::simd::name(ts::simd::chosen()));
   auto names = ts::method_names();
   Napi::Array methods = Napi::Array::New(env, names.size());
   for (size_t i = 0; i < names.size(); ++i) methods.Set(static_cast<uint32_t>(i), names[i]);

@@ -119,16 +119,16 @@ int main() {
     double sigma;
   };
   // Every inner kernel this CPU runs (AVX-512, AVX2, portable), whichever the process would pick.
-  std::vector<ts::smooth_max::Isa> isas = {ts::smooth_max::Isa::generic};
-  if (ts::smooth_max::detect() != ts::smooth_max::Isa::generic) isas.push_back(ts::smooth_max::Isa::avx2);
-  if (ts::smooth_max::detect() == ts::smooth_max::Isa::avx512) isas.push_back(ts::smooth_max::Isa::avx512);
-  for (ts::smooth_max::Isa isa : isas)
+  std::vector<ts::simd::Isa> isas = {ts::simd::Isa::generic};
+  if (ts::simd::best() != ts::simd::Isa::generic) isas.push_back(ts::simd::Isa::avx2);
+  if (ts::simd::best() == ts::simd::Isa::avx512) isas.push_back(ts::simd::Isa::avx512);
+  for (ts::simd::Isa isa : isas)
   for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}, Geo{40, 40, 4, 4}, Geo{33, 70, 7, 1}}) {
     ts::MaskGenerator fused_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), true, isa);
     ts::MaskGenerator composed_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), false);
     const ts::MaskGeometry& g = fused_gen.geometry();
     const std::string tag = " " + std::to_string(geo.h) + "x" + std::to_string(geo.w) + " step " + std::to_string(geo.step) +
-                            " sigma " + std::to_string(static_cast<int>(geo.sigma)) + " " + ts::smooth_max::name(isa);
+                            " sigma " + std::to_string(static_cast<int>(geo.sigma)) + " " + ts::simd::name(isa);
     const auto fused = [&](const at::Tensor& p) { return fused_gen.full(p); };
     const auto ref = [&](const at::Tensor& p) { return composed_gen.full(p); };
     compare("generator uniform" + tag, at::rand({3, 1, g.in_h, g.in_w}), fused, ref, 1e-5, 5e-5);
