@@ -42,7 +42,7 @@ constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 struct Padded {
   int64_t L, wide;
   Padded(const MaskGeometry& g, const MaskGenerator::Support& s)
-      : L(g.step * (2 * g.radius - g.padding)),
+      : L(-s.base0),
         wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
 };
 
@@ -51,13 +51,13 @@ struct Padded {
 TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
                             const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
                             int64_t row_begin, int64_t row_end) {
-  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
+  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = s.base0;
   const Padded pad(g, s);
   std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
   float* SA = SAv.data();
   float* TA = TAv.data();
   const float* __restrict vr = s.valid.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e), s.valid.data()};
+  const smooth_max::Support sup = s.kernel_rows();
   const float* p = params + b * g.in_h * g.in_w;
   float* S = norm + b * g.out_h * g.out_w;  // S and T (in `out`) are summed in place
   float* T = out + b * g.out_h * g.out_w;
@@ -132,12 +132,12 @@ TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad
 TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
                                const MaskGenerator::Support& s, const float* scale, const float* base,
                                float* result, int64_t begin, int64_t end) {
-  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = g.step * (g.padding - 2 * g.radius);
+  const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = s.base0;
   const Padded pad(g, s);
   std::vector<float> SCv(Q * pad.wide), BAv(Q * pad.wide);
   float* SC = SCv.data();
   float* BA = BAv.data();
-  const smooth_max::Support sup{s.wk.data(), s.wh.data(), Q, L, Lp, static_cast<float>(kColdness * s.resolution * kLog2e), s.valid.data()};
+  const smooth_max::Support sup = s.kernel_rows();
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / g.in_h, i = task % g.in_h;
     // Fold the support's pixel rows by |dy| (scale and base planes, made once per step by scale_rows):
@@ -229,12 +229,11 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
     // task first initialises its share (S = the out-of-grid tap counts, T = 0), and an odd band's task
     // finishes its share after adding (every band touching those rows is done by then).
     const int64_t band = 2 * g.radius + 1, bands = (g.in_h + band - 1) / band, per_pass = (bands + 1) / 2;
-    const int64_t base0 = g.step * (g.padding - 2 * g.radius);
+    const int64_t base0 = s.base0;
     const auto share = [&](int64_t k) {  // pixel rows [first, last) of band k's pass-mates' partition
       const auto start = [&](int64_t j) { return std::min(g.out_h, std::max<int64_t>(0, g.step * j * band + base0)); };
       return std::make_pair(k < 2 ? int64_t{0} : start(k), k + 2 >= bands ? g.out_h : start(k + 2));
     };
-    const float unit = static_cast<float>(kColdness * s.resolution * kLog2e);
     for (int64_t pass = 0; pass < 2; ++pass) {
       at::parallel_for(0, masks * per_pass, 1, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
@@ -249,7 +248,7 @@ class SmoothMaxFunction : public torch::autograd::Function<SmoothMaxFunction> {
             }
           }
           forward_rows(pp, g, s, op, np, b, k * band, std::min(g.in_h, (k + 1) * band));
-          if (pass == 1 || bands == 1) finish_rows(op, np, unit, g.out_w, b * g.out_h + first, b * g.out_h + last);
+          if (pass == 1 || bands == 1) finish_rows(op, np, s.unit, g.out_w, b * g.out_h + first, b * g.out_h + last);
         }
       });
     }
@@ -322,7 +321,8 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa
   const float sigma = static_cast<float>(g_.sigma);
   Support& s = s_;
   s.length = side * step;
-  s.off0 = step * (g_.padding - 2 * g_.radius) - g_.margin;
+  s.base0 = step * (g_.padding - 2 * g_.radius);
+  s.off0 = s.base0 - g_.margin;
   s.quad = std::max(-s.off0, s.off0 + s.length - 1) + 1;
   const int64_t L = s.length, Q = s.quad;  // rows by |dy| in [0, Q)
   if (s.off0 >= 0 || s.off0 + L - 1 < 0) throw std::logic_error("mask generator: unexpected support geometry");
@@ -339,6 +339,7 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa
   s.isa = isa;
   s.resolution = smooth_max::resolution(isa);
   const double unit = kColdness * s.resolution * kLog2e;  // y = unit v
+  s.unit = static_cast<float>(unit);
   s.wk.assign(Q * Lp, 0.0f);
   s.e1.assign(Q * Lp, 0.0f);
   s.ye1.assign(Q * Lp, 0.0f);
