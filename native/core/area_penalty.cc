@@ -226,10 +226,10 @@ class AreaPenaltyFunction : public torch::autograd::Function<AreaPenaltyFunction
         // previous threshold, as wide as a few of its last moves.
         float t = -std::numeric_limits<float>::infinity();
         if (k > 0) {
-          const bool hinted = hints && static_cast<int64_t>(hints->threshold.size()) == rows && std::isfinite(hints->threshold[b]);
+          const bool hinted = hints && std::isfinite(hints->threshold[b]);  // area_penalty sized the hints to the rows
           const float h = hinted ? hints->threshold[b] : 0.0f, d = hinted ? hints->width[b] : 0.0f;
           if (!(hinted && kth_in_window(v, n, k - 1, h - d, h + d, scratch, t))) t = kth_smallest(v, n, k - 1, hist, picked, scratch);
-          if (hints && static_cast<int64_t>(hints->threshold.size()) == rows) {
+          if (hints) {
             hints->width[b] = std::min(std::max(hinted ? 4.0f * std::abs(t - h) : 0.01f, 1e-4f), 0.25f);
             hints->threshold[b] = t;
           }
