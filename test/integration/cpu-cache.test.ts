@@ -1,11 +1,10 @@
 // The caching CPU allocator (native/core/cpu_cache.cc): libtorch's blocks of 1 MB and more are reused
 // across calls, its free memory stays under its limit, it changes no result, and
 // TORCH_SALIENCY_CPU_CACHE_MB sets the limit (0: libtorch's own allocator).
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel, releaseCpuCache, runtime } from '../../lib/index.js';
-import { ROOT, goldenImage, model } from './helpers.js';
+import { ROOT, goldenImage, model, runScript } from './helpers.js';
 
 // 48 images of 64 x 64: the input alone is 2.4 MB, the activations more.
 const images = Array.from({ length: 48 }, (_, i) => goldenImage(i % 7, 3, 64, 64));
@@ -23,12 +22,7 @@ function child(env: Record<string, string>): { scores: number[]; cache: ReturnTy
       console.log(JSON.stringify({ scores: out.flatMap((p) => Array.from(p.logits)), cache: runtime().cpuCache }));
     })();
   `;
-  const stdout = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-  });
-  return JSON.parse(stdout.trim().split('\n').pop()!);
+  return runScript<{ scores: number[]; cache: ReturnType<typeof runtime>['cpuCache'] }>(script, env);
 }
 
 describe('caching CPU allocator', () => {

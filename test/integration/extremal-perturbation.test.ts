@@ -3,12 +3,11 @@
  * ep_reference.py: class c = thresholded "c-ness" of colour c, so a red square is all the evidence for
  * class 0), and parity with TorchRay's masks computed by that script.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, readImage, runtime, type Image, type Model } from '../../lib/index.js';
-import { ROOT } from './helpers.js';
+import { ROOT, maxAbsDiff, runScript } from './helpers.js';
 import type { ExtremalPerturbationDetails } from '../../lib/methods/extremal-perturbation.js';
 
 const DIR = join(__dirname, '..', 'fixtures', 'ep');
@@ -184,11 +183,7 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
     ];
     expect(batch.maps.map((m) => [m.image, m.target, m.area])).toEqual([[0, 0, 0.1], [0, 0, 0.2], [1, 1, 0.1], [1, 1, 0.2]]);
     singles.forEach((s, i) => {
-      for (const other of [batch.maps[i], chunked.maps[i]]) {
-        let diff = 0;
-        for (let p = 0; p < s.data.length; p++) diff = Math.max(diff, Math.abs(s.data[p] - other.data[p]));
-        expect(diff).toBeLessThan(1e-3);
-      }
+      for (const other of [batch.maps[i], chunked.maps[i]]) expect(maxAbsDiff(s.data, other.data)).toBeLessThan(1e-3);
     });
   }, 60_000);
 
@@ -207,12 +202,10 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
           console.log(JSON.stringify({ kernels: runtime().cpuKernels, maps: r.maps.map((x) => Array.from(x.data)) }));
         })();
       `;
-      const stdout = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TORCH_SALIENCY_SIMD: simd } });
-      const out = JSON.parse(stdout.trim().split('\n').pop()!) as { kernels: string; maps: number[][] };
+      const out = runScript<{ kernels: string; maps: number[][] }>(script, { TORCH_SALIENCY_SIMD: simd });
       expect(out.kernels).toBe(simd === 'avx2' && best === 'generic' ? 'generic' : simd); // never one the CPU lacks
       out.maps.forEach((m, i) => {
-        let diff = 0;
-        for (let p = 0; p < m.length; p++) diff = Math.max(diff, Math.abs(m[p] - here.maps[i].data[p]));
+        const diff = maxAbsDiff(m, here.maps[i].data);
         console.log(`kernels ${simd} vs ${best}: max difference ${diff.toExponential(2)}`);
         expect(diff).toBeLessThan(1e-4);
       });

@@ -1,4 +1,5 @@
 // Shared by the integration tests: fixture paths, the golden input, and a rejection helper.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -52,6 +53,14 @@ export function imagesOf(flat: number[], shape: number[]) {
   const [n, c, h, w] = shape;
   const plane = c * h * w;
   return Array.from({ length: n }, (_, b) => ({ data: Float32Array.from(flat.slice(b * plane, (b + 1) * plane)), channels: c, height: h, width: w }));
+}
+
+/** Runs `script` in a child Node process (through tsx, from the repository root, with `env` added to this
+ * process's environment) and parses the JSON its last output line holds. For what a process settles once
+ * at start-up (environment variables read when the addon loads). */
+export function runScript<T>(script: string, env: Record<string, string> = {}): T {
+  const stdout = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as T;
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

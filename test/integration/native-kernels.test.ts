@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers.js';
 
 describe('fused CPU kernels (native)', () => {
-  // The generator's kernels of every ISA are compared in either run; the penalty's window compaction
-  // follows the process-wide choice, so the portable run covers its portable loop.
+  // The generator's kernels of every ISA the CPU has are compared in either run; the penalty's window
+  // compaction follows the process-wide choice (TORCH_SALIENCY_SIMD), so the portable run covers its
+  // portable loop.
   it.each(['best', 'generic'])('match the composed ATen ops on every case (%s kernels)', (simd) => {
     // beside the addon under test (scripts/check-pytorch-libtorch.sh points TORCH_SALIENCY_ADDON at its own build)
     const addon = process.env.TORCH_SALIENCY_ADDON;
