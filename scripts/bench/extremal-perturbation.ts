@@ -60,10 +60,16 @@ async function main(): Promise<void> {
   const model = await loadModel(modelPath, { threads, device });
   benchDevice = model.device;
   const img = image(1);
-  const msPerIter = async (kernel: 'fused' | 'composed', n: number) => {
-    const r = await model.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
+  // ms per iteration of one call on `m` (the 4 areas of one image in one batch).
+  const stepMs = async (m: typeof model, n: number, kernel: 'fused' | 'composed' = 'fused') => {
+    const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
     return (r.details as { timings: { msPerIteration: number } }).timings.msPerIteration;
   };
+  const msPerIter = (kernel: 'fused' | 'composed', n: number) => stepMs(model, n, kernel);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  // "(ratio of bests; median of the rounds' ratios: each round's)"
+  const ratioSummary = (best: number, bestBare: number, ratios: number[]) =>
+    `(ratio of bests ${(best / bestBare).toFixed(3)}; median of the rounds' ratios ${median(ratios).toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`;
 
   await msPerIter('fused', 2); // warm-up
   // Interleaved rounds: the machine is shared and its speed drifts by several per cent within a minute,
@@ -80,10 +86,9 @@ async function main(): Promise<void> {
     if (process.env.EP_BENCH_VERBOSE) console.log(`  round ${r + 1}: bare ${b.toFixed(1)} ms, fused ${f.toFixed(1)} ms`);
   }
   const mainOnly = Boolean(process.env.EP_BENCH_MAIN_ONLY);
-  if (mainOnly) {
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`  threads ${threads}: bare ${Math.min(...bares).toFixed(1)} ms, fused ${Math.min(...fuseds).toFixed(1)} ms best (ratio of bests ${(Math.min(...fuseds) / Math.min(...bares)).toFixed(3)}; median of the rounds' ratios ${median(ratios).toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`);
-  }
+  const bareBest = Math.min(...bares);
+  const fused = Math.min(...fuseds);
+  if (mainOnly) console.log(`  threads ${threads}: bare ${bareBest.toFixed(1)} ms, fused ${fused.toFixed(1)} ms best ${ratioSummary(fused, bareBest, ratios)}`);
   const eightImages = async () => {
     // 8 images, one area each: one call (chunked by the default batch size) against 8 calls in a row.
     const images = Array.from({ length: 8 }, (_, i) => image(i + 2));
@@ -109,14 +114,10 @@ async function main(): Promise<void> {
   }
   const composed = await msPerIter('composed', Math.max(2, Math.round(iters / 5)));
   const bareCold = baseline(AREAS.length, iters, false);
-  const bareMean = Math.min(...bares);
-  const fused = Math.min(...fuseds);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const ratioMedian = median(ratios);
   console.log(`extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; ${rounds} interleaved rounds of ${iters} iterations):`);
-  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareMean.toFixed(1)} ms best (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`);
-  console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareMean).toFixed(2)})`);
-  console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter best (ratio of bests ${(fused / bareMean).toFixed(3)}; median of the rounds' ratios ${ratioMedian.toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`);
+  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareBest.toFixed(1)} ms best (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`);
+  console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareBest).toFixed(2)})`);
+  console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter best ${ratioSummary(fused, bareBest, ratios)}`);
 
   const { oneCall, eightCalls } = await eightImages();
   // The step's own cost is fixed (the generator, the apply, the penalty: about 2 ms per mask at 224 px on
@@ -126,23 +127,19 @@ async function main(): Promise<void> {
   const sweep: { model: string; bareMs: number; fusedMs: number; ratio: number; overheadPerMaskMs: number }[] = [];
   for (const [name, path] of [['quarter-width CNN', smallPath], ['bench CNN', modelPath], ['bench ResNet (fixture)', join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt')]] as const) {
     const m = await loadModel(path, { threads, device });
-    const step = async (n: number) => {
-      const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, batchSize: AREAS.length });
-      return (r.details as { timings: { msPerIteration: number } }).timings.msPerIteration;
-    };
     const n = Math.max(3, Math.round(800 / Math.max(1, baseline(AREAS.length, 3, true, path))));
-    await step(2);
+    await stepMs(m, 2);
     let b = Infinity, f = Infinity;
     for (let r = 0; r < 3; r++) {
       b = Math.min(b, baseline(AREAS.length, n, true, path));
-      f = Math.min(f, await step(n));
+      f = Math.min(f, await stepMs(m, n));
     }
     sweep.push({ model: name, bareMs: b, fusedMs: f, ratio: f / b, overheadPerMaskMs: (f - b) / AREAS.length });
     m.dispose();
   }
   console.log('  by model (best of 3 interleaved rounds):');
   for (const r of sweep) console.log(`    ${r.model.padEnd(24)} bare ${r.bareMs.toFixed(1).padStart(6)} ms, step ${r.fusedMs.toFixed(1).padStart(6)} ms: ratio ${r.ratio.toFixed(3)}, ${r.overheadPerMaskMs.toFixed(2)} ms per mask over the model`);
-  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareMean, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareMean, ratioFusedMedian: ratioMedian, ratioComposed: composed / bareMean, oneCallMs: oneCall, eightCallsMs: eightCalls }));
+  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareBest, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareBest, ratioFusedMedian: median(ratios), ratioComposed: composed / bareBest, oneCallMs: oneCall, eightCallsMs: eightCalls }));
   model.dispose();
   // The same comparison on every core (the library's default thread count), in a child process so that
   // both sides start with that many threads. Shared cores make these rounds noisier.
