@@ -47,6 +47,7 @@ export { fidelity, blurImage } from './metrics/fidelity.js';
 export type { FidelityOptions, FidelityResult, Curve } from './metrics/fidelity.js';
 export { scanBackdoor, BackdoorScan } from './backdoor.js';
 export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor.js';
+export type { ExtremalPerturbationOptions, ExtremalPerturbationDetails, EpPhaseTimings } from './methods/extremal-perturbation.js';
 export type { InputAgnosticOptions, InputAgnosticDetails } from './methods/input-agnostic.js';
 export type { PlaceholderSize } from './model.js';
 export { createService, SaliencyService } from './service.js';

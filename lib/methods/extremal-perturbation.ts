@@ -69,7 +69,26 @@ export interface ExtremalPerturbationDetails {
   rewardHistory: Float32Array[];
   penaltyHistory: Float32Array[];
   iterations: number;
-  timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
+  timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number; phases?: EpPhaseTimings };
+}
+
+/**
+ * Mean ms per iteration of each part of a step, measured on the CPU only (on CUDA the host just queues
+ * the work, so these would be launch times; absent there). They add up to about `msPerIteration`.
+ */
+export interface EpPhaseTimings {
+  /** The mask generator's forward (parameters to smooth full-size masks). */
+  maskMs: number;
+  /** Blending each image with its blur pyramid (or fade) under the masks, with the jitter flip. */
+  perturbMs: number;
+  /** The model's forward on the perturbed batch. */
+  forwardMs: number;
+  /** Reward and area penalty. */
+  objectiveMs: number;
+  /** The whole backward: the model's, then the perturbation's, the penalty's and the mask generator's. */
+  backwardMs: number;
+  /** The SGD-with-momentum step, the clamp to [0, 1] and the histories. */
+  updateMs: number;
 }
 
 function rowsOf(t: NativeTensor): Float32Array[] {
@@ -134,6 +153,8 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
     }
     const e = raw.extras;
     const t = e.timings.data;
+    const ph = e.phaseTimings?.data;
+    const phases: EpPhaseTimings | undefined = ph && { maskMs: ph[0], perturbMs: ph[1], forwardMs: ph[2], objectiveMs: ph[3], backwardMs: ph[4], updateMs: ph[5] };
     const details: ExtremalPerturbationDetails = {
       areas: e.areas.data as Float32Array,
       areaReached: e.areaReached.data as Float32Array,
@@ -145,7 +166,7 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
       rewardHistory: rowsOf(e.rewardHistory),
       penaltyHistory: rowsOf(e.penaltyHistory),
       iterations: e.rewardHistory.shape[1],
-      timings: { setupMs: t[0], loopMs: t[1], msPerIteration: t[2], nativeMs: t[3] },
+      timings: { setupMs: t[0], loopMs: t[1], msPerIteration: t[2], nativeMs: t[3], ...(phases ? { phases } : {}) },
     };
     return { maps, details: details as unknown as Record<string, unknown> };
   },

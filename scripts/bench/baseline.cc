@@ -2,7 +2,8 @@
 //   ts_bench_baseline MODEL MODE BATCH SIZE ITERS [DEVICE]
 // MODE: forward (inference mode) | fwdbwd (forward, then backward of the summed scores to the input).
 // DEVICE: cpu (default) | cuda | cuda:N; on CUDA the timing waits for the device before and after.
-// Prints one JSON line: {"mode":..., "batch":..., "msPerIter":...}.
+// Prints one JSON line: {"mode":..., "batch":..., "msPerIter":...}, on the CPU in fwdbwd mode also the
+// forward's and the backward's shares ("forwardMs", "backwardMs").
 //   ts_bench_baseline make-cnn PATH WIDTH
 // writes the extremal-perturbation bench's CNN (five stride-2 3x3 convolutions with ReLU of 32, 64, 128,
 // 256, 256 channels times WIDTH, global average pooling, a 10-class linear layer; He-initialised from a
@@ -65,14 +66,23 @@ static int run(int argc, char** argv) {
   int64_t channels = model->input_channels() > 0 ? model->input_channels() : 3;
   at::Tensor x = at::rand({batch, channels, size, size}).to(model->device());
   at::Tensor last;
+  // On the CPU (synchronous) the forward's and the backward's shares are timed too.
+  const bool split = model->device().is_cpu();
+  double fwd_ms = 0, bwd_ms = 0;
   auto step = [&] {
     if (mode == "forward") {
       c10::InferenceMode guard;
       last = model->forward(x);
     } else {
       at::Tensor xi = x.clone().requires_grad_(true);
+      const auto t0 = std::chrono::steady_clock::now();
       at::Tensor y = model->forward(xi).sum();
+      const auto t1 = std::chrono::steady_clock::now();
       last = torch::autograd::grad({y}, {xi})[0];
+      if (split) {
+        fwd_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+        bwd_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+      }
     }
   };
   auto wait = [&] {  // a host copy waits for the device's queue (no-op cost on the CPU)
@@ -80,11 +90,14 @@ static int run(int argc, char** argv) {
   };
   for (int i = 0; i < 3; ++i) step();
   wait();
+  fwd_ms = bwd_ms = 0;
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < iters; ++i) step();
   wait();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
-  std::printf("{\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"msPerIter\":%.6f,\"threads\":%d}\n", mode.c_str(),
+  std::printf("{\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"msPerIter\":%.6f,\"threads\":%d", mode.c_str(),
               static_cast<long long>(batch), static_cast<long long>(size), ms, ts::get_threads());
+  if (split && mode != "forward") std::printf(",\"forwardMs\":%.6f,\"backwardMs\":%.6f", fwd_ms / iters, bwd_ms / iters);
+  std::printf("}\n");
   return 0;
 }

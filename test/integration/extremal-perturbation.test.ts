@@ -88,6 +88,15 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
     expect(d.penaltyHistory[5]).toHaveLength(800);
     expect(d.scoreOriginal[0]).toBeCloseTo(reference.scores[0][0], 3);
     expect(d.timings.msPerIteration).toBeGreaterThan(0);
+    // On the CPU every part of a step is timed; the parts are disjoint laps of the same clock, so they
+    // add up to at most the loop's time per iteration, and to most of it (the rest is the per-iteration
+    // cancellation check and the throttled progress reads).
+    const ph = d.timings.phases!;
+    const parts = [ph.maskMs, ph.perturbMs, ph.forwardMs, ph.objectiveMs, ph.backwardMs, ph.updateMs];
+    parts.forEach((x) => expect(x).toBeGreaterThan(0));
+    const sum = parts.reduce((a, b) => a + b, 0);
+    expect(sum).toBeLessThanOrEqual(d.timings.msPerIteration * 1.0001);
+    expect(sum).toBeGreaterThan(d.timings.msPerIteration * 0.8);
   });
 
   // TorchRay's sigma-21 geometry on a 64 px image overshoots small areas by ~0.02 (its own masks, equal

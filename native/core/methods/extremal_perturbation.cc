@@ -5,6 +5,7 @@
 // stays on the device with no host sync except for progress every `progressEvery` iterations.
 #include <torch/csrc/autograd/autograd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -114,6 +115,18 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   const double setup_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
   const auto t_loop = std::chrono::steady_clock::now();
   int64_t done_iterations = 0;
+  // Where a step's time goes, summed over iterations (CPU only: on CUDA the host merely queues the work,
+  // so per-phase host times would be launch times): mask generator, perturbation, model forward,
+  // objective (reward and area penalty), backward (the model's and the mask ops'), update.
+  const bool timed_phases = device.is_cpu();
+  std::array<double, 6> phase_ms{};
+  using Clock = std::chrono::steady_clock;
+  const auto lap = [&](Clock::time_point& since, int phase) {
+    if (!timed_phases) return;
+    const Clock::time_point now = Clock::now();
+    phase_ms[phase] += std::chrono::duration<double, std::milli>(now - since).count();
+    since = now;
+  };
   const int64_t chunk_count = (total + per_chunk - 1) / per_chunk;
 
   for (auto [begin, end] : chunks(total, per_chunk)) {
@@ -139,17 +152,23 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     PenaltyHints hints;
     for (int64_t t = 0; t < o.max_iter; ++t) {
       context.check_cancelled();
+      Clock::time_point since = timed_phases ? Clock::now() : Clock::time_point{};
       at::Tensor p = params.detach().requires_grad_(true);
       at::Tensor full = gen.full(p);
+      lap(since, 0);
       const bool flip = o.jitter && t % 2 == 0;  // jitter: the perturbed batch mirrored on even steps
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
+      lap(since, 1);
       at::Tensor y = model.scores(model.module(), x);
+      lap(since, 2);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
       at::Tensor weighted = penalty.mul(lambda);
       at::Tensor energy = reward - weighted;
+      lap(since, 3);
       at::Tensor grad = torch::autograd::grad({energy.sum().neg()}, {p})[0];
+      lap(since, 4);
       {
         at::NoGradGuard ng;
         // SGD with momentum and dampening (PyTorch's rule: the first step takes the gradient itself).
@@ -160,6 +179,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
         penalty_hist.slice(0, begin, end).select(1, t).copy_(weighted.detach());
         last_full = full.detach();
       }
+      lap(since, 5);
       lambda *= o.area_weight_growth;
       const int64_t it = done_iterations + t;
       if (context.wants_progress(it, o.max_iter * chunk_count)) {
@@ -203,6 +223,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   result.add("penaltyHistory", penalty_hist);
   result.maps = postprocess(maps, request.options);
   const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
+  if (timed_phases) {
+    std::vector<double> per_iteration(phase_ms.begin(), phase_ms.end());
+    for (double& v : per_iteration) v /= static_cast<double>(std::max<int64_t>(1, done_iterations));
+    result.add("phaseTimings", at::tensor(per_iteration, at::kDouble).to(at::kFloat));
+  }
   result.add("timings", at::tensor(std::vector<double>{setup_ms, loop_ms, loop_ms / static_cast<double>(std::max<int64_t>(1, done_iterations)), total_ms}, at::kDouble)
                             .to(at::kFloat));
   return result;
