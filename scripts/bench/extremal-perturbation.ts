@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   // ms per iteration of one call on `m` (the 4 areas of one image in one batch).
   const stepRun = async (m: typeof model, n: number, kernel: 'fused' | 'composed' = 'fused') => {
     const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
-    return (r.details as ExtremalPerturbationDetails).timings;
+    return (r.details as unknown as ExtremalPerturbationDetails).timings;
   };
   const stepMs = async (m: typeof model, n: number, kernel: 'fused' | 'composed' = 'fused') => (await stepRun(m, n, kernel)).msPerIteration;
   const msPerIter = (kernel: 'fused' | 'composed', n: number) => stepMs(model, n, kernel);
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   }
   console.log('  by model (best of 3 interleaved rounds):');
   for (const r of sweep) console.log(`    ${r.model.padEnd(24)} bare ${r.bareMs.toFixed(1).padStart(6)} ms, step ${r.fusedMs.toFixed(1).padStart(6)} ms: ratio ${r.ratio.toFixed(3)}, ${r.overheadPerMaskMs.toFixed(2)} ms per mask over the model`);
-  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareBest, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareBest, ratioFusedMedian: median(ratios), ratioComposed: composed / bareBest, oneCallMs: oneCall, eightCallsMs: eightCalls }));
+  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareBest, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareBest, ratioFusedMedian: median(ratios), ratioComposed: composed / bareBest, oneCallMs: oneCall, eightCallsMs: eightCalls, stepPhases: bestStep, bareForwardMs: bestBare?.forwardMs, bareBackwardMs: bestBare?.backwardMs }));
   model.dispose();
   // The same comparison on every core (the library's default thread count), in a child process so that
   // both sides start with that many threads. Shared cores make these rounds noisier.
