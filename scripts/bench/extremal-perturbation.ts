@@ -70,19 +70,18 @@ async function main(): Promise<void> {
   const model = await loadModel(modelPath, { threads, device });
   benchDevice = model.device;
   const img = image(1);
-  // ms per iteration of one call on `m` (the 4 areas of one image in one batch).
+  // The timings of one call on `m` (the 4 areas of one image in one batch), and its ms per iteration.
   const stepRun = async (m: typeof model, n: number, kernel: 'fused' | 'composed' = 'fused') => {
     const r = await m.explain(img, { method: 'extremal-perturbation', target: 0, areas: AREAS, maxIter: n, kernel, batchSize: AREAS.length });
     return (r.details as unknown as ExtremalPerturbationDetails).timings;
   };
   const stepMs = async (m: typeof model, n: number, kernel: 'fused' | 'composed' = 'fused') => (await stepRun(m, n, kernel)).msPerIteration;
-  const msPerIter = (kernel: 'fused' | 'composed', n: number) => stepMs(model, n, kernel);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   // "(ratio of bests; median of the rounds' ratios: each round's)"
   const ratioSummary = (best: number, bestBare: number, ratios: number[]) =>
     `(ratio of bests ${(best / bestBare).toFixed(3)}; median of the rounds' ratios ${median(ratios).toFixed(3)}: ${ratios.map((r) => r.toFixed(3)).join(' ')})`;
 
-  await msPerIter('fused', 2); // warm-up
+  await stepMs(model, 2); // warm-up
   // Interleaved rounds: the machine is shared and its speed drifts by several per cent within a minute,
   // so each round measures both sides back to back. Printed: the best of each side (the least disturbed
   // figures) and the median of the rounds' own ratios.
@@ -137,7 +136,7 @@ async function main(): Promise<void> {
     model.dispose();
     return;
   }
-  const composed = await msPerIter('composed', 4);
+  const composed = await stepMs(model, 4, 'composed');
   const bareCold = baseline(AREAS.length, 20, false);
   console.log(`extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; ${rounds} interleaved rounds of ${iters} iterations):`);
   console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareBest.toFixed(1)} ms best (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`);

@@ -223,13 +223,13 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   result.add("penaltyHistory", penalty_hist);
   result.maps = postprocess(maps, request.options);
   const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
+  const double iterations_run = static_cast<double>(std::max<int64_t>(1, done_iterations));
   if (timed_phases) {
     std::vector<double> per_iteration(phase_ms.begin(), phase_ms.end());
-    for (double& v : per_iteration) v /= static_cast<double>(std::max<int64_t>(1, done_iterations));
+    for (double& v : per_iteration) v /= iterations_run;
     result.add("phaseTimings", at::tensor(per_iteration, at::kDouble).to(at::kFloat));
   }
-  result.add("timings", at::tensor(std::vector<double>{setup_ms, loop_ms, loop_ms / static_cast<double>(std::max<int64_t>(1, done_iterations)), total_ms}, at::kDouble)
-                            .to(at::kFloat));
+  result.add("timings", at::tensor(std::vector<double>{setup_ms, loop_ms, loop_ms / iterations_run, total_ms}, at::kDouble).to(at::kFloat));
   return result;
 }
 
