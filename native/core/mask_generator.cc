@@ -202,8 +202,7 @@ TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
         result[k] = smooth_max::backward(s.isa, m, sup, BA + x0, SC + x0, pad.wide);
         continue;
       }
-      for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
-      result[k] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+      result[k] = smooth_max::sum_lanes(lanes);
     }
   }
 }

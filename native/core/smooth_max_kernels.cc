@@ -73,8 +73,7 @@ TS_CLONES float backward_generic(float m, const Support& s, const float* B,
         lanes[l] += w[u + l] * exp2_poly(y) * (br[u + l] + sr[u + l] * y);
       }
   }
-  for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  return sum_lanes(lanes);
 }
 
 #ifdef TS_X86_KERNELS

@@ -35,6 +35,13 @@ struct Support {
 // S and T are `stride` apart. Lanes in the padding are left unchanged.
 void forward(Isa isa, float m, const Support& s, float* S, float* T, int64_t stride);
 
+// The sum of 16 per-lane partial sums in a fixed pairwise order: the portable backward kernel's, and
+// that of the saturated parameters' dot products in core/mask_generator.cc.
+inline float sum_lanes(float (&lanes)[16]) {
+  for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 // Backward: sum over the support of w e (B + SC y), with B and SC rows `stride` apart.
 float backward(Isa isa, float m, const Support& s, const float* B, const float* SC, int64_t stride);
 
