@@ -87,12 +87,7 @@ export class BackdoorScan {
   readonly thresholds: Readonly<{ anomaly: number; flip: number; maxArea: number; region: number }>;
   readonly timings: Readonly<{ totalMs: number; mapsMs: number }>;
 
-  constructor(init: {
-    classes: ClassScan[];
-    explanation: Explanation;
-    thresholds: BackdoorScan['thresholds'];
-    timings: BackdoorScan['timings'];
-  }) {
+  constructor(init: { classes: ClassScan[]; explanation: Explanation; thresholds: BackdoorScan['thresholds']; timings: BackdoorScan['timings'] }) {
     this.classes = Object.freeze(init.classes.map((c) => Object.freeze(c)));
     this.flagged = Object.freeze(init.classes.filter((c) => c.flagged).map((c) => c.class));
     this.explanation = init.explanation;
@@ -231,7 +226,21 @@ function random(seed: number): () => number {
 export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): Promise<BackdoorScan> {
   const start = performance.now();
   const opts = v.plainObject('options', options);
-  const known = ['size', 'channels', 'classes', 'anomalyThreshold', 'flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'pasteMargin', 'batchSize', 'signal', 'onProgress', ...INPUT_AGNOSTIC_OPTIONS];
+  const known = [
+    'size',
+    'channels',
+    'classes',
+    'anomalyThreshold',
+    'flipThreshold',
+    'maxArea',
+    'regionThreshold',
+    'trials',
+    'pasteMargin',
+    'batchSize',
+    'signal',
+    'onProgress',
+    ...INPUT_AGNOSTIC_OPTIONS,
+  ];
   v.knownKeys('options', opts, known);
   if (opts.size === undefined) throw invalidType('options.size', 'a positive integer or a [height, width] pair', undefined);
   const [height, width] = v.size('options.size', opts.size);
@@ -241,7 +250,11 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
   const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
   const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
-  const channels = v.optionalNumber('options.channels', opts.channels, model.info().inputChannels > 0 ? model.info().inputChannels : 3, { integer: true, min: 1, max: 64 });
+  const channels = v.optionalNumber('options.channels', opts.channels, model.info().inputChannels > 0 ? model.info().inputChannels : 3, {
+    integer: true,
+    min: 1,
+    max: 64,
+  });
   const seed = v.optionalNumber('options.seed', opts.seed, 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
 
   // The number of classes, from one forward of a grey image.
@@ -294,7 +307,10 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
     const b = (1 - a) * rand();
     return Float32Array.from({ length: channels * plane }, () => b + a * rand());
   });
-  const base = await model.predict(inputs.map((data) => ({ data, channels, height, width })), { top: 1 });
+  const base = await model.predict(
+    inputs.map((data) => ({ data, channels, height, width })),
+    { top: 1 },
+  );
   const flipRates: number[] = [];
   for (let j = 0; j < classes.length; j++) {
     if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);

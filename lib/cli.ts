@@ -125,7 +125,27 @@ function progressBar(label: string): ((p: { iteration: number; total: number; fr
   };
 }
 
-const COMMON = new Set(['port', 'host', 'max-batch', 'model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h', 'out', 'method', 'target', 'pictures', 'quiet']);
+const COMMON = new Set([
+  'port',
+  'host',
+  'max-batch',
+  'model',
+  'labels',
+  'device',
+  'threads',
+  'size',
+  'fit',
+  'mean',
+  'std',
+  'json',
+  'help',
+  'h',
+  'out',
+  'method',
+  'target',
+  'pictures',
+  'quiet',
+]);
 
 async function openModel(flags: Parsed['flags']): Promise<Model> {
   const model = flags.get('model');
@@ -152,7 +172,9 @@ async function readImages(flags: Parsed['flags'], files: string[]): Promise<Imag
 
 function targetOption(text: string | boolean | undefined): unknown {
   if (text === undefined) return undefined;
-  const parts = String(text).split(',').map((s) => (Number.isInteger(Number(s)) && s.trim() !== '' ? Number(s) : s.trim()));
+  const parts = String(text)
+    .split(',')
+    .map((s) => (Number.isInteger(Number(s)) && s.trim() !== '' ? Number(s) : s.trim()));
   return parts.length === 1 ? parts[0] : parts;
 }
 

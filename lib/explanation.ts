@@ -140,10 +140,17 @@ export class Explanation<O extends object = object> {
         : options.image !== undefined || options.target !== undefined || options.area !== undefined
           ? this.find(options)
           : this.maps[0];
-    if (!map) throw new TorchSaliencyError('ERR_OUT_OF_RANGE', `No map matches ${JSON.stringify({ index: options.index, image: options.image, target: options.target, area: options.area })}`, { argument: 'options' });
+    if (!map)
+      throw new TorchSaliencyError(
+        'ERR_OUT_OF_RANGE',
+        `No map matches ${JSON.stringify({ index: options.index, image: options.image, target: options.target, area: options.area })}`,
+        { argument: 'options' },
+      );
     const kind = options.kind ?? (options.overlay ? 'overlay' : 'heatmap');
     if ((kind === 'overlay' || kind === 'preserved') && !options.overlay) {
-      throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected an Image for options.overlay with kind '${kind}' but received undefined`, { argument: 'options.overlay' });
+      throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected an Image for options.overlay with kind '${kind}' but received undefined`, {
+        argument: 'options.overlay',
+      });
     }
     const bytes = map.png(kind, options.overlay, options);
     return writePicture(path, bytes);

@@ -98,9 +98,13 @@ export function checkImage(value: unknown, name = 'image'): Image {
   let channels: number, height: number, width: number;
   if (Array.isArray(o.shape)) {
     if (o.shape.length !== 3) {
-      throw new TorchSaliencyError('ERR_INPUT_SHAPE', `Expected a shape of rank 3 [channels, height, width] for ${name}.shape but received rank ${o.shape.length}`, {
-        argument: `${name}.shape`,
-      });
+      throw new TorchSaliencyError(
+        'ERR_INPUT_SHAPE',
+        `Expected a shape of rank 3 [channels, height, width] for ${name}.shape but received rank ${o.shape.length}`,
+        {
+          argument: `${name}.shape`,
+        },
+      );
     }
     [channels, height, width] = o.shape.map((s, i) => v.number(`${name}.shape[${i}]`, s, { integer: true, min: 1 }));
   } else {

@@ -94,9 +94,13 @@ function imagesOf(input: unknown, name: string): { images: Image[]; batch: boole
   if (o && typeof o === 'object' && Array.isArray(o.shape) && o.shape.length === 4 && o.data instanceof Float32Array) {
     const [n, c, h, w] = o.shape.map((s, i) => v.number(`${name}.shape[${i}]`, s, { integer: true, min: 1 }));
     if (o.data.length !== n * c * h * w) {
-      throw new TorchSaliencyError('ERR_INPUT_SHAPE', `Expected ${n * c * h * w} values (${n} x ${c} x ${h} x ${w}) for ${name}.data but received ${o.data.length}`, {
-        argument: `${name}.data`,
-      });
+      throw new TorchSaliencyError(
+        'ERR_INPUT_SHAPE',
+        `Expected ${n * c * h * w} values (${n} x ${c} x ${h} x ${w}) for ${name}.data but received ${o.data.length}`,
+        {
+          argument: `${name}.data`,
+        },
+      );
     }
     const per = c * h * w;
     const images = Array.from({ length: n }, (_, i) => ({ data: o.data as Float32Array, channels: c, height: h, width: w, offset: i * per })).map((im) => ({
@@ -130,9 +134,15 @@ async function readLabels(labels: LoadModelOptions['labels']): Promise<string[] 
   if (typeof labels !== 'string') throw invalidType('options.labels', 'a file path or an array of strings', labels);
   try {
     const text = await readFile(labels, 'utf8');
-    return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    return text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0);
   } catch (e) {
-    throw new TorchSaliencyError('ERR_INVALID_ARG_VALUE', `Cannot read labels file '${labels}': ${(e as Error).message}`, { argument: 'options.labels', cause: e });
+    throw new TorchSaliencyError('ERR_INVALID_ARG_VALUE', `Cannot read labels file '${labels}': ${(e as Error).message}`, {
+      argument: 'options.labels',
+      cause: e,
+    });
   }
 }
 
@@ -186,7 +196,9 @@ export class Model {
     const [height, width] = v.size('size', size);
     const c = channels ?? Math.max(1, native.info().inputChannels);
     const data = new Float32Array(c * height * width);
-    const raw = await this.#track(() => native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))));
+    const raw = await this.#track(() =>
+      native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))),
+    );
     return Object.entries(raw.extras)
       .filter(([key]) => key.startsWith('layer:'))
       .map(([key, t]) => ({ name: key.slice('layer:'.length), shape: Array.from(t.data) }));
@@ -220,7 +232,9 @@ export class Model {
     for (let i = 0; i < n; i++) {
       const logits = out.data.slice(i * k, (i + 1) * k);
       const probabilities = softmax(logits);
-      const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]).slice(0, Math.min(top, k));
+      const order = Array.from(probabilities.keys())
+        .sort((a, b) => probabilities[b] - probabilities[a])
+        .slice(0, Math.min(top, k));
       predictions.push({ logits, probabilities, top: order.map((index) => ({ index, label: this.labels?.[index], probability: probabilities[index] })) });
     }
     return batch ? predictions : predictions[0];
@@ -231,7 +245,8 @@ export class Model {
     let perImage: (TargetSpec | readonly TargetSpec[])[];
     if (target === undefined) perImage = images.map(() => 'top-1');
     else if (!Array.isArray(target)) perImage = images.map(() => target as TargetSpec);
-    else if (!batch) perImage = [target as readonly TargetSpec[]]; // several targets for the one image
+    else if (!batch)
+      perImage = [target as readonly TargetSpec[]]; // several targets for the one image
     else if (target.length === images.length) perImage = [...target];
     else throw invalidValue('options.target', `a target or an array of ${images.length} (one per image)`, target);
     const needTop = new Map<number, number>();
@@ -252,7 +267,11 @@ export class Model {
         }
         const index = this.labels?.indexOf(spec) ?? -1;
         if (index < 0) {
-          throw invalidValue(name, this.labels ? `a class index, 'top-k' or one of the model's ${this.labels.length} labels` : "a class index or 'top-k' (the model has no labels)", spec);
+          throw invalidValue(
+            name,
+            this.labels ? `a class index, 'top-k' or one of the model's ${this.labels.length} labels` : "a class index or 'top-k' (the model has no labels)",
+            spec,
+          );
         }
         return { image, target: index };
       }),
@@ -366,7 +385,8 @@ export async function loadModel(source: string | Buffer | Uint8Array, options: L
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw invalidType('model', 'a file path or a Buffer', source);
   if (typeof source === 'string' && source.length === 0) throw invalidType('model', 'a file path or a Buffer', source);
   const device = opts.device ?? 'auto';
-  if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device)) throw invalidValue('options.device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
+  if (typeof device !== 'string' || !/^(cpu|cuda|auto|cuda:\d+)$/.test(device))
+    throw invalidValue('options.device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device);
   const threads = v.optionalNumber('options.threads', opts.threads, 0, { integer: true, min: 0, max: 1024 });
   const mean = opts.mean === undefined ? undefined : v.numberList('options.mean', opts.mean, []);
   const std = opts.std === undefined ? undefined : v.numberList('options.std', opts.std, [], { above: 0 });

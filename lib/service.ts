@@ -198,7 +198,9 @@ export class SaliencyService {
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > this.#maxBody) {
-          reject(new TorchSaliencyError('ERR_OUT_OF_RANGE', `Expected a body of at most ${this.#maxBody} bytes for image but received more`, { argument: 'image' }));
+          reject(
+            new TorchSaliencyError('ERR_OUT_OF_RANGE', `Expected a body of at most ${this.#maxBody} bytes for image but received more`, { argument: 'image' }),
+          );
           req.destroy();
         } else chunks.push(c);
       });

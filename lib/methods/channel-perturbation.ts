@@ -36,7 +36,8 @@ registerMethod<ChannelPerturbationOptions>({
   summary: "extremal perturbation over a layer's channels: which channels a decision needs, ranked.",
   optionNames: ['layer', 'area', 'mode', 'perturbation', 'maxIter', 'learningRate', 'lambda', 'lambdaGrowth'],
   normalize(options) {
-    if (options.layer === undefined || options.layer === '') throw invalidType('options.layer', "a layer name (see model.layers(), e.g. 'features.4')", options.layer);
+    if (options.layer === undefined || options.layer === '')
+      throw invalidType('options.layer', "a layer name (see model.layers(), e.g. 'features.4')", options.layer);
     const layer = v.string('options.layer', options.layer);
     const area = v.optionalNumber('options.area', options.area, 0.1, { above: 0, max: 1 });
     const mode = v.oneOf('options.mode', options.mode, ['image', 'class'] as const, 'image');

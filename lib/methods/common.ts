@@ -29,7 +29,11 @@ export interface CommonRuntime {
   onProgress?: (p: ProgressEvent) => void;
 }
 
-export function normalizeCommon(options: Record<string, unknown>, context: MethodContext, defaults: { resize?: boolean; batchSize?: number } = {}): {
+export function normalizeCommon(
+  options: Record<string, unknown>,
+  context: MethodContext,
+  defaults: { resize?: boolean; batchSize?: number } = {},
+): {
   common: CommonOptions;
   runtime: CommonRuntime;
   baton: Baton;

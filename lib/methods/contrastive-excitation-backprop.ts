@@ -2,4 +2,9 @@
 import { contrastiveSpec } from './backprop.js';
 import { registerMethod } from './registry.js';
 
-registerMethod(contrastiveSpec('contrastive-excitation-backprop', 'contrastive excitation backprop: excitation minus the negated-classifier contrast at contrastLayer, clamped at 0.'));
+registerMethod(
+  contrastiveSpec(
+    'contrastive-excitation-backprop',
+    'contrastive excitation backprop: excitation minus the negated-classifier contrast at contrastLayer, clamped at 0.',
+  ),
+);

@@ -154,7 +154,14 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
     const e = raw.extras;
     const t = e.timings.data;
     const ph = e.phaseTimings?.data;
-    const phases: EpPhaseTimings | undefined = ph && { maskMs: ph[0], perturbMs: ph[1], forwardMs: ph[2], objectiveMs: ph[3], backwardMs: ph[4], updateMs: ph[5] };
+    const phases: EpPhaseTimings | undefined = ph && {
+      maskMs: ph[0],
+      perturbMs: ph[1],
+      forwardMs: ph[2],
+      objectiveMs: ph[3],
+      backwardMs: ph[4],
+      updateMs: ph[5],
+    };
     const details: ExtremalPerturbationDetails = {
       areas: e.areas.data as Float32Array,
       areaReached: e.areaReached.data as Float32Array,

@@ -15,7 +15,9 @@ export function methodNames(): string[] {
 }
 
 export function getMethod(name: unknown): MethodSpec {
-  const expected = `one of ${methodNames().map((n) => `'${n}'`).join(', ')}`;
+  const expected = `one of ${methodNames()
+    .map((n) => `'${n}'`)
+    .join(', ')}`;
   if (typeof name !== 'string') throw invalidType('options.method', expected, name);
   const spec = methods.get(name);
   if (!spec) throw invalidValue('options.method', expected, name);

@@ -31,10 +31,7 @@ struct Split {
 // vs 0.12 ms for 67,600 values). Only the first pass reads all n values; the values that share the chosen
 // first digit are copied out, and the later passes read those alone. A negative value (or NaN) sends
 // the row to std::nth_element.
-TS_CLONES float kth_smallest(const float* v, int64_t n, int64_t kth,
-                             std::vector<uint32_t>& hist,
-                             std::vector<uint32_t>& picked,
-                             std::vector<float>& scratch) {
+TS_CLONES float kth_smallest(const float* v, int64_t n, int64_t kth, std::vector<uint32_t>& hist, std::vector<uint32_t>& picked, std::vector<float>& scratch) {
   constexpr int kBits = 11;
   constexpr uint32_t kBins = 1u << kBits, kDigit = kBins - 1;
   hist.assign(4 * kBins, 0u);  // four interleaved histograms: runs of equal values do not serialise on one counter
@@ -128,9 +125,7 @@ int64_t compact(const float* v, int64_t n, float lo, float hi, float* dst) {
 // False (nothing found) when the window misses the rank or a NaN is present. With a window around the
 // previous step's threshold (masks move little from one step to the next) this costs two streaming passes
 // and a small selection, against the radix select's histogram passes (measured 0.13 ms for 70,756 values).
-TS_CLONES bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth,
-                             float lo, float hi, std::vector<float>& scratch,
-                             float& out) {
+TS_CLONES bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth, float lo, float hi, std::vector<float>& scratch, float& out) {
   int32_t lb[16] = {}, lu[16] = {}, ln[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -161,8 +156,7 @@ TS_CLONES bool kth_in_window(const float* __restrict v, int64_t n, int64_t kth,
 
 // mean over the row of (v - r)^2, with r = 0 for v < t, 1 for v > t, and for the values equal to t the
 // first `tied_zeros` paired with 0 and the rest with 1; returns the counts below t and equal to t too.
-TS_CLONES double row_penalty(const float* v, int64_t n, float t,
-                             int64_t& below, int64_t& tied) {
+TS_CLONES double row_penalty(const float* v, int64_t n, float t, int64_t& below, int64_t& tied) {
   double lanes[16] = {};
   int32_t lb[16] = {}, lt[16] = {};
   int64_t i = 0;
@@ -192,9 +186,7 @@ TS_CLONES double row_penalty(const float* v, int64_t n, float t,
 }
 
 // d penalty / d v = scale (v - r) with r as above.
-TS_CLONES void row_penalty_grad(const float* __restrict v, float* __restrict r,
-                                int64_t n, float t, int64_t tied_zeros,
-                                bool ties_to_one, float scale) {
+TS_CLONES void row_penalty_grad(const float* __restrict v, float* __restrict r, int64_t n, float t, int64_t tied_zeros, bool ties_to_one, float scale) {
   for (int64_t i = 0; i < n; ++i) r[i] = scale * (v[i] - (v[i] > t ? 1.0f : 0.0f));
   if (!ties_to_one) return;
   // The ties after the first tied_zeros (index order) are paired with 1: find where they start, then

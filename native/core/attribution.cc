@@ -9,9 +9,7 @@
 
 namespace ts {
 
-at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets) {
-  return scores.gather(1, targets.view({-1, 1})).sum();
-}
+at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets) { return scores.gather(1, targets.view({-1, 1})).sum(); }
 
 at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end) {
   at::Tensor index = at::tensor(std::vector<int64_t>(request.job_image.begin() + begin, request.job_image.begin() + end), at::kLong);
@@ -90,7 +88,10 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       at::Tensor delta = (gc - reference).clamp_min(0);
       gradient = torch::autograd::grad({c}, {activation}, {delta}, c10::nullopt, false, /*allow_unused=*/true)[0];
       if (!gradient.defined()) {
-        throw Error("ERR_INVALID_ARG_VALUE", "Expected layer '" + spec.layer + "' to lie below contrastLayer '" + spec.contrast_layer + "' (the map is read on the way down from the contrast layer)", "layer");
+        throw Error("ERR_INVALID_ARG_VALUE",
+                    "Expected layer '" + spec.layer + "' to lie below contrastLayer '" + spec.contrast_layer +
+                        "' (the map is read on the way down from the contrast layer)",
+                    "layer");
       }
     } else {
       at::Tensor s = target_score_sum(model.scores(main->get(), x), targets);
@@ -98,7 +99,8 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       gradient = torch::autograd::grad({s}, {activation}, {}, c10::nullopt, false, /*allow_unused=*/true)[0];
       if (!gradient.defined()) gradient = at::zeros_like(activation);  // the layer does not reach the scores
     }
-    if (activation.dim() != 4) throw_layer_not_found(model, spec.layer, "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)");
+    if (activation.dim() != 4)
+      throw_layer_not_found(model, spec.layer, "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)");
     {
       at::NoGradGuard no_grad;
       maps.push_back(spec.to_map(activation.detach(), gradient.detach()));

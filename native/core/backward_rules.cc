@@ -29,9 +29,12 @@ struct RuleRelu : public torch::autograd::Function<RuleRelu> {
     at::Tensor x = ctx->get_saved_variables()[0];
     int64_t rule = ctx->saved_data["rule"].toInt();
     at::Tensor out;
-    if (rule == 1) out = g.clamp_min(0);
-    else if (rule == 2) out = g.clamp_min(0) * (x > 0).to(g.scalar_type());
-    else out = g * (x > 0).to(g.scalar_type());
+    if (rule == 1)
+      out = g.clamp_min(0);
+    else if (rule == 2)
+      out = g.clamp_min(0) * (x > 0).to(g.scalar_type());
+    else
+      out = g * (x > 0).to(g.scalar_type());
     return {out, at::Tensor()};
   }
 };
@@ -42,9 +45,7 @@ struct EbIn : public torch::autograd::Function<EbIn> {
     ctx->save_for_backward({x});
     return x.clone();
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {grads[0] * ctx->get_saved_variables()[0]};
-  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) { return {grads[0] * ctx->get_saved_variables()[0]}; }
 };
 
 // Excitation output: forward returns the true output y; backward sends g / (yp + eps) to the positive

@@ -16,8 +16,8 @@
 namespace ts {
 namespace {
 
-constexpr size_t kAlign = 64;               // libtorch's CPU alignment
-constexpr size_t kHeader = 64;              // the block's size class, in front of the data (keeps the alignment)
+constexpr size_t kAlign = 64;                   // libtorch's CPU alignment
+constexpr size_t kHeader = 64;                  // the block's size class, in front of the data (keeps the alignment)
 constexpr size_t kMinCached = size_t{1} << 20;  // smaller blocks go straight back to malloc
 
 // Size classes: sizes rounded up to an eighth of their power of two (at most 12.5% more memory).

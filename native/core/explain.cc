@@ -53,7 +53,8 @@ void resolve_targets(Model& model, ExplainRequest& request) {
     if (t == kTopTarget) {
       t = scores[request.job_image[j]].argmax().item<int64_t>();
     } else if (t < 0 || t >= classes) {
-      throw Error("ERR_OUT_OF_RANGE", "Expected a class index in [0, " + std::to_string(classes - 1) + "] for target but received " + std::to_string(t), "target");
+      throw Error("ERR_OUT_OF_RANGE", "Expected a class index in [0, " + std::to_string(classes - 1) + "] for target but received " + std::to_string(t),
+                  "target");
     }
   }
 }

@@ -77,9 +77,7 @@ class RunContext {
   void check_cancelled() const {
     if (cancelled && cancelled->load(std::memory_order_relaxed)) throw Cancelled();
   }
-  bool wants_progress(int64_t iteration, int64_t total) const {
-    return on_progress && (iteration % progress_every == 0 || iteration + 1 == total);
-  }
+  bool wants_progress(int64_t iteration, int64_t total) const { return on_progress && (iteration % progress_every == 0 || iteration + 1 == total); }
   void report(const Progress& p) const {
     if (on_progress) on_progress(p);
   }
@@ -107,5 +105,4 @@ std::vector<std::pair<int64_t, int64_t>> chunks(int64_t n, int64_t size);
 #define TS_CONCAT_INNER(a, b) a##b
 #define TS_CONCAT(a, b) TS_CONCAT_INNER(a, b)
 // Registers `fn` under `name` when the addon loads.
-#define TS_REGISTER_METHOD(name, fn) \
-  static const bool TS_CONCAT(ts_registered_method_, __LINE__) = ::ts::register_method(name, fn)
+#define TS_REGISTER_METHOD(name, fn) static const bool TS_CONCAT(ts_registered_method_, __LINE__) = ::ts::register_method(name, fn)

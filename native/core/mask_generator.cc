@@ -42,15 +42,13 @@ constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 struct Padded {
   int64_t L, wide;
   Padded(const MaskGeometry& g, const MaskGenerator::Support& s)
-      : L(-s.base0),
-        wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
+      : L(-s.base0), wide((std::max(g.step * (g.in_w - 1) + s.padded, g.out_w + L) + 15) / 16 * 16) {}
 };
 
 // Adds the grid rows [row_begin, row_end) of mask b into S (norm) and T (out), which start as the
 // out-of-grid tap counts and 0.
-TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
-                            const MaskGenerator::Support& s, float* out, float* norm, int64_t b,
-                            int64_t row_begin, int64_t row_end) {
+TS_CLONES void forward_rows(const float* params, const MaskGeometry& g, const MaskGenerator::Support& s, float* out, float* norm, int64_t b, int64_t row_begin,
+                            int64_t row_end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = s.base0;
   const Padded pad(g, s);
   std::vector<float> SAv(Q * pad.wide), TAv(Q * pad.wide);
@@ -66,7 +64,7 @@ TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
     std::fill(TAv.begin(), TAv.end(), 0.0f);
     for (int64_t j = 0; j < g.in_w; ++j) {
       const float m = std::min(std::max(p[i * g.in_w + j], -4.0f), 4.0f);  // keeps 20 w m inside the kernels' 2^x range
-      const int64_t x0 = g.step * j + base0 + pad.L;  // column in a folded row
+      const int64_t x0 = g.step * j + base0 + pad.L;                       // column in a folded row
       // The parameter's case is fixed: one loop per case over its folded rows.
       if (m == 0.0f) {  // e = 1, v = 0
         for (int64_t a = 0; a < Q; ++a) {
@@ -106,8 +104,7 @@ TS_CLONES void forward_rows(const float* params, const MaskGeometry& g,
 
 // out = clamp(T / (unit S), 0, 1) for pixel rows [begin, end) of all masks (row = mask * out_h + y), unit =
 // 20 K log2(e).
-TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t width,
-                           int64_t begin, int64_t end) {
+TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t width, int64_t begin, int64_t end) {
   for (int64_t q = begin * width; q < end * width; ++q) out[q] = std::min(std::max(out[q] / (unit * norm[q]), 0.0f), 1.0f);
 }
 
@@ -119,8 +116,7 @@ TS_CLONES void finish_rows(float* out, const float* norm, float unit, int64_t wi
 // out), for pixels [begin, end) of all masks; the scale plane is stored divided by K log2(e), so that it
 // multiplies the kernel's y directly (20 v = y / (K log2(e))). (Computed inside the fold, each pixel's
 // division ran once per grid row whose support holds it, about 9 times: a fifth of the backward.)
-TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad,
-                          float per_y, float* scale, float* base, int64_t begin, int64_t end) {
+TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad, float per_y, float* scale, float* base, int64_t begin, int64_t end) {
   for (int64_t q = begin; q < end; ++q) {
     const bool live = !(grad[q] == 0.0f || out[q] < 0.0f || out[q] > 1.0f);
     const float sc = live ? grad[q] / norm[q] : 0.0f;
@@ -129,8 +125,7 @@ TS_CLONES void scale_rows(const float* out, const float* norm, const float* grad
   }
 }
 
-TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
-                               const MaskGenerator::Support& s, const float* scale, const float* base,
+TS_CLONES void backward_params(const float* params, const MaskGeometry& g, const MaskGenerator::Support& s, const float* scale, const float* base,
                                float* result, int64_t begin, int64_t end) {
   const int64_t L = s.length, Lp = s.padded, Q = s.quad, base0 = s.base0;
   const Padded pad(g, s);
@@ -158,7 +153,7 @@ TS_CLONES void backward_params(const float* params, const MaskGeometry& g,
       float* __restrict sf = SC + a * pad.wide + pad.L;
       float* __restrict bf = BA + a * pad.wide + pad.L;
       if (n == 2) {
-        const float *__restrict s0 = src[0][0], *__restrict s1 = src[1][0], *__restrict b0 = src[0][1], *__restrict b1 = src[1][1];
+        const float* __restrict s0 = src[0][0], * __restrict s1 = src[1][0], * __restrict b0 = src[0][1], * __restrict b1 = src[1][1];
         for (int64_t x = 0; x < g.out_w; ++x) {
           sf[x] = s0[x] + s1[x];
           bf[x] = b0[x] + b1[x];
@@ -357,8 +352,7 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa
   };
   s.zcount.resize(g_.out_h * g_.out_w);
   for (int64_t y = 0; y < g_.out_h; ++y)
-    for (int64_t x = 0; x < g_.out_w; ++x)
-      s.zcount[y * g_.out_w + x] = static_cast<float>(taps) - inside(y / step, g_.in_h) * inside(x / step, g_.in_w);
+    for (int64_t x = 0; x < g_.out_w; ++x) s.zcount[y * g_.out_w + x] = static_cast<float>(taps) - inside(y / step, g_.in_h) * inside(x / step, g_.in_w);
 }
 
 at::Tensor MaskGenerator::full(const at::Tensor& params) const {
@@ -403,8 +397,6 @@ at::Tensor MaskGenerator::composed(const at::Tensor& params) const {
   return m.clamp(0, 1);
 }
 
-at::Tensor smooth_max_mask_fused(const at::Tensor& params, const MaskGenerator& generator) {
-  return SmoothMaxFunction::apply(params, &generator);
-}
+at::Tensor smooth_max_mask_fused(const at::Tensor& params, const MaskGenerator& generator) { return SmoothMaxFunction::apply(params, &generator); }
 
 }  // namespace ts

@@ -51,16 +51,16 @@ class MaskGenerator {
   // each in [0, quad).
   struct Support {
     int64_t off0 = 0, length = 0, padded = 0, quad = 0;  // padded: length rounded up to 16
-    int64_t base0 = 0;          // step (padding - 2r): first pixel row/column of the first parameter's support
-    simd::Isa isa = simd::Isa::generic;  // the inner kernels
-    int resolution = 1;         // their K: exponents y are in units of 1 / K of log2
-    float unit = 0;             // 20 K log2(e): y = unit v
-    std::vector<float> wh;      // quad x padded: weight at (|dy|, dx) = (a, off0 + u); 0 in the padding
-    std::vector<float> wk;      // quad x padded: 20 K log2(e) w (y at m = 1); 0 in the padding
-    std::vector<float> valid;   // padded: 1, 0 in the padding
-    std::vector<float> e1;      // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
-    std::vector<float> ye1;     // quad x padded: wk e1
-    std::vector<float> zcount;  // out_h x out_w: the pixel's taps outside the parameter grid
+    int64_t base0 = 0;                                   // step (padding - 2r): first pixel row/column of the first parameter's support
+    simd::Isa isa = simd::Isa::generic;                  // the inner kernels
+    int resolution = 1;                                  // their K: exponents y are in units of 1 / K of log2
+    float unit = 0;                                      // 20 K log2(e): y = unit v
+    std::vector<float> wh;                               // quad x padded: weight at (|dy|, dx) = (a, off0 + u); 0 in the padding
+    std::vector<float> wk;                               // quad x padded: 20 K log2(e) w (y at m = 1); 0 in the padding
+    std::vector<float> valid;                            // padded: 1, 0 in the padding
+    std::vector<float> e1;                               // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
+    std::vector<float> ye1;                              // quad x padded: wk e1
+    std::vector<float> zcount;                           // out_h x out_w: the pixel's taps outside the parameter grid
     // What the inner kernels read (core/smooth_max_kernels.h).
     smooth_max::Support kernel_rows() const { return {wk.data(), wh.data(), quad, length, padded, unit, valid.data()}; }
   };
@@ -76,7 +76,7 @@ class MaskGenerator {
   bool fused_;
   std::vector<int32_t> row_block_, col_block_;  // output row/col -> block index (nearest upsampling)
   Support s_;
-  mutable at::Tensor weight_;                   // 1 x taps x out_h x out_w (composed path, lazily)
+  mutable at::Tensor weight_;  // 1 x taps x out_h x out_w (composed path, lazily)
 };
 
 // The fused op on its own, for tests: same contract as MaskGenerator::full.

@@ -1,7 +1,7 @@
 #include "core/model.h"
 
-#include <sched.h>
 #include <ATen/Parallel.h>
+#include <sched.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -29,10 +29,8 @@ std::string c10_message(const std::exception& e) {
 [[noreturn]] void throw_load_error(const std::exception& e, const std::string& what) {
   std::string msg = c10_message(e);
   std::string reason;
-  if (msg.find("maximum supported version") != std::string::npos ||
-      msg.find("kMaxSupportedFileFormatVersion") != std::string::npos ||
-      msg.find("Unknown builtin op") != std::string::npos ||
-      msg.find("schema not found") != std::string::npos) {
+  if (msg.find("maximum supported version") != std::string::npos || msg.find("kMaxSupportedFileFormatVersion") != std::string::npos ||
+      msg.find("Unknown builtin op") != std::string::npos || msg.find("schema not found") != std::string::npos) {
     reason = "it was exported by a PyTorch newer than this addon's libtorch " + torch_version() +
              " can read (export it with an older torch, or build torch-saliency against a newer libtorch)";
   } else if (msg.find("constants.pkl") != std::string::npos || msg.find("file not found") != std::string::npos) {
@@ -61,7 +59,8 @@ at::Device resolve_device(const std::string& device) {
   if (device.rfind("cuda", 0) == 0) {
     int index = 0;
     if (device.size() > 4) {
-      if (device[4] != ':') throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+      if (device[4] != ':')
+        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
       try {
         index = std::stoi(device.substr(5));
       } catch (...) {
@@ -76,7 +75,8 @@ at::Device resolve_device(const std::string& device) {
                   "device");
     }
     if (index < 0 || index >= cuda_device_count()) {
-      throw Error("ERR_OUT_OF_RANGE", "Expected a CUDA device index below " + std::to_string(cuda_device_count()) + " for device but received '" + device + "'", "device");
+      throw Error("ERR_OUT_OF_RANGE", "Expected a CUDA device index below " + std::to_string(cuda_device_count()) + " for device but received '" + device + "'",
+                  "device");
     }
     return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
@@ -100,8 +100,7 @@ void set_threads(int threads) {
 
 int get_threads() { return at::get_num_threads(); }
 
-Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device device)
-    : module_(std::move(module)), device_(device) {
+Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device device) : module_(std::move(module)), device_(device) {
   ++g_live_models;
   if (!options.mean.empty()) {
     auto f = at::TensorOptions().dtype(at::kFloat);
@@ -156,8 +155,9 @@ at::Tensor Model::prepare(const at::Tensor& images) const {
   at::Tensor x = images.to(device_, at::kFloat);
   if (mean_.defined()) {
     if (x.dim() != 4 || x.size(1) != mean_.size(1)) {
-      throw Error("ERR_INPUT_SHAPE", "Expected " + std::to_string(mean_.size(1)) + " channels (the length of mean/std) for image but received " +
-                                         std::to_string(x.dim() == 4 ? x.size(1) : -1),
+      throw Error("ERR_INPUT_SHAPE",
+                  "Expected " + std::to_string(mean_.size(1)) + " channels (the length of mean/std) for image but received " +
+                      std::to_string(x.dim() == 4 ? x.size(1) : -1),
                   "image");
     }
     x = (x - mean_) / std_;
@@ -208,11 +208,12 @@ void rethrow_run_error(const std::exception& e, const at::Tensor& input, int64_t
   shape << input.sizes();
   std::string what = "The model rejected an input of shape " + shape.str();
   if (expected_channels > 0 && input.dim() == 4 && input.size(1) != expected_channels) {
-    throw Error("ERR_INPUT_SHAPE", what + ": expected " + std::to_string(expected_channels) + " channels but received " + std::to_string(input.size(1)), "image");
+    throw Error("ERR_INPUT_SHAPE", what + ": expected " + std::to_string(expected_channels) + " channels but received " + std::to_string(input.size(1)),
+                "image");
   }
   // Keep the part of TorchScript's message that names the failing operation.
-  for (const char* key : {"size mismatch", "shapes cannot be multiplied", "Expected", "must match", "Given groups",
-                          "Calculated padded input size", "Kernel size can't be greater", "Sizes of tensors must match"}) {
+  for (const char* key : {"size mismatch", "shapes cannot be multiplied", "Expected", "must match", "Given groups", "Calculated padded input size",
+                          "Kernel size can't be greater", "Sizes of tensors must match"}) {
     auto pos = msg.find(key);
     if (pos != std::string::npos) {
       throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + first_line(msg.substr(pos)), "image");

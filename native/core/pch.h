@@ -1,9 +1,9 @@
 // Precompiled header for every core translation unit: the torch headers are most of the compile time.
 #pragma once
 #include <ATen/ATen.h>
-#include <torch/script.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/script.h>
 
 #include <atomic>
 #include <cmath>

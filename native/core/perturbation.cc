@@ -102,8 +102,8 @@ __attribute__((always_inline)) inline void blend2(const Run<Full>& run, const fl
 // With a slope row (not null; channels `plane` apart), also y[floor(w) + 1] - y[floor(w)] per pixel and
 // channel: the blend's derivative in w, which the backward then only has to scale by the gradient.
 template <bool Full>
-__attribute__((always_inline)) inline void forward_run(const float* m, bool invert, float top, int count, float (*coef)[16], float (*scoef)[16],
-                                                       const float* y, int64_t plane, int64_t C, float* dst, int64_t dst_channel, float* slope) {
+__attribute__((always_inline)) inline void forward_run(const float* m, bool invert, float top, int count, float (*coef)[16], float (*scoef)[16], const float* y,
+                                                       int64_t plane, int64_t C, float* dst, int64_t dst_channel, float* slope) {
   Run<Full> run;
   run.load(m, invert, top, count);
   level_weights(run, coef);
@@ -117,8 +117,7 @@ __attribute__((always_inline)) inline void forward_run(const float* m, bool inve
 
 // Output rows [begin, end) of R x C x H x W (task = r * H + y), and their slopes (R x C x H x W, in the
 // mask's own columns, never mirrored) when `slopes` is not null.
-TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid,
-                          float* out, float* slopes, int64_t begin, int64_t end) {
+TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* pyramid, float* out, float* slopes, int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, L = p.L;
   const float top = static_cast<float>(L - 1);
   std::vector<float> tmpv(p.C * p.W);
@@ -132,8 +131,7 @@ TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* py
     const int64_t dst_channel = p.flip ? p.W : plane;
     float* slope = slopes ? slopes + r * p.C * plane + row * p.W : nullptr;
     int64_t x = 0;
-    for (; x + 16 <= p.W; x += 16)
-      forward_run<true>(m + x, invert, top, 16, coef, scoef, y + x, plane, p.C, dst + x, dst_channel, slope ? slope + x : nullptr);
+    for (; x + 16 <= p.W; x += 16) forward_run<true>(m + x, invert, top, 16, coef, scoef, y + x, plane, p.C, dst + x, dst_channel, slope ? slope + x : nullptr);
     if (x < p.W)
       forward_run<false>(m + x, invert, top, static_cast<int>(p.W - x), coef, scoef, y + x, plane, p.C, dst + x, dst_channel, slope ? slope + x : nullptr);
     if (p.flip)
@@ -148,8 +146,8 @@ TS_CLONES void apply_rows(const ApplyPlan& p, const float* full, const float* py
 // Gradient rows [begin, end) of the full masks (task = mask * Hf + full row): zero outside the crop;
 // inside it every output row made from the mask adds scale sum_c g_c slope_c, scale = L - 1 with the sign
 // of its inversion (the gradient g read mirrored where the forward mirrored its output).
-TS_CLONES void apply_backward_rows(const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad,
-                                   float* result, int64_t begin, int64_t end) {
+TS_CLONES void apply_backward_rows(const ApplyPlan& p, const std::vector<std::vector<int64_t>>& rows_of, const float* slopes, const float* grad, float* result,
+                                   int64_t begin, int64_t end) {
   const int64_t plane = p.H * p.W, W = p.W;
   const float top = static_cast<float>(p.L - 1);
   std::vector<float> accv(W);
@@ -183,8 +181,8 @@ TS_CLONES void apply_backward_rows(const ApplyPlan& p, const std::vector<std::ve
 // outside the crop, so no separate crop/slice backward runs).
 class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& full, const at::Tensor& pyramid, const at::Tensor& spec,
-                            int64_t top, int64_t left, bool flip) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& full, const at::Tensor& pyramid, const at::Tensor& spec, int64_t top,
+                            int64_t left, bool flip) {
     RECORD_FUNCTION("ts::ApplyFunction::forward", std::vector<c10::IValue>());
     at::Tensor f = full.contiguous();
     const int64_t R = spec.size(1);
@@ -225,8 +223,7 @@ class ApplyFunction : public torch::autograd::Function<ApplyFunction> {
   static ApplyPlan plan(const at::Tensor& f, const at::Tensor& pyramid, const at::Tensor& spec, int64_t top, int64_t left, bool flip) {
     const int64_t* rows = spec.data_ptr<int64_t>();
     const int64_t R = spec.size(1);
-    return ApplyPlan{pyramid.size(1), pyramid.size(2), pyramid.size(3), pyramid.size(4), f.size(2), f.size(3), top, left, flip,
-                     rows, rows + R, rows + 2 * R};
+    return ApplyPlan{pyramid.size(1), pyramid.size(2), pyramid.size(3), pyramid.size(4), f.size(2), f.size(3), top, left, flip, rows, rows + R, rows + 2 * R};
   }
 };
 
@@ -257,7 +254,7 @@ Perturbation::Perturbation(const at::Tensor& images, const std::string& kind, in
 
 at::Tensor Perturbation::composed(const at::Tensor& masks, const at::Tensor& index) const {
   const int64_t L = levels_;
-  at::Tensor y = pyramid_.index_select(0, index);  // B x L x C x H x W
+  at::Tensor y = pyramid_.index_select(0, index);                     // B x L x C x H x W
   at::Tensor w = masks.unsqueeze(1).mul(static_cast<double>(L - 1));  // B x 1 x 1 x H x W
   at::Tensor k = w.detach().floor();
   at::Tensor f = w - k;

@@ -59,8 +59,7 @@ TS_CLONES void forward_generic(float m, const Support& s, float* S, float* T, in
   }
 }
 
-TS_CLONES float backward_generic(float m, const Support& s, const float* B,
-                                 const float* SC, int64_t stride) {
+TS_CLONES float backward_generic(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
   float lanes[16] = {};
   const float mu = m * s.unit;  // y = m wk = m unit w
   for (int64_t a = 0; a < s.rows; ++a) {
@@ -142,7 +141,7 @@ TS_AVX512 void forward_avx512(float m, const Support& s, float* S, float* T, int
 TS_AVX512 float backward_avx512(float m, const Support& s, const float* B, const float* SC, int64_t stride) {
   const __m512 tab = _mm512_load_ps(reinterpret_cast<const float*>(table().k16));
   const __m512 vmu = _mm512_set1_ps(m * s.unit);  // y = m wk = m unit w: one table to load
-  const int64_t vectors = (s.length + 15) / 16;  // w = 0 in the padding
+  const int64_t vectors = (s.length + 15) / 16;   // w = 0 in the padding
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   for (int64_t a = 0; a < s.rows; ++a) {
     const float* w = s.w + a * s.padded;
@@ -153,8 +152,10 @@ TS_AVX512 float backward_avx512(float m, const Support& s, const float* B, const
       const __m512 y = _mm512_mul_ps(vmu, wv);
       const __m512 we = _mm512_mul_ps(wv, exp2_k16(y, tab));
       const __m512 q = _mm512_fmadd_ps(_mm512_loadu_ps(sr + 16 * v), y, _mm512_loadu_ps(br + 16 * v));
-      if (v & 1) acc1 = _mm512_fmadd_ps(we, q, acc1);
-      else acc0 = _mm512_fmadd_ps(we, q, acc0);
+      if (v & 1)
+        acc1 = _mm512_fmadd_ps(we, q, acc1);
+      else
+        acc0 = _mm512_fmadd_ps(we, q, acc0);
     }
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
@@ -210,8 +211,10 @@ TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const flo
       const __m256 y = _mm256_mul_ps(vmu, wv);
       const __m256 we = _mm256_mul_ps(wv, exp2_k8(y, tab));
       const __m256 q = _mm256_fmadd_ps(_mm256_loadu_ps(sr + 8 * v), y, _mm256_loadu_ps(br + 8 * v));
-      if (v & 1) acc1 = _mm256_fmadd_ps(we, q, acc1);
-      else acc0 = _mm256_fmadd_ps(we, q, acc0);
+      if (v & 1)
+        acc1 = _mm256_fmadd_ps(we, q, acc1);
+      else
+        acc0 = _mm256_fmadd_ps(we, q, acc0);
     }
   }
   const __m256 acc = _mm256_add_ps(acc0, acc1);
@@ -225,9 +228,12 @@ TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const flo
 
 int resolution(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return 16;
-    case Isa::avx2: return 8;
-    default: return 1;
+    case Isa::avx512:
+      return 16;
+    case Isa::avx2:
+      return 8;
+    default:
+      return 1;
   }
 }
 

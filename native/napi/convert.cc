@@ -8,7 +8,8 @@ at::Tensor tensor_from_float32(const Napi::TypedArrayOf<float>& data, const std:
   int64_t n = 1;
   for (auto d : shape) n *= d;
   if (n != static_cast<int64_t>(data.ElementLength())) {
-    throw ts::Error("ERR_INPUT_SHAPE", "Expected " + std::to_string(n) + " values for the given shape but received " + std::to_string(data.ElementLength()), "image");
+    throw ts::Error("ERR_INPUT_SHAPE", "Expected " + std::to_string(n) + " values for the given shape but received " + std::to_string(data.ElementLength()),
+                    "image");
   }
   at::Tensor t = at::empty(shape, at::kFloat);
   std::memcpy(t.data_ptr<float>(), data.Data(), n * sizeof(float));

@@ -12,8 +12,7 @@ Napi::FunctionReference* token_constructor = nullptr;
 
 class PredictWorker : public PromiseWorker {
  public:
-  PredictWorker(Napi::Env env, std::shared_ptr<ts::Model> model, at::Tensor input)
-      : PromiseWorker(env), model_(std::move(model)), input_(std::move(input)) {}
+  PredictWorker(Napi::Env env, std::shared_ptr<ts::Model> model, at::Tensor input) : PromiseWorker(env), model_(std::move(model)), input_(std::move(input)) {}
 
  protected:
   void Run() override {
@@ -29,8 +28,8 @@ class PredictWorker : public PromiseWorker {
 
 class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
  public:
-  ExplainWorker(Napi::Env env, std::shared_ptr<ts::Model> model, ts::ExplainRequest request,
-                std::shared_ptr<std::atomic<bool>> cancelled, Napi::Function on_progress)
+  ExplainWorker(Napi::Env env, std::shared_ptr<ts::Model> model, ts::ExplainRequest request, std::shared_ptr<std::atomic<bool>> cancelled,
+                Napi::Function on_progress)
       : Napi::AsyncProgressQueueWorker<ts::Progress>(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         model_(std::move(model)),

@@ -95,8 +95,8 @@ static int run(int argc, char** argv) {
   for (int64_t i = 0; i < iters; ++i) step();
   wait();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
-  std::printf("{\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"msPerIter\":%.6f,\"threads\":%d", mode.c_str(),
-              static_cast<long long>(batch), static_cast<long long>(size), ms, ts::get_threads());
+  std::printf("{\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"msPerIter\":%.6f,\"threads\":%d", mode.c_str(), static_cast<long long>(batch),
+              static_cast<long long>(size), ms, ts::get_threads());
   if (split && mode != "forward") std::printf(",\"forwardMs\":%.6f,\"backwardMs\":%.6f", fwd_ms / iters, bwd_ms / iters);
   std::printf("}\n");
   return 0;

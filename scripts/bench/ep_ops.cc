@@ -31,8 +31,7 @@ double time_ms(F&& f, int64_t iters) {
 }
 
 int main(int argc, char** argv) {
-  const int64_t size = argc > 1 ? std::stoll(argv[1]) : 224, masks = argc > 2 ? std::stoll(argv[2]) : 4,
-                iters = argc > 3 ? std::stoll(argv[3]) : 50;
+  const int64_t size = argc > 1 ? std::stoll(argv[1]) : 224, masks = argc > 2 ? std::stoll(argv[2]) : 4, iters = argc > 3 ? std::stoll(argv[3]) : 50;
   ts::set_threads(0);
   torch::AutoGradMode grad_mode(true);
   at::manual_seed(0);
@@ -60,16 +59,22 @@ int main(int argc, char** argv) {
       full = gen.full(params);
       crop = gen.crop(full).contiguous();
     }
-    const double gen_f = time_ms([&] { at::NoGradGuard ng; gen.full(params); }, iters);
+    const double gen_f = time_ms(
+        [&] {
+          at::NoGradGuard ng;
+          gen.full(params);
+        },
+        iters);
     const double gen_fb = time_ms([&] { fwd_bwd(params, [&](const at::Tensor& p) { return gen.full(p); }); }, iters);
     const double app_fb = time_ms([&] { fwd_bwd(crop, [&](const at::Tensor& m) { return pert.apply(m, index, true, true); }); }, iters);
     const double pen_fb = time_ms([&] { fwd_bwd(full, [&](const at::Tensor& m) { return ts::area_penalty(m, zeros, true); }); }, iters);
     const char* name = state == 0 ? "uniform" : "saturated";
     char buf[512];
-    std::snprintf(buf, sizeof buf, "%s\"%s\":{\"genFwd\":%.3f,\"genFwdBwd\":%.3f,\"applyFwdBwd\":%.3f,\"penaltyFwdBwd\":%.3f}",
-                  state ? "," : "", name, gen_f, gen_fb, app_fb, pen_fb);
+    std::snprintf(buf, sizeof buf, "%s\"%s\":{\"genFwd\":%.3f,\"genFwdBwd\":%.3f,\"applyFwdBwd\":%.3f,\"penaltyFwdBwd\":%.3f}", state ? "," : "", name, gen_f,
+                  gen_fb, app_fb, pen_fb);
     json += buf;
   }
-  std::printf("%s,\"size\":%lld,\"masks\":%lld,\"threads\":%d}\n", json.c_str(), static_cast<long long>(size), static_cast<long long>(masks), ts::get_threads());
+  std::printf("%s,\"size\":%lld,\"masks\":%lld,\"threads\":%d}\n", json.c_str(), static_cast<long long>(size), static_cast<long long>(masks),
+              ts::get_threads());
   return 0;
 }

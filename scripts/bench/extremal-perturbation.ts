@@ -18,7 +18,10 @@ const root = join(__dirname, '..', '..');
 const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)
 const smallPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn-small.pt');
 // Made by the baseline binary itself (libtorch's TorchScript compiler), so the bench needs no Python.
-for (const [path, width] of [[modelPath, '1'], [smallPath, '0.25']]) {
+for (const [path, width] of [
+  [modelPath, '1'],
+  [smallPath, '0.25'],
+]) {
   if (!existsSync(path)) execFileSync(join(root, 'build', 'ts_bench_baseline'), ['make-cnn', path, width], { stdio: 'inherit' });
 }
 
@@ -58,9 +61,10 @@ function bareRun(batch: number, n: number, warm = true, path = modelPath): Bare 
   const exe = join(root, 'build', 'ts_bench_baseline');
   const args = [path, 'fwdbwd', String(batch), String(SIZE), String(n), benchDevice];
   const env = warm ? { ...process.env, GLIBC_TUNABLES: WARM } : process.env;
-  const out = threads > 0
-    ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8', env })
-    : execFileSync(exe, args, { encoding: 'utf8', env });
+  const out =
+    threads > 0
+      ? execFileSync('taskset', ['-c', `0-${threads - 1}`, exe, ...args], { encoding: 'utf8', env })
+      : execFileSync(exe, args, { encoding: 'utf8', env });
   return JSON.parse(out.trim().split('\n').pop()!) as Bare;
 }
 
@@ -86,12 +90,15 @@ async function main(): Promise<void> {
   // so each round measures both sides back to back. Printed: the best of each side (the least disturbed
   // figures) and the median of the rounds' own ratios.
   const rounds = Number(process.env.EP_BENCH_ROUNDS ?? 5);
-  const bares: number[] = [], fuseds: number[] = [], ratios: number[] = [];
+  const bares: number[] = [],
+    fuseds: number[] = [],
+    ratios: number[] = [];
   let bestBare: Bare | undefined, bestStep: EpPhaseTimings | undefined; // the best round's split of each side
   for (let r = 0; r < rounds; r++) {
     const bare = bareRun(AREAS.length, iters);
     const step = await stepRun(model, iters);
-    const b = bare.msPerIter, f = step.msPerIteration;
+    const b = bare.msPerIter,
+      f = step.msPerIteration;
     if (b <= Math.min(...bares)) bestBare = bare;
     if (f <= Math.min(...fuseds)) bestStep = step.phases;
     bares.push(b);
@@ -108,9 +115,12 @@ async function main(): Promise<void> {
   // backward (the step's backward less the bare backward; it also holds any slowdown of the model itself).
   const phasesLine = () => {
     if (!bestStep || bestBare?.forwardMs === undefined || bestBare.backwardMs === undefined) return;
-    const p = bestStep, f = (x: number) => x.toFixed(2);
-    console.log(`  where a step goes (ms/iter): mask ${f(p.maskMs)}, perturb ${f(p.perturbMs)}, model forward ${f(p.forwardMs)} (bare ${f(bestBare.forwardMs)}), objective ${f(p.objectiveMs)}, ` +
-      `backward ${f(p.backwardMs)} (bare ${f(bestBare.backwardMs)}), update ${f(p.updateMs)}`);
+    const p = bestStep,
+      f = (x: number) => x.toFixed(2);
+    console.log(
+      `  where a step goes (ms/iter): mask ${f(p.maskMs)}, perturb ${f(p.perturbMs)}, model forward ${f(p.forwardMs)} (bare ${f(bestBare.forwardMs)}), objective ${f(p.objectiveMs)}, ` +
+        `backward ${f(p.backwardMs)} (bare ${f(bestBare.backwardMs)}), update ${f(p.updateMs)}`,
+    );
   };
   if (mainOnly) phasesLine();
   const eightImages = async () => {
@@ -128,7 +138,9 @@ async function main(): Promise<void> {
     };
     const oneCall = Math.min(await time(one), await time(one));
     const eightCalls = Math.min(await time(eight), await time(eight));
-    console.log(`  8 images x ${opts.maxIter} iterations, threads ${threads}: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`);
+    console.log(
+      `  8 images x ${opts.maxIter} iterations, threads ${threads}: one call ${oneCall.toFixed(0)} ms, 8 calls ${eightCalls.toFixed(0)} ms (speed-up ${(eightCalls / oneCall).toFixed(2)}x)`,
+    );
     return { oneCall, eightCalls };
   };
   if (mainOnly) {
@@ -138,8 +150,12 @@ async function main(): Promise<void> {
   }
   const composed = await stepMs(model, 4, 'composed');
   const bareCold = baseline(AREAS.length, 20, false);
-  console.log(`extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; ${rounds} interleaved rounds of ${iters} iterations):`);
-  console.log(`  bare libtorch forward+backward, batch ${AREAS.length}: ${bareBest.toFixed(1)} ms best (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`);
+  console.log(
+    `extremal-perturbation, ${SIZE} px, ${AREAS.length} areas, bench CNN, threads ${threads || 'auto'} (device ${model.device}; ${rounds} interleaved rounds of ${iters} iterations):`,
+  );
+  console.log(
+    `  bare libtorch forward+backward, batch ${AREAS.length}: ${bareBest.toFixed(1)} ms best (warm allocator; ${bareCold.toFixed(1)} ms with page faults each step)`,
+  );
   console.log(`  composed ATen mask generator:     ${composed.toFixed(1)} ms/iter  (ratio ${(composed / bareBest).toFixed(2)})`);
   console.log(`  fused kernels:                    ${fused.toFixed(1)} ms/iter best ${ratioSummary(fused, bareBest, ratios)}`);
   phasesLine();
@@ -150,12 +166,17 @@ async function main(): Promise<void> {
   // copy of the bench CNN (as cheap as the 11 ms CNN DESIGN.md measured), the bench CNN, and the committed
   // bench ResNet fixture. Best of 3 interleaved rounds each.
   const sweep: { model: string; bareMs: number; fusedMs: number; ratio: number; overheadPerMaskMs: number }[] = [];
-  for (const [name, path] of [['quarter-width CNN', smallPath], ['bench CNN', modelPath], ['bench ResNet (fixture)', join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt')]] as const) {
+  for (const [name, path] of [
+    ['quarter-width CNN', smallPath],
+    ['bench CNN', modelPath],
+    ['bench ResNet (fixture)', join(root, 'test', 'fixtures', 'models', 'bench_resnet_traced.pt')],
+  ] as const) {
     const m = await loadModel(path, { threads, device });
     // Up to 100 iterations a round (see `iters`), fewer for a slow model (at least 20: ~4 s per side).
     const n = Math.max(20, Math.min(100, Math.round(4000 / Math.max(1, baseline(AREAS.length, 3, true, path)))));
     await stepMs(m, 2);
-    let b = Infinity, f = Infinity;
+    let b = Infinity,
+      f = Infinity;
     for (let r = 0; r < 3; r++) {
       b = Math.min(b, baseline(AREAS.length, n, true, path));
       f = Math.min(f, await stepMs(m, n));
@@ -164,8 +185,30 @@ async function main(): Promise<void> {
     m.dispose();
   }
   console.log('  by model (best of 3 interleaved rounds):');
-  for (const r of sweep) console.log(`    ${r.model.padEnd(24)} bare ${r.bareMs.toFixed(1).padStart(6)} ms, step ${r.fusedMs.toFixed(1).padStart(6)} ms: ratio ${r.ratio.toFixed(3)}, ${r.overheadPerMaskMs.toFixed(2)} ms per mask over the model`);
-  console.log(JSON.stringify({ bench: 'extremal-perturbation', sweep, size: SIZE, areas: AREAS.length, bareMs: bareBest, bareColdMs: bareCold, fusedMs: fused, composedMs: composed, ratioFused: fused / bareBest, ratioFusedMedian: median(ratios), ratioComposed: composed / bareBest, oneCallMs: oneCall, eightCallsMs: eightCalls, stepPhases: bestStep, bareForwardMs: bestBare?.forwardMs, bareBackwardMs: bestBare?.backwardMs }));
+  for (const r of sweep)
+    console.log(
+      `    ${r.model.padEnd(24)} bare ${r.bareMs.toFixed(1).padStart(6)} ms, step ${r.fusedMs.toFixed(1).padStart(6)} ms: ratio ${r.ratio.toFixed(3)}, ${r.overheadPerMaskMs.toFixed(2)} ms per mask over the model`,
+    );
+  console.log(
+    JSON.stringify({
+      bench: 'extremal-perturbation',
+      sweep,
+      size: SIZE,
+      areas: AREAS.length,
+      bareMs: bareBest,
+      bareColdMs: bareCold,
+      fusedMs: fused,
+      composedMs: composed,
+      ratioFused: fused / bareBest,
+      ratioFusedMedian: median(ratios),
+      ratioComposed: composed / bareBest,
+      oneCallMs: oneCall,
+      eightCallsMs: eightCalls,
+      stepPhases: bestStep,
+      bareForwardMs: bestBare?.forwardMs,
+      bareBackwardMs: bestBare?.backwardMs,
+    }),
+  );
   model.dispose();
   // The same comparison on every core (the library's default thread count), in a child process so that
   // both sides start with that many threads. Shared cores make these rounds noisier.

@@ -72,7 +72,12 @@ async function main(): Promise<void> {
   model.dispose();
   const rows = [
     { case: `one class map (${SAMPLES} samples x ${ITERATIONS} steps + ${REFINE} refinement)`, ms: oneMs, bareMs: oneBase, ratio: oneMs / oneBase },
-    { case: `whole-model scan (${classes} classes, batch ${SAMPLES * classes}, flip test ${TRIALS} inputs)`, ms: scanMs, bareMs: scanBase, ratio: scanMs / scanBase },
+    {
+      case: `whole-model scan (${classes} classes, batch ${SAMPLES * classes}, flip test ${TRIALS} inputs)`,
+      ms: scanMs,
+      bareMs: scanBase,
+      ratio: scanMs / scanBase,
+    },
   ];
   if (process.argv.includes('--json')) {
     console.log(JSON.stringify({ bench: 'input-agnostic', device, size: SIZE, rows }));
@@ -89,7 +94,8 @@ if (!process.env.TS_BENCH_PINNED && spawnSync('taskset', ['-V']).status === 0) {
     env: { ...process.env, TS_BENCH_PINNED: '1' },
   });
   process.exit(r.status ?? 1);
-} else main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+} else
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -66,7 +66,13 @@ async function main(): Promise<void> {
   const fbMs = baseline('fwdbwd', camBatch, 10);
 
   const rows = [
-    { bench: `rise ${riseMasks} masks (batch ${riseBatch}, 3 targets)`, ms: riseMs, 'masks/s': riseRate, 'vs baseline forward': riseRate / bareRate, 'vs predict()': riseRate / predictRate },
+    {
+      bench: `rise ${riseMasks} masks (batch ${riseBatch}, 3 targets)`,
+      ms: riseMs,
+      'masks/s': riseRate,
+      'vs baseline forward': riseRate / bareRate,
+      'vs predict()': riseRate / predictRate,
+    },
     { bench: `baseline forward, batch ${riseBatch}`, ms: fwdMs, 'masks/s': bareRate },
     { bench: `predict(), batch ${riseBatch}`, ms: predictMs, 'masks/s': predictRate },
     { bench: `grad-cam at ${layer}, batch ${camBatch}`, ms: camMs, 'vs baseline fwd+bwd': camMs / fbMs, 'vs gradient': camMs / gradMs },

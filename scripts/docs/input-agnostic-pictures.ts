@@ -18,7 +18,13 @@ const GAP = 4;
 const MODELS = [
   { name: 'trojan', path: join(fixtures, 'trojan_traced.pt'), labels: join(fixtures, 'labels.txt'), size: 32, scale: 3 },
   { name: 'clean', path: join(fixtures, 'clean_traced.pt'), labels: join(fixtures, 'labels.txt'), size: 32, scale: 3 },
-  { name: 'shapes', path: join(root, 'test', 'fixtures', 'models', 'shapes_traced.pt'), labels: join(root, 'test', 'fixtures', 'models', 'shapes_labels.txt'), size: 64, scale: 2 },
+  {
+    name: 'shapes',
+    path: join(root, 'test', 'fixtures', 'models', 'shapes_traced.pt'),
+    labels: join(root, 'test', 'fixtures', 'models', 'shapes_labels.txt'),
+    size: 64,
+    scale: 2,
+  },
 ];
 
 async function main(): Promise<void> {

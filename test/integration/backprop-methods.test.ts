@@ -36,7 +36,6 @@ interface LibraryMaps {
 const captum = JSON.parse(readFileSync('test/fixtures/methods/captum_tiny_cnn.json', 'utf8')) as LibraryMaps;
 const torchray = JSON.parse(readFileSync('test/fixtures/methods/torchray_tiny_cnn.json', 'utf8')) as LibraryMaps;
 
-
 const handImages = imagesOf(hand.images, hand.imageShape);
 // Per image, its targets in job order: [[0, 2], [1]].
 const targetsPerImage = handImages.map((_, i) => hand.jobTarget.filter((_, j) => hand.jobImage[j] === i));
@@ -44,7 +43,14 @@ const targetsPerImage = handImages.map((_, i) => hand.jobTarget.filter((_, j) =>
 // The same network with its classifier written as addmm(bias, x, W.t()) (old exports) and as x @ W.t() + b
 // (hand-written models): the same function, so the same golden maps (excitation backprop must twin them).
 const variants = ['test/fixtures/methods/hand_addmm_traced.pt', 'test/fixtures/methods/hand_matmul_traced.pt'];
-const kindOf = (file: string) => (file.includes('addmm') ? 'traced, addmm classifier' : file.includes('matmul') ? 'traced, matmul classifier' : file.includes('scripted') ? 'scripted' : 'traced');
+const kindOf = (file: string) =>
+  file.includes('addmm')
+    ? 'traced, addmm classifier'
+    : file.includes('matmul')
+      ? 'traced, matmul classifier'
+      : file.includes('scripted')
+        ? 'scripted'
+        : 'traced';
 
 for (const file of [...hand.models, ...variants]) {
   describe(`hand-set weights, ${kindOf(file)}`, () => {
@@ -91,12 +97,20 @@ for (const file of [...hand.models, ...variants]) {
       const p0 = await model.predict(handImages);
       for (const method of ['guided-backprop', 'deconvnet', 'excitation-backprop']) await model.explain(handImages, { method });
       await model.explain(handImages, { method: 'grad-cam', layer: 'features.1' });
-      await expect(model.explain(handImages, { method: 'grad-cam', layer: 'features.9' })).rejects.toMatchObject({ code: 'ERR_LAYER_NOT_FOUND', argument: 'layer' });
+      await expect(model.explain(handImages, { method: 'grad-cam', layer: 'features.9' })).rejects.toMatchObject({
+        code: 'ERR_LAYER_NOT_FOUND',
+        argument: 'layer',
+      });
       await expect(model.explain(handImages, { method: 'grad-cam', layer: 'classifier' })).rejects.toMatchObject({ code: 'ERR_LAYER_NOT_FOUND' });
       const p1 = await model.predict(handImages);
       expect(model.handle().requiresGrad()).toEqual(flags);
       p0.forEach((p, i) => expect(Array.from(p1[i].logits)).toEqual(Array.from(p.logits)));
-      expect(maxAbsDiff(p0.flatMap((p) => Array.from(p.logits)), hand.logits)).toBeLessThan(1e-5);
+      expect(
+        maxAbsDiff(
+          p0.flatMap((p) => Array.from(p.logits)),
+          hand.logits,
+        ),
+      ).toBeLessThan(1e-5);
     });
 
     it('lists layers with output shapes', async () => {

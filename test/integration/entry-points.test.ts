@@ -41,7 +41,8 @@ describe('entry points', () => {
   });
 
   it('ES module: import from "torch-saliency", named and default exports', () => {
-    const load = "import * as ns from 'torch-saliency'; import def from 'torch-saliency'; if (def.loadModel !== ns.loadModel) throw new Error('default and named exports differ'); const api = ns;";
+    const load =
+      "import * as ns from 'torch-saliency'; import def from 'torch-saliency'; if (def.loadModel !== ns.loadModel) throw new Error('default and named exports differ'); const api = ns;";
     check(node(['--input-type=module', '-e', script(load)]));
   });
 

@@ -133,7 +133,12 @@ describe('input errors on a loaded model', () => {
   });
 
   it('many failed calls in a row, concurrently with good ones, leave the model working', async () => {
-    const bad = Array.from({ length: 8 }, () => m.predict(goldenImage(0, 1, 32, 32)).then(() => 'resolved', (e) => e.code));
+    const bad = Array.from({ length: 8 }, () =>
+      m.predict(goldenImage(0, 1, 32, 32)).then(
+        () => 'resolved',
+        (e) => e.code,
+      ),
+    );
     const good = Array.from({ length: 8 }, (_, i) => m.predict(goldenImage(i % 4)));
     expect(await Promise.all(bad)).toEqual(Array(8).fill('ERR_INPUT_SHAPE'));
     (await Promise.all(good)).forEach((p, i) => expectClose(p.logits, golden.logits[i % 4]));

@@ -24,7 +24,9 @@ function halfs(buffer: Buffer): Float32Array {
   const out = new Float32Array(buffer.length / 2);
   for (let i = 0; i < out.length; i++) {
     const h = buffer.readUInt16LE(2 * i);
-    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+    const s = h & 0x8000 ? -1 : 1,
+      e = (h >> 10) & 0x1f,
+      f = h & 0x3ff;
     out[i] = e === 0 ? s * 2 ** -14 * (f / 1024) : e === 31 ? (f ? NaN : s * Infinity) : s * 2 ** (e - 15) * (1 + f / 1024);
   }
   return out;
@@ -37,9 +39,11 @@ function goldenMasks(caseIndex: number): Float32Array[] {
 }
 
 const iou = (a: ArrayLike<number>, b: ArrayLike<number>, ta = 0.5, tb = 0.5) => {
-  let inter = 0, union = 0;
+  let inter = 0,
+    union = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i] > ta, y = b[i] > tb;
+    const x = a[i] > ta,
+      y = b[i] > tb;
     if (x && y) inter++;
     if (x || y) union++;
   }
@@ -103,7 +107,12 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
   // to ours, do the same); the strict 0.02 check runs on the image-scaled geometry below.
   it('reaches every area within 0.025 with TorchRay geometry at 64 px', () => {
     const d = details(batch);
-    console.log('areas reached:', Array.from(d.areaReached).map((x) => x.toFixed(4)).join(' '));
+    console.log(
+      'areas reached:',
+      Array.from(d.areaReached)
+        .map((x) => x.toFixed(4))
+        .join(' '),
+    );
     d.areaReached.forEach((a, i) => expect(Math.abs(a - d.areas[i])).toBeLessThan(0.025));
   });
 
@@ -125,7 +134,16 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
     console.log('preserve box IoU:', ious.map((x) => x.toFixed(3)).join(' '));
     ious.forEach((x) => expect(x).toBeGreaterThanOrEqual(0.5));
     [0, 1].forEach((j) => expect(d.scorePreserved[j]).toBeGreaterThan(0.5 * d.scoreOriginal[j]));
-    console.log('fine areas reached:', Array.from(d.areaReached).map((x) => x.toFixed(4)).join(' '), 'above half:', Array.from(d.areaAboveHalf).map((x) => x.toFixed(4)).join(' '));
+    console.log(
+      'fine areas reached:',
+      Array.from(d.areaReached)
+        .map((x) => x.toFixed(4))
+        .join(' '),
+      'above half:',
+      Array.from(d.areaAboveHalf)
+        .map((x) => x.toFixed(4))
+        .join(' '),
+    );
     d.areaReached.forEach((a) => expect(Math.abs(a - 0.05)).toBeLessThan(0.02));
   }, 60_000);
 
@@ -140,9 +158,11 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
     // the mask's mean inside the box is high and many times its mean outside.
     for (const j of [0, 1]) {
       const [x0, y0, x1, y1] = reference.boxes[j]['0'];
-      let inside = 0, outside = 0;
+      let inside = 0,
+        outside = 0;
       r.maps[j].data.forEach((m, p) => {
-        const x = p % S, y = Math.floor(p / S);
+        const x = p % S,
+          y = Math.floor(p / S);
         if (x >= x0 && x < x1 && y >= y0 && y < y1) inside += m;
         else outside += m;
       });
@@ -170,7 +190,13 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
   it("'dual' with 'fade' and 'contrastive' reward matches TorchRay and separates the scores", async () => {
     const c = reference.cases[2];
     const r = await model.explain(images[c.image], {
-      method: EP, target: c.target, areas: c.areas, variant: 'dual', perturbation: 'fade', reward: 'contrastive', maxIter: 300,
+      method: EP,
+      target: c.target,
+      areas: c.areas,
+      variant: 'dual',
+      perturbation: 'fade',
+      reward: 'contrastive',
+      maxIter: 300,
     });
     const d = details(r);
     expect(d.scorePreserved[0]).toBeGreaterThan(d.scoreDeleted[0]);
@@ -186,11 +212,13 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
   it('a batch gives the same maps as single calls, also chunked by batchSize', async () => {
     const batch = await model.explain([images[0], images[2]], { ...quick, target: [0, 1] });
     const chunked = await model.explain([images[0], images[2]], { ...quick, target: [0, 1], batchSize: 3 });
-    const singles = [
-      ...(await model.explain(images[0], { ...quick, target: 0 })).maps,
-      ...(await model.explain(images[2], { ...quick, target: 1 })).maps,
-    ];
-    expect(batch.maps.map((m) => [m.image, m.target, m.area])).toEqual([[0, 0, 0.1], [0, 0, 0.2], [1, 1, 0.1], [1, 1, 0.2]]);
+    const singles = [...(await model.explain(images[0], { ...quick, target: 0 })).maps, ...(await model.explain(images[2], { ...quick, target: 1 })).maps];
+    expect(batch.maps.map((m) => [m.image, m.target, m.area])).toEqual([
+      [0, 0, 0.1],
+      [0, 0, 0.2],
+      [1, 1, 0.1],
+      [1, 1, 0.2],
+    ]);
     singles.forEach((s, i) => {
       for (const other of [batch.maps[i], chunked.maps[i]]) expect(maxAbsDiff(s.data, other.data)).toBeLessThan(1e-3);
     });
@@ -224,7 +252,8 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
   it('the fused kernels compute what the composed ATen ops compute', async () => {
     const diffs = (a: Awaited<ReturnType<Model['explain']>>, b: Awaited<ReturnType<Model['explain']>>) =>
       a.maps.map((m, i) => {
-        let max = 0, sum = 0;
+        let max = 0,
+          sum = 0;
         for (let p = 0; p < m.data.length; p++) {
           const d = Math.abs(m.data[p] - b.maps[i].data[p]);
           max = Math.max(max, d);
@@ -270,7 +299,10 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
     const seen: number[] = [];
     const start = performance.now();
     const run = model.explain(images[0], {
-      method: EP, areas: [0.1], maxIter: 100_000, progressEvery: 5,
+      method: EP,
+      areas: [0.1],
+      maxIter: 100_000,
+      progressEvery: 5,
       signal: controller.signal,
       onProgress: (p) => {
         seen.push(p.iteration);

@@ -172,7 +172,15 @@ describe('input-agnostic explain', () => {
     for (const p of (linf.details as unknown as InputAgnosticDetails).perturbations) {
       expect(Math.max(...Array.from(p.data, Math.abs))).toBeLessThanOrEqual(0.3 + 1e-6);
     }
-    const l2 = await clean.explain([SIZE, SIZE], { method: 'input-agnostic', target: [0, 1], samples: 4, iterations: 8, refineSteps: 0, norm: 'l2', epsilon: 0.1 });
+    const l2 = await clean.explain([SIZE, SIZE], {
+      method: 'input-agnostic',
+      target: [0, 1],
+      samples: 4,
+      iterations: 8,
+      refineSteps: 0,
+      norm: 'l2',
+      epsilon: 0.1,
+    });
     for (const p of (l2.details as unknown as InputAgnosticDetails).perturbations) {
       const rms = Math.sqrt(p.data.reduce((s, x) => s + x * x, 0) / p.data.length);
       expect(rms).toBeLessThanOrEqual(0.1 + 1e-5);

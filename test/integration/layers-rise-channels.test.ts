@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../lib/index.js';
 import { imagesOf, maxAbsDiff, pearson } from './helpers.js';
 
-
 describe('scripted submodules sharing one class type', () => {
   const twin = JSON.parse(readFileSync('test/fixtures/methods/twin_golden.json', 'utf8'));
   const images = imagesOf(twin.images, twin.imageShape);
@@ -24,7 +23,12 @@ describe('scripted submodules sharing one class type', () => {
     }
     const p1 = await model.predict(images);
     p0.forEach((p, i) => expect(Array.from(p1[i].logits)).toEqual(Array.from(p.logits)));
-    expect(maxAbsDiff(p1.flatMap((p) => Array.from(p.logits)), twin.logits)).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        p1.flatMap((p) => Array.from(p.logits)),
+        twin.logits,
+      ),
+    ).toBeLessThan(1e-5);
     const shapes = Object.fromEntries((await model.layerShapes([16, 16])).map((l) => [l.name, l.shape]));
     expect(shapes['blocks.0.conv']).toEqual([1, 4, 16, 16]);
     expect(shapes['blocks.1']).toEqual([1, 4, 16, 16]);
@@ -70,10 +74,13 @@ describe('rise', () => {
     const image = { data: new Float32Array(3 * 32 * 32).fill(box.fill), channels: 3, height: 32, width: 32 };
     const r = await model.explain(image, { method: 'rise', activation: 'sigmoid', numMasks: 4000, target: 0 });
     const d = r.maps[0].data;
-    let inside = 0, outside = 0, best = 0;
+    let inside = 0,
+      outside = 0,
+      best = 0;
     const { top, bottom, left, right } = box.box;
     for (let i = 0; i < d.length; i++) {
-      const y = Math.floor(i / 32), x = i % 32;
+      const y = Math.floor(i / 32),
+        x = i % 32;
       if (y >= top && y < bottom && x >= left && x < right) inside += d[i] / ((bottom - top) * (right - left));
       else outside += d[i] / (1024 - (bottom - top) * (right - left));
       if (d[i] > d[best]) best = i;
@@ -102,7 +109,12 @@ describe('channel-perturbation', () => {
       const channels = (r.details as { channels: { ranked: { channel: number; score: number }[]; group: number }[] }).channels;
       expect(channels.length).toBe(2);
       for (const c of channels) {
-        expect(c.ranked.slice(0, 2).map((x) => x.channel).sort()).toEqual(golden.channels);
+        expect(
+          c.ranked
+            .slice(0, 2)
+            .map((x) => x.channel)
+            .sort(),
+        ).toEqual(golden.channels);
         expect(c.ranked[1].score).toBeGreaterThan(0.9);
         expect(c.ranked[2].score).toBeLessThan(0.1);
       }
@@ -120,8 +132,15 @@ describe('channel-perturbation', () => {
     const seen: number[] = [];
     const controller = new AbortController();
     const run = model.explain(images, {
-      method: 'channel-perturbation', layer: golden.layer, maxIter: 100000, progressEvery: 5, signal: controller.signal,
-      onProgress: (p) => { seen.push(p.iteration); if (seen.length === 3) controller.abort(); },
+      method: 'channel-perturbation',
+      layer: golden.layer,
+      maxIter: 100000,
+      progressEvery: 5,
+      signal: controller.signal,
+      onProgress: (p) => {
+        seen.push(p.iteration);
+        if (seen.length === 3) controller.abort();
+      },
     });
     await expect(run).rejects.toMatchObject({ code: 'ABORT_ERR' });
     expect(seen.length).toBeGreaterThanOrEqual(3);

@@ -11,20 +11,25 @@ describe('fused CPU kernels (native)', () => {
   // The generator's kernels of every ISA the CPU has are compared in either run; the penalty's window
   // compaction follows the process-wide choice (TORCH_SALIENCY_SIMD), so the portable run covers its
   // portable loop.
-  it.each(['best', 'generic'])('match the composed ATen ops on every case (%s kernels)', (simd) => {
-    // beside the addon under test (scripts/check-pytorch-libtorch.sh points TORCH_SALIENCY_ADDON at its own build)
-    const addon = process.env.TORCH_SALIENCY_ADDON;
-    const exe = join(addon ? dirname(dirname(addon)) : join(ROOT, 'build'), 'ts_native_tests');
-    expect(existsSync(exe), `${exe} is built with the addon (npm run build:native)`).toBe(true);
-    const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1' };
-    if (simd === 'generic') env.TORCH_SALIENCY_SIMD = 'generic';
-    else delete env.TORCH_SALIENCY_SIMD;
-    const r = spawnSync(exe, { encoding: 'utf8', env, timeout: 120_000 });
-    const lines = r.stdout.trim().split('\n');
-    const failed = lines.filter((l) => l.startsWith('FAIL'));
-    expect(failed, r.stderr).toEqual([]);
-    expect(r.status).toBe(0);
-    // every family of cases ran (a crash or an early exit would leave some out)
-    for (const family of ['penalty', 'apply', 'generator']) expect(lines.filter((l) => l.startsWith('ok') && l.includes(` ${family} `)).length).toBeGreaterThan(10);
-  }, 120_000);
+  it.each(['best', 'generic'])(
+    'match the composed ATen ops on every case (%s kernels)',
+    (simd) => {
+      // beside the addon under test (scripts/check-pytorch-libtorch.sh points TORCH_SALIENCY_ADDON at its own build)
+      const addon = process.env.TORCH_SALIENCY_ADDON;
+      const exe = join(addon ? dirname(dirname(addon)) : join(ROOT, 'build'), 'ts_native_tests');
+      expect(existsSync(exe), `${exe} is built with the addon (npm run build:native)`).toBe(true);
+      const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1' };
+      if (simd === 'generic') env.TORCH_SALIENCY_SIMD = 'generic';
+      else delete env.TORCH_SALIENCY_SIMD;
+      const r = spawnSync(exe, { encoding: 'utf8', env, timeout: 120_000 });
+      const lines = r.stdout.trim().split('\n');
+      const failed = lines.filter((l) => l.startsWith('FAIL'));
+      expect(failed, r.stderr).toEqual([]);
+      expect(r.status).toBe(0);
+      // every family of cases ran (a crash or an early exit would leave some out)
+      for (const family of ['penalty', 'apply', 'generator'])
+        expect(lines.filter((l) => l.startsWith('ok') && l.includes(` ${family} `)).length).toBeGreaterThan(10);
+    },
+    120_000,
+  );
 });

@@ -44,7 +44,12 @@ describe('predict matches PyTorch', () => {
     const p = await m.predict(images[0], { top: 3 });
     const l = golden.logits[0];
     const z = l.reduce((s, x) => s + Math.exp(x), 0);
-    expectClose(p.probabilities, l.map((x) => Math.exp(x) / z), 1e-6, 1e-5);
+    expectClose(
+      p.probabilities,
+      l.map((x) => Math.exp(x) / z),
+      1e-6,
+      1e-5,
+    );
     const order = [...l.keys()].sort((i, j) => l[j] - l[i]).slice(0, 3);
     expect(p.top.map((t) => t.index)).toEqual(order);
     expect(p.top.map((t) => t.label)).toEqual(order.map((i) => 'abcde'[i]));

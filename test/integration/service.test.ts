@@ -7,7 +7,10 @@ import { createService, loadModel, readImage, type Model, type SaliencyService }
 import { FIXTURES, model as modelPath } from './helpers.js';
 
 const shapes = join(FIXTURES, 'shapes');
-const files = readdirSync(shapes).filter((f) => f.endsWith('.png')).sort().slice(0, 8);
+const files = readdirSync(shapes)
+  .filter((f) => f.endsWith('.png'))
+  .sort()
+  .slice(0, 8);
 
 let model: Model;
 let service: SaliencyService;
@@ -82,7 +85,10 @@ describe('service', () => {
     expect(((await notImage.json()) as { error: { code: string } }).error.code).toBe('ERR_IMAGE_DECODE');
     const badMethod = await post('/explain?method=nope', readFileSync(join(shapes, files[0])));
     expect(badMethod.status).toBe(400);
-    expect(((await badMethod.json()) as { error: { code: string; argument: string } }).error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.method' });
+    expect(((await badMethod.json()) as { error: { code: string; argument: string } }).error).toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+      argument: 'options.method',
+    });
     const missing = await fetch(`${base}/nothing`);
     expect(missing.status).toBe(404);
     const health = (await (await fetch(`${base}/health`)).json()) as { ok: boolean };

@@ -56,8 +56,9 @@ int main() {
     const auto run = [&](const std::string& what, const at::Tensor& m) {
       std::vector<int64_t> zeros(m.size(0));
       for (size_t i = 0; i < zeros.size(); ++i) zeros[i] = ks[i % ks.size()];
-      compare("penalty " + what + " n=" + std::to_string(n), m, [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, true); },
-              [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, false); }, 1e-6, 1e-7);
+      compare(
+          "penalty " + what + " n=" + std::to_string(n), m, [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, true); },
+          [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, false); }, 1e-6, 1e-7);
     };
     run("uniform", at::rand({5, n}));
     run("ties at 0 and 1", saturate(at::rand({5, n}), 0.45, 0.45));
@@ -76,11 +77,14 @@ int main() {
     const std::vector<int64_t> zeros = {n / 10, n / 2, n - 1, n / 3, 1};
     at::Tensor m = at::rand({5, n});
     for (int step = 0; step < 7; ++step) {
-      if (step == 4) m = at::rand_like(m).pow(3);
-      else m = m.add(at::randn_like(m), 0.002).clamp(0, 1);
+      if (step == 4)
+        m = at::rand_like(m).pow(3);
+      else
+        m = m.add(at::randn_like(m), 0.002).clamp(0, 1);
       if (step == 6) m = saturate(m, 0.45, 0.45);
-      compare("penalty with hints, step " + std::to_string(step), m, [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, true, &hints); },
-              [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, false); }, 1e-6, 1e-7);
+      compare(
+          "penalty with hints, step " + std::to_string(step), m, [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, true, &hints); },
+          [&](const at::Tensor& x) { return ts::area_penalty(x, zeros, false); }, 1e-6, 1e-7);
     }
   }
 
@@ -123,17 +127,17 @@ int main() {
   if (ts::simd::best() != ts::simd::Isa::generic) isas.push_back(ts::simd::Isa::avx2);
   if (ts::simd::best() == ts::simd::Isa::avx512) isas.push_back(ts::simd::Isa::avx512);
   for (ts::simd::Isa isa : isas)
-  for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}, Geo{40, 40, 4, 4}, Geo{33, 70, 7, 1}}) {
-    ts::MaskGenerator fused_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), true, isa);
-    ts::MaskGenerator composed_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), false);
-    const ts::MaskGeometry& g = fused_gen.geometry();
-    const std::string tag = " " + std::to_string(geo.h) + "x" + std::to_string(geo.w) + " step " + std::to_string(geo.step) +
-                            " sigma " + std::to_string(static_cast<int>(geo.sigma)) + " " + ts::simd::name(isa);
-    const auto fused = [&](const at::Tensor& p) { return fused_gen.full(p); };
-    const auto ref = [&](const at::Tensor& p) { return composed_gen.full(p); };
-    compare("generator uniform" + tag, at::rand({3, 1, g.in_h, g.in_w}), fused, ref, 1e-5, 5e-5);
-    compare("generator 0s and 1s" + tag, saturate(at::rand({3, 1, g.in_h, g.in_w}), 0.4, 0.4), fused, ref, 1e-5, 5e-5);
-  }
+    for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}, Geo{40, 40, 4, 4}, Geo{33, 70, 7, 1}}) {
+      ts::MaskGenerator fused_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), true, isa);
+      ts::MaskGenerator composed_gen(ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma), false);
+      const ts::MaskGeometry& g = fused_gen.geometry();
+      const std::string tag = " " + std::to_string(geo.h) + "x" + std::to_string(geo.w) + " step " + std::to_string(geo.step) + " sigma " +
+                              std::to_string(static_cast<int>(geo.sigma)) + " " + ts::simd::name(isa);
+      const auto fused = [&](const at::Tensor& p) { return fused_gen.full(p); };
+      const auto ref = [&](const at::Tensor& p) { return composed_gen.full(p); };
+      compare("generator uniform" + tag, at::rand({3, 1, g.in_h, g.in_w}), fused, ref, 1e-5, 5e-5);
+      compare("generator 0s and 1s" + tag, saturate(at::rand({3, 1, g.in_h, g.in_w}), 0.4, 0.4), fused, ref, 1e-5, 5e-5);
+    }
 
   std::printf("%d failure(s)\n", failures);
   return failures == 0 ? 0 : 1;

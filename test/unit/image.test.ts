@@ -29,7 +29,10 @@ const GREEN: [number, number, number] = [0, 255, 0];
 const BLUE: [number, number, number] = [0, 0, 255];
 
 async function rejection(p: Promise<unknown>): Promise<TorchSaliencyError> {
-  const e = await p.then(() => new Error('expected a rejection'), (err: unknown) => err);
+  const e = await p.then(
+    () => new Error('expected a rejection'),
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(TorchSaliencyError);
   return e as TorchSaliencyError;
 }
@@ -37,10 +40,18 @@ async function rejection(p: Promise<unknown>): Promise<TorchSaliencyError> {
 describe('readImage', () => {
   it('decodes a PNG into planar RGB floats in [0, 1] with the exact pixel values', async () => {
     const colors: [number, number, number][][] = [
-      [[255, 0, 0], [0, 128, 0]],
-      [[0, 0, 64], [10, 20, 30]],
+      [
+        [255, 0, 0],
+        [0, 128, 0],
+      ],
+      [
+        [0, 0, 64],
+        [10, 20, 30],
+      ],
     ];
-    const png = await raw(2, 2, (y, x) => colors[y][x]).png().toBuffer();
+    const png = await raw(2, 2, (y, x) => colors[y][x])
+      .png()
+      .toBuffer();
     const im = await readImage(png);
     expect([im.channels, im.height, im.width]).toEqual([3, 2, 2]);
     expect(im.data).toBeInstanceOf(Float32Array);
@@ -52,7 +63,12 @@ describe('readImage', () => {
   it('reads a file path, and drops the alpha channel of RGBA images', async () => {
     const rgba = Buffer.from([255, 0, 0, 0, 0, 255, 0, 128]);
     const path = join(dir, 'rgba.png');
-    writeFileSync(path, await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer());
+    writeFileSync(
+      path,
+      await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } })
+        .png()
+        .toBuffer(),
+    );
     const im = await readImage(path);
     expect([im.channels, im.height, im.width]).toEqual([3, 1, 2]);
     expect(pixel(im, 0, 0)).toEqual([1, 0, 0]);
@@ -88,7 +104,10 @@ describe('readImage', () => {
   });
 
   describe('resizing a 24 x 8 image of three vertical stripes (red, green, blue) to 8 x 8', () => {
-    const stripes = () => raw(24, 8, (y, x) => (x < 8 ? RED : x < 16 ? GREEN : BLUE)).png().toBuffer();
+    const stripes = () =>
+      raw(24, 8, (y, x) => (x < 8 ? RED : x < 16 ? GREEN : BLUE))
+        .png()
+        .toBuffer();
 
     it("'cover' (default) scales to fill and crops the centre: only the green stripe remains", async () => {
       const png = await stripes();
@@ -124,7 +143,9 @@ describe('readImage', () => {
   });
 
   it('channels: 1 gives one grey plane', async () => {
-    const grey = await sharp(Buffer.from([0, 51, 255, 102]), { raw: { width: 2, height: 2, channels: 1 } }).png().toBuffer();
+    const grey = await sharp(Buffer.from([0, 51, 255, 102]), { raw: { width: 2, height: 2, channels: 1 } })
+      .png()
+      .toBuffer();
     const im = await readImage(grey, { channels: 1 });
     expect(im.channels).toBe(1);
     expect(Array.from(im.data)).toEqual([0, 51, 255, 102].map((b) => Math.fround(b / 255)));
@@ -136,17 +157,29 @@ describe('readImage', () => {
     const e = await rejection(readImage(Buffer.from('this is not an image at all')));
     expect([e.code, e.argument]).toEqual(['ERR_IMAGE_DECODE', 'image']);
     expect(e.message).toMatch(/^Cannot decode image from a Buffer of 27 bytes: .*\(expected JPEG, PNG or WebP\)$/);
-    const truncated = (await raw(16, 16, () => RED).png().toBuffer()).subarray(0, 40);
+    const truncated = (
+      await raw(16, 16, () => RED)
+        .png()
+        .toBuffer()
+    ).subarray(0, 40);
     expect((await rejection(readImage(truncated))).code).toBe('ERR_IMAGE_DECODE');
     const missing = await rejection(readImage(join(dir, 'missing.png')));
     expect([missing.code, missing.argument]).toEqual(['ERR_IMAGE_DECODE', 'image']);
     expect(missing.message).toContain('missing.png');
-    const uint8 = await readImage(new Uint8Array(await raw(1, 1, () => GREEN).png().toBuffer()));
+    const uint8 = await readImage(
+      new Uint8Array(
+        await raw(1, 1, () => GREEN)
+          .png()
+          .toBuffer(),
+      ),
+    );
     expect(pixel(uint8, 0, 0)).toEqual([0, 1, 0]);
   });
 
   it('bad options and sources are typed errors naming the argument', async () => {
-    const png = await raw(2, 2, () => RED).png().toBuffer();
+    const png = await raw(2, 2, () => RED)
+      .png()
+      .toBuffer();
     const cases: [unknown, unknown, string, string][] = [
       [42, {}, 'ERR_INVALID_ARG_TYPE', 'image'],
       [png, { fit: 'stretch' }, 'ERR_INVALID_ARG_VALUE', 'options.fit'],

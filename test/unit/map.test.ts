@@ -13,7 +13,11 @@ describe('map helpers', () => {
   it('resizeMap upsamples bilinearly with align_corners = false (as F.interpolate)', () => {
     // 2 x 2 map f = 2y + x. Output pixel centres map to source (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25,
     // clamped to [0, 1]; bilinear interpolation of a linear function is exact.
-    const out = resizeMap(mapOf(2, 2, (y, x) => 2 * y + x), 4, 4);
+    const out = resizeMap(
+      mapOf(2, 2, (y, x) => 2 * y + x),
+      4,
+      4,
+    );
     const s = [0, 0.25, 0.75, 1];
     expect([out.height, out.width]).toEqual([4, 4]);
     for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) expect(out.data[y * 4 + x]).toBeCloseTo(2 * s[y] + s[x], 6);
@@ -21,7 +25,11 @@ describe('map helpers', () => {
 
   it('resizeMap downsamples by sampling between source pixels', () => {
     // 4 x 4 map f = 4y + x to 2 x 2: source points (0.5, 0.5), (0.5, 2.5), (2.5, 0.5), (2.5, 2.5)
-    const out = resizeMap(mapOf(4, 4, (y, x) => 4 * y + x), 2, 2);
+    const out = resizeMap(
+      mapOf(4, 4, (y, x) => 4 * y + x),
+      2,
+      2,
+    );
     expect(Array.from(out.data)).toEqual([2.5, 4.5, 10.5, 12.5]);
   });
 

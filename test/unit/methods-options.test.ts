@@ -6,7 +6,17 @@ const context = { images: [], height: 32, width: 32, channels: 3 };
 
 describe('methods of the backpropagation family, RISE and channel perturbation', () => {
   it('are registered', () => {
-    for (const name of ['gradient', 'deconvnet', 'guided-backprop', 'grad-cam', 'linear-approx', 'excitation-backprop', 'contrastive-excitation-backprop', 'rise', 'channel-perturbation']) {
+    for (const name of [
+      'gradient',
+      'deconvnet',
+      'guided-backprop',
+      'grad-cam',
+      'linear-approx',
+      'excitation-backprop',
+      'contrastive-excitation-backprop',
+      'rise',
+      'channel-perturbation',
+    ]) {
       expect(methodNames()).toContain(name);
     }
   });
@@ -18,7 +28,9 @@ describe('methods of the backpropagation family, RISE and channel perturbation',
       expect(() => getMethod(name).normalize({}, context)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', argument: 'options.layer' }));
     }
     expect(() => getMethod('grad-cam').normalize({ layer: 3 }, context)).toThrow(expect.objectContaining({ argument: 'options.layer' }));
-    expect(() => getMethod('contrastive-excitation-backprop').normalize({ layer: 'a' }, context)).toThrow(expect.objectContaining({ argument: 'options.contrastLayer' }));
+    expect(() => getMethod('contrastive-excitation-backprop').normalize({ layer: 'a' }, context)).toThrow(
+      expect.objectContaining({ argument: 'options.contrastLayer' }),
+    );
   });
 
   it("rise: the paper's defaults, typed errors", () => {
@@ -26,15 +38,28 @@ describe('methods of the backpropagation family, RISE and channel perturbation',
     expect(options).toEqual({ numMasks: 8000, numCells: 7, p: 0.5, seed: 0, activation: 'softmax' });
     expect(Object.isFrozen(options)).toBe(true);
     expect(baton).toMatchObject({ numMasks: 8000, activation: 'softmax' });
-    expect(() => getMethod('rise').normalize({ numMasks: 1.5 }, context)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', argument: 'options.numMasks' }));
+    expect(() => getMethod('rise').normalize({ numMasks: 1.5 }, context)).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', argument: 'options.numMasks' }),
+    );
     expect(() => getMethod('rise').normalize({ p: 0 }, context)).toThrow(expect.objectContaining({ argument: 'options.p' }));
     expect(() => getMethod('rise').normalize({ seed: -1 }, context)).toThrow(expect.objectContaining({ argument: 'options.seed' }));
   });
 
   it('channel-perturbation: defaults and ranges', () => {
     const { options } = getMethod('channel-perturbation').normalize({ layer: 'features.4' }, context);
-    expect(options).toEqual({ layer: 'features.4', area: 0.1, mode: 'image', perturbation: 'fade', maxIter: 300, learningRate: 0.05, lambda: 1, lambdaGrowth: 100 });
+    expect(options).toEqual({
+      layer: 'features.4',
+      area: 0.1,
+      mode: 'image',
+      perturbation: 'fade',
+      maxIter: 300,
+      learningRate: 0.05,
+      lambda: 1,
+      lambdaGrowth: 100,
+    });
     expect(() => getMethod('channel-perturbation').normalize({ layer: 'x', area: 0 }, context)).toThrow(expect.objectContaining({ argument: 'options.area' }));
-    expect(() => getMethod('channel-perturbation').normalize({ layer: 'x', mode: 'all' }, context)).toThrow(expect.objectContaining({ argument: 'options.mode' }));
+    expect(() => getMethod('channel-perturbation').normalize({ layer: 'x', mode: 'all' }, context)).toThrow(
+      expect.objectContaining({ argument: 'options.mode' }),
+    );
   });
 });

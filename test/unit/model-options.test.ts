@@ -47,7 +47,8 @@ describe('loadModel option errors (before the native call)', () => {
     it(`rejects ${what}`, async () => {
       const e = await rejection(loadModel(source as string, options as object));
       expect([e.code, e.argument]).toEqual([code, argument]);
-      if (code !== 'ERR_INVALID_ARG_VALUE' || argument !== 'options.labels') expect(e.message).toMatch(new RegExp(`^Expected .+ for ${argument.replace(/[[\]]/g, '\\$&')} but received `));
+      if (code !== 'ERR_INVALID_ARG_VALUE' || argument !== 'options.labels')
+        expect(e.message).toMatch(new RegExp(`^Expected .+ for ${argument.replace(/[[\]]/g, '\\$&')} but received `));
     });
   }
 });
@@ -91,7 +92,10 @@ describe('predict and explain in JS (fake native model)', () => {
     const z = 2 + Math.exp(3) + Math.exp(1);
     expect(p0.probabilities[2]).toBeCloseTo(Math.exp(3) / z, 6);
     expect(p0.probabilities.reduce((s, x) => s + x, 0)).toBeCloseTo(1, 6);
-    expect(p0.top.map((t) => [t.index, t.label])).toEqual([[2, 'c'], [3, 'd']]);
+    expect(p0.top.map((t) => [t.index, t.label])).toEqual([
+      [2, 'c'],
+      [3, 'd'],
+    ]);
     expect(p1.top[0].index).toBe(2); // logits [1, 0, 2, 1]
     const single = await model.predict(image());
     expect(single.top).toHaveLength(4); // default 5, capped at the number of classes
@@ -131,12 +135,21 @@ describe('predict and explain in JS (fake native model)', () => {
     await model.explain(image(), { method });
     expect([calls.jobImage, calls.jobTarget]).toEqual([[0], [-1]]);
     await model.explain(image(), { method, target: [1, 'd'] }); // several targets for one image
-    expect([calls.jobImage, calls.jobTarget]).toEqual([[0, 0], [1, 3]]);
+    expect([calls.jobImage, calls.jobTarget]).toEqual([
+      [0, 0],
+      [1, 3],
+    ]);
     await model.explain([image(), image()], { method, target: ['b', [0, 'top-1']] }); // one entry per image
-    expect([calls.jobImage, calls.jobTarget]).toEqual([[0, 1, 1], [1, 0, -1]]);
+    expect([calls.jobImage, calls.jobTarget]).toEqual([
+      [0, 1, 1],
+      [1, 0, -1],
+    ]);
     const r = await model.explain([image(), image()], { method, target: 'top-2' });
     // logits: image 0 [0, 0, 3, 1] -> 2, 3; image 1 [1, 0, 2, 1] -> 2 then 0 or 3 (tie at 1, stable order keeps 0)
-    expect([calls.jobImage, calls.jobTarget]).toEqual([[0, 0, 1, 1], [2, 3, 2, 0]]);
+    expect([calls.jobImage, calls.jobTarget]).toEqual([
+      [0, 0, 1, 1],
+      [2, 3, 2, 0],
+    ]);
     expect(r.targets.map((t) => t.label)).toEqual(['c', 'd', 'c', 'a']);
     expect(r.maps).toHaveLength(4);
   });
@@ -147,7 +160,14 @@ describe('predict and explain in JS (fake native model)', () => {
     const unlabelled = new Model(fakeNative(calls));
     const method = 'unit-test-method';
     const cases: [Model, unknown, Record<string, unknown>, string, string, RegExp?][] = [
-      [model, image(), { method, target: -1 }, 'ERR_OUT_OF_RANGE', 'options.target', /^Expected a class index \(an integer >= 0\) for options.target but received -1$/],
+      [
+        model,
+        image(),
+        { method, target: -1 },
+        'ERR_OUT_OF_RANGE',
+        'options.target',
+        /^Expected a class index \(an integer >= 0\) for options.target but received -1$/,
+      ],
       [model, image(), { method, target: 1.5 }, 'ERR_OUT_OF_RANGE', 'options.target'],
       [model, image(), { method, target: 'zebra' }, 'ERR_INVALID_ARG_VALUE', 'options.target', /one of the model's 4 labels/],
       [unlabelled, image(), { method, target: 'zebra' }, 'ERR_INVALID_ARG_VALUE', 'options.target', /the model has no labels/],

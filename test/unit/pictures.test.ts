@@ -77,6 +77,8 @@ describe('pictures', () => {
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.colormap' }),
     );
     expect(() => overlayPNG(map([0, 1], 1, 2), solid(1, 2, [0, 0, 0]), { alpha: 2 })).toThrow(TorchSaliencyError);
-    expect(() => overlayPNG(map([0, 1], 1, 2), solid(1, 2, [0, 0, 0]), { alpha: 2 })).toThrow(/Expected a number >= 0 and <= 1 for options.alpha but received 2/);
+    expect(() => overlayPNG(map([0, 1], 1, 2), solid(1, 2, [0, 0, 0]), { alpha: 2 })).toThrow(
+      /Expected a number >= 0 and <= 1 for options.alpha but received 2/,
+    );
   });
 });

@@ -115,8 +115,6 @@ describe('validate', () => {
     expect(thrown(() => v.size('options.size', 0)).code).toBe('ERR_OUT_OF_RANGE');
     expect(thrown(() => v.size('options.size', [4, 1.5])).argument).toBe('options.size[1]');
     expect(thrown(() => v.size('options.size', [4])).code).toBe('ERR_INVALID_ARG_TYPE');
-    expect(thrown(() => v.size('options.size', '4')).message).toBe(
-      'Expected a positive integer or a [height, width] pair for options.size but received "4"',
-    );
+    expect(thrown(() => v.size('options.size', '4')).message).toBe('Expected a positive integer or a [height, width] pair for options.size but received "4"');
   });
 });

@@ -45,7 +45,8 @@ EpOptions read_options(const Options& o) {
   e.fused = o.string("kernel", "fused") != "composed";
   auto bad = [](const std::string& arg, const std::string& what) { throw Error("ERR_OUT_OF_RANGE", "Expected " + what + " for " + arg, arg); };
   if (e.areas.empty()) bad("areas", "at least one area");
-  for (double a : e.areas) if (!(a > 0 && a < 1)) bad("areas", "areas in (0, 1)");
+  for (double a : e.areas)
+    if (!(a > 0 && a < 1)) bad("areas", "areas in (0, 1)");
   if (e.levels < 2) bad("numLevels", "an integer >= 2");
   if (e.step < 1) bad("step", "an integer >= 1");
   if (!(e.sigma > 0)) bad("sigma", "a number > 0");
@@ -99,7 +100,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   int64_t per_chunk = rows <= 0 ? total : std::max<int64_t>(1, rows / (dual ? 2 : 1));
 
   at::Tensor maps = at::empty({total, H, W}, at::kFloat);
-  at::Tensor full_area = at::empty({total}, at::kFloat);  // mean of the full mask (what the penalty constrains)
+  at::Tensor full_area = at::empty({total}, at::kFloat);    // mean of the full mask (what the penalty constrains)
   at::Tensor full_binary = at::empty({total}, at::kFloat);  // fraction of the full mask above 1/2
   at::Tensor reward_hist = at::zeros({total, o.max_iter}, input.options());
   at::Tensor penalty_hist = at::zeros({total, o.max_iter}, input.options());
@@ -172,8 +173,10 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       {
         at::NoGradGuard ng;
         // SGD with momentum and dampening (PyTorch's rule: the first step takes the gradient itself).
-        if (!velocity.defined()) velocity = grad.clone();
-        else velocity.mul_(o.momentum).add_(grad, 1.0 - o.momentum);
+        if (!velocity.defined())
+          velocity = grad.clone();
+        else
+          velocity.mul_(o.momentum).add_(grad, 1.0 - o.momentum);
         params = params.sub(velocity, o.learning_rate).clamp_(0, 1);
         reward_hist.slice(0, begin, end).select(1, t).copy_(reward.detach());
         penalty_hist.slice(0, begin, end).select(1, t).copy_(weighted.detach());

@@ -3,6 +3,6 @@
 
 namespace ts {
 TS_REGISTER_METHOD("grad-cam", backprop_method(BackwardRule::kGradient, [](const at::Tensor& a, const at::Tensor& g) {
-                      return (a * g.mean({2, 3}, true)).sum(1).clamp_min(0);
-                    }));
+                     return (a * g.mean({2, 3}, true)).sum(1).clamp_min(0);
+                   }));
 }  // namespace ts

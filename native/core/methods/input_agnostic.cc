@@ -26,13 +26,13 @@ namespace {
 struct Settings {
   int64_t samples;
   int64_t iterations;
-  double step;          // nudge step, in units of the per-sample RMS of the normalised gradient
+  double step;               // nudge step, in units of the per-sample RMS of the normalised gradient
   std::string distribution;  // "uniform" | "gaussian"
   std::string norm;          // "linf" | "l2"
-  double epsilon;       // linf: max |value|; l2: RMS bound (radius epsilon * sqrt(C H W))
+  double epsilon;            // linf: max |value|; l2: RMS bound (radius epsilon * sqrt(C H W))
   int64_t refine_steps;
   double refine_step;
-  double refine_blur;   // sigma in pixels of the smoothing applied at each refinement step
+  double refine_blur;  // sigma in pixels of the smoothing applied at each refinement step
   double fidelity_target;
   int64_t seed;
 };
@@ -52,11 +52,13 @@ Settings read_settings(const Options& o) {
   s.seed = o.integer("seed", 0);
   // The JavaScript side validated these; the checks here guard direct native callers.
   if (s.samples < 1) throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 1 for samples but received " + std::to_string(s.samples), "options.samples");
-  if (s.iterations < 1) throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 1 for iterations but received " + std::to_string(s.iterations), "options.iterations");
+  if (s.iterations < 1)
+    throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 1 for iterations but received " + std::to_string(s.iterations), "options.iterations");
   if (s.refine_steps < 0) throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 0 for refineSteps", "options.refineSteps");
   if (!(s.epsilon > 0)) throw Error("ERR_OUT_OF_RANGE", "Expected a number > 0 for epsilon", "options.epsilon");
   if (s.distribution != "uniform" && s.distribution != "gaussian") {
-    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of 'uniform', 'gaussian' for distribution but received '" + s.distribution + "'", "options.distribution");
+    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of 'uniform', 'gaussian' for distribution but received '" + s.distribution + "'",
+                "options.distribution");
   }
   if (s.norm != "linf" && s.norm != "l2") {
     throw Error("ERR_INVALID_ARG_VALUE", "Expected one of 'linf', 'l2' for norm but received '" + s.norm + "'", "options.norm");

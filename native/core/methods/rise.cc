@@ -77,8 +77,10 @@ ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& cont
     at::Tensor flat = masks.view({e - b, h * w});
     for (const auto& kv : jobs_of) {
       at::Tensor y = model.scores(model.module(), inputs[kv.first] * masks);
-      if (activation == "softmax") y = at::softmax(y, 1);
-      else if (activation == "sigmoid") y = at::sigmoid(y);
+      if (activation == "softmax")
+        y = at::softmax(y, 1);
+      else if (activation == "sigmoid")
+        y = at::sigmoid(y);
       const auto& [idx, t] = rows_of.at(kv.first);
       sal.index_add_(0, idx, y.index_select(1, t).t().matmul(flat));
     }
