@@ -33,6 +33,25 @@ export class TorchSaliencyError extends Error {
   }
 }
 
+/**
+ * The codes that mean the caller's input was wrong: a bad argument or option, an image that cannot be
+ * decoded or does not fit the model, a layer the model does not have. The CLI exits with 2 and the service
+ * answers 400 for these; every other code is a failure while running (exit 1, status 500).
+ */
+export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'ERR_INVALID_ARG_TYPE',
+  'ERR_INVALID_ARG_VALUE',
+  'ERR_OUT_OF_RANGE',
+  'ERR_IMAGE_DECODE',
+  'ERR_INPUT_SHAPE',
+  'ERR_LAYER_NOT_FOUND',
+]);
+
+/** Whether `error` is a TorchSaliencyError whose code is the caller's fault (CALLER_ERROR_CODES). */
+export function isCallerError(error: unknown): boolean {
+  return error instanceof TorchSaliencyError && CALLER_ERROR_CODES.has(error.code);
+}
+
 /** Short, bounded description of a received value for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';

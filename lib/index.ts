@@ -41,14 +41,12 @@ export function releaseCpuCache(): number {
 export function runtime(): ReturnType<ReturnType<typeof binding>['runtime']> {
   return binding().runtime();
 }
-export { PointingGame, pointHits } from './metrics/pointing-game.js';
-export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore } from './metrics/pointing-game.js';
-export { fidelity, blurImage } from './metrics/fidelity.js';
-export type { FidelityOptions, FidelityResult, Curve } from './metrics/fidelity.js';
-export { scanBackdoor, BackdoorScan } from './backdoor.js';
-export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor.js';
+export { PointingGame, pointHits, fidelity, blurImage } from './evaluate/index.js';
+export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore, FidelityOptions, FidelityResult, Curve } from './evaluate/index.js';
+export { scanBackdoor, BackdoorScan } from './backdoor/index.js';
+export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor/index.js';
 export type { ExtremalPerturbationOptions, ExtremalPerturbationDetails, EpPhaseTimings } from './methods/extremal-perturbation.js';
 export type { InputAgnosticOptions, InputAgnosticDetails } from './methods/input-agnostic.js';
 export type { PlaceholderSize } from './model.js';
-export { createService, SaliencyService } from './service.js';
-export type { ServiceOptions, ServiceStats } from './service.js';
+export { createService, SaliencyService } from './service/index.js';
+export type { ServiceOptions, ServiceStats } from './service/index.js';

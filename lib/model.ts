@@ -11,7 +11,6 @@ import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
 import { Batcher } from './batcher.js';
-import { scanBackdoor, type BackdoorScan, type ScanBackdoorOptions } from './backdoor.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -354,14 +353,6 @@ export class Model {
     const { maps, details } = spec.finish ? spec.finish(raw, finishContext) : { maps: mapsPerJob(raw, finishContext), details: undefined };
     const targets: TargetInfo[] = finalJobs.map((j) => ({ image: j.image, target: j.target, ...(this.labels ? { label: this.labels[j.target] } : {}) }));
     return new Explanation({ method: spec.name, options: normalized, maps, targets, details, timings: { totalMs: performance.now() - start } });
-  }
-
-  /**
-   * Scans every class (or `options.classes`) for a backdoor trigger with input-agnostic saliency; see
-   * lib/backdoor.ts and docs/methods/input-agnostic.md. Same as scanBackdoor(model, options).
-   */
-  scanBackdoor(options: ScanBackdoorOptions): Promise<BackdoorScan> {
-    return scanBackdoor(this, options);
   }
 
   /** Releases the native model (idempotent). Calls in flight finish first; later calls get ERR_DISPOSED. */

@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
-import { parseArgs } from '../../lib/cli.js';
+import { parseArgs } from '../../lib/cli/index.js';
 import { parseValue } from '../../lib/parse.js';
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -51,6 +51,10 @@ describe('cli', () => {
     const badMethod = cli('explain', ...model, '--method', 'nope', 'examples/images/disc.png');
     expect(badMethod.code).toBe(2);
     expect(badMethod.stderr).toMatch(/ERR_INVALID_ARG_VALUE/);
+    // The caller's errors of lib/errors.ts exit 2, as the service answers them with 400: an image that is not one.
+    const notImage = cli('predict', ...model, 'examples/model/labels.txt');
+    expect(notImage.code).toBe(2);
+    expect(notImage.stderr).toMatch(/ERR_IMAGE_DECODE/);
     const missing = cli('explain', '--model', 'missing.pt', 'examples/images/disc.png');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/ERR_MODEL_LOAD/);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadModel } from '../../lib/index.js';
-import { fidelity } from '../../lib/metrics/fidelity.js';
+import { fidelity } from '../../lib/evaluate/fidelity.js';
 
 const root = join(__dirname, '..', 'fixtures');
 

@@ -63,7 +63,7 @@ describe('scanBackdoor', () => {
   });
 
   it('flags the same class with the l2 projection and Gaussian samples', async () => {
-    const scan = await trojan.scanBackdoor({ size: SIZE, seed: 2, norm: 'l2', distribution: 'gaussian', ...FAST });
+    const scan = await scanBackdoor(trojan, { size: SIZE, seed: 2, norm: 'l2', distribution: 'gaussian', ...FAST });
     expect(scan.flagged).toEqual([fixture.targetClass]);
     const c = scan.classes[fixture.targetClass];
     expect(iou(c.box, fixture.trigger)).toBeGreaterThan(0.15);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anomalyIndices, peakRegion } from '../../lib/backdoor.js';
+import { anomalyIndices, peakRegion } from '../../lib/backdoor/index.js';
 
 function map(height: number, width: number, cells: Record<string, number>, background = 0.1) {
   const data = new Float32Array(height * width).fill(background);

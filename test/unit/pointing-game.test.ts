@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PointingGame, pointHits } from '../../lib/metrics/pointing-game.js';
+import { PointingGame, pointHits } from '../../lib/evaluate/pointing-game.js';
 
 /** A map whose single maximum sits at (y, x). */
 function peak(height: number, width: number, y: number, x: number) {

@@ -14,13 +14,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TorchSaliencyError, invalidValue } from './errors.js';
-import { jsonValue, type Explanation, type PictureKind } from './explanation.js';
-import { readImage, type Fit, type Image } from './image.js';
-import type { Model } from './model.js';
-import * as v from './validate.js';
-import { parseValue } from './parse.js';
-import { takeGroup } from './batcher.js';
+import { TorchSaliencyError, invalidValue, isCallerError } from '../errors.js';
+import { jsonValue, type Explanation, type PictureKind } from '../explanation.js';
+import { readImage, type Fit, type Image } from '../image.js';
+import type { Model } from '../model.js';
+import * as v from '../validate.js';
+import { parseValue } from '../parse.js';
+import { takeGroup } from '../batcher.js';
 
 export interface ServiceOptions {
   /** Size incoming images are resized to (default: their own size; requests of different sizes are never merged). */
@@ -218,9 +218,10 @@ export class SaliencyService {
   #fail(res: ServerResponse, e: unknown): void {
     this.#stats.errors++;
     const err = e as TorchSaliencyError;
-    const client = typeof err?.code === 'string' && /^ERR_(INVALID|OUT_OF_RANGE|IMAGE_DECODE|INPUT_SHAPE|LAYER_NOT_FOUND)/.test(err.code);
     if (res.headersSent) return void res.end();
-    this.#send(res, client ? 400 : 500, { error: { code: err?.code ?? 'ERR_INTERNAL', message: err?.message ?? String(e), argument: err?.argument } });
+    this.#send(res, isCallerError(e) ? 400 : 500, {
+      error: { code: err?.code ?? 'ERR_INTERNAL', message: err?.message ?? String(e), argument: err?.argument },
+    });
   }
 }
 

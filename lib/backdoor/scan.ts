@@ -17,16 +17,18 @@
  *    test, (x - median) / (1.4826 MAD).
  * A class is flagged when its anomaly index, flip rate and area pass their thresholds together.
  */
-import sharp from 'sharp';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { abortError, invalidType, outOfRange } from './errors.js';
-import type { Explanation } from './explanation.js';
-import type { Image } from './image.js';
-import { colorize, rgbOf } from './pictures.js';
-import type { Model } from './model.js';
-import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticDetails, type InputAgnosticOptions } from './methods/input-agnostic.js';
-import * as v from './validate.js';
+import { abortError, invalidType, outOfRange } from '../errors.js';
+import type { Explanation } from '../explanation.js';
+import { colorize } from '../pictures.js';
+import type { Model } from '../model.js';
+import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticDetails, type InputAgnosticOptions } from '../methods/input-agnostic.js';
+import * as v from '../validate.js';
+import { magnified, withBox } from './pictures.js';
+import { anomalyIndices, peakRegion, random, type Box } from './scores.js';
+
+export type { Box };
 
 export interface ScanBackdoorOptions extends Partial<InputAgnosticOptions> {
   /** Input size of the model: a side or [height, width] (required). */
@@ -50,13 +52,6 @@ export interface ScanBackdoorOptions extends Partial<InputAgnosticOptions> {
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: { iteration: number; total: number; energy: number; fraction: number }) => void;
-}
-
-export interface Box {
-  top: number;
-  left: number;
-  height: number;
-  width: number;
 }
 
 export interface ClassScan {
@@ -135,91 +130,6 @@ export class BackdoorScan {
     paths.push(jsonPath);
     return paths;
   }
-}
-
-function withBox(image: Image, box: Box): Uint8Array {
-  const { height, width } = image;
-  const out = rgbOf(image);
-  // The box's outline just outside the region where there is room, so the region itself stays visible.
-  const y0 = Math.max(0, box.top - 1);
-  const x0 = Math.max(0, box.left - 1);
-  const y1 = Math.min(height - 1, box.top + box.height);
-  const x1 = Math.min(width - 1, box.left + box.width);
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      if (y === y0 || y === y1 || x === x0 || x === x1) out.set([255, 0, 0], (y * width + x) * 3);
-    }
-  }
-  return out;
-}
-
-function magnified(rgb: Uint8Array, height: number, width: number, scale: number): Promise<Buffer> {
-  return sharp(rgb, { raw: { width, height, channels: 3 } })
-    .resize({ width: width * scale, height: height * scale, kernel: 'nearest' })
-    .png()
-    .toBuffer();
-}
-
-/** The connected component (8-neighbours) of pixels >= threshold * peak that holds the peak, as a box. */
-export function peakRegion(map: { data: Float32Array; height: number; width: number }, threshold: number): Box {
-  const { data, height, width } = map;
-  let peak = 0;
-  for (let i = 1; i < data.length; i++) if (data[i] > data[peak]) peak = i;
-  const level = threshold * data[peak];
-  const seen = new Uint8Array(data.length);
-  const stack = [peak];
-  seen[peak] = 1;
-  let [top, left, bottom, right] = [height, width, -1, -1];
-  while (stack.length > 0) {
-    const i = stack.pop()!;
-    const y = Math.floor(i / width);
-    const x = i % width;
-    top = Math.min(top, y);
-    bottom = Math.max(bottom, y);
-    left = Math.min(left, x);
-    right = Math.max(right, x);
-    for (let dy = -1; dy <= 1; dy++) {
-      for (let dx = -1; dx <= 1; dx++) {
-        const yy = y + dy;
-        const xx = x + dx;
-        if (yy < 0 || yy >= height || xx < 0 || xx >= width) continue;
-        const k = yy * width + xx;
-        if (!seen[k] && data[k] >= level) {
-          seen[k] = 1;
-          stack.push(k);
-        }
-      }
-    }
-  }
-  return { top, left, height: bottom - top + 1, width: right - left + 1 };
-}
-
-/**
- * Robust z-scores: (x - median) / (1.4826 MAD). The MAD is floored at `floor` so that when most classes
- * score exactly 0 (no region of theirs flips anything) a small score is not an infinite outlier.
- */
-export function anomalyIndices(values: readonly number[], floor = 0.01): number[] {
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-  };
-  const med = median([...values]);
-  const mad = median(values.map((x) => Math.abs(x - med)));
-  const scale = 1.4826 * Math.max(mad, floor);
-  return values.map((x) => (x - med) / scale);
-}
-
-/** A small seeded generator (mulberry32) for the flip test's random inputs. */
-function random(seed: number): () => number {
-  let a = (seed >>> 0) + 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Scans every class (or `options.classes`) of a classifier for a backdoor trigger. */
