@@ -33,6 +33,11 @@ std::vector<std::pair<int64_t, int64_t>> chunks(int64_t n, int64_t size) {
   return out;
 }
 
+at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end) {
+  at::Tensor index = at::tensor(std::vector<int64_t>(request.job_image.begin() + begin, request.job_image.begin() + end), at::kLong);
+  return request.images.index_select(0, index);
+}
+
 void resolve_targets(Model& model, ExplainRequest& request) {
   bool need_top = std::any_of(request.job_target.begin(), request.job_target.end(), [](int64_t t) { return t == kTopTarget; });
   at::Tensor scores;

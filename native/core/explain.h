@@ -97,6 +97,9 @@ ExplainResult run_method(Model& model, ExplainRequest request, RunContext& conte
 // for a class index outside the model's output.
 void resolve_targets(Model& model, ExplainRequest& request);
 
+// The images of jobs [begin, end), one row per job.
+at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end);
+
 // Splits [0, n) into chunks of at most `size` (size <= 0: one chunk).
 std::vector<std::pair<int64_t, int64_t>> chunks(int64_t n, int64_t size);
 

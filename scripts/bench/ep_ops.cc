@@ -11,10 +11,10 @@
 
 #include <torch/csrc/autograd/autograd.h>
 
-#include "core/area_penalty.h"
-#include "core/mask_generator.h"
+#include "core/methods/extremal_perturbation/area_penalty.h"
+#include "core/methods/extremal_perturbation/mask_generator.h"
+#include "core/methods/extremal_perturbation/perturbation.h"
 #include "core/model.h"
-#include "core/perturbation.h"
 
 // Best of 5 rounds of iters/5 calls each (the machine is shared: the least disturbed round is the op's cost).
 template <typename F>

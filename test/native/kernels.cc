@@ -10,10 +10,10 @@
 
 #include <torch/csrc/autograd/autograd.h>
 
-#include "core/area_penalty.h"
-#include "core/mask_generator.h"
+#include "core/methods/extremal_perturbation/area_penalty.h"
+#include "core/methods/extremal_perturbation/mask_generator.h"
+#include "core/methods/extremal_perturbation/perturbation.h"
 #include "core/model.h"
-#include "core/perturbation.h"
 
 namespace {
 

@@ -20,9 +20,9 @@
 #include <cmath>
 #include <map>
 
-#include "core/area_penalty.h"
-#include "core/attribution.h"
+#include "core/explain.h"
 #include "core/layers.h"
+#include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/postprocess.h"
 
 namespace ts {

@@ -3,7 +3,7 @@
 // at `layer` (default: the input) and summed over channels. The contrastive variant subtracts, at
 // `contrastLayer`, the excitation of a second pass whose classifier weights are negated, keeps the
 // positive part, and goes on to `layer`; its map is clamped at zero (as TorchRay).
-#include "core/attribution.h"
+#include "core/backprop.h"
 
 namespace ts {
 namespace {

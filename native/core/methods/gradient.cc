@@ -1,5 +1,5 @@
 // 'gradient': the gradient of the target score (Simonyan et al. 2014); map = max over channels of |gradient|, as TorchRay.
-#include "core/attribution.h"
+#include "core/backprop.h"
 
 namespace ts {
 TS_REGISTER_METHOD("gradient", backprop_method(BackwardRule::kGradient, gradient_magnitude));

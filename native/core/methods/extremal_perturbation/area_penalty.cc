@@ -1,4 +1,4 @@
-#include "core/area_penalty.h"
+#include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/simd.h"
 
 #include <ATen/Parallel.h>

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/smooth_max_kernels.h"
+#include "core/methods/extremal_perturbation/smooth_max_kernels.h"
 
 namespace ts {
 
@@ -61,7 +61,7 @@ class MaskGenerator {
     std::vector<float> e1;                               // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
     std::vector<float> ye1;                              // quad x padded: wk e1
     std::vector<float> zcount;                           // out_h x out_w: the pixel's taps outside the parameter grid
-    // What the inner kernels read (core/smooth_max_kernels.h).
+    // What the inner kernels read (core/methods/extremal_perturbation/smooth_max_kernels.h).
     smooth_max::Support kernel_rows() const { return {wk.data(), wh.data(), quad, length, padded, unit, valid.data()}; }
   };
   const Support& support() const { return s_; }

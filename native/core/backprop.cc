@@ -1,4 +1,4 @@
-#include "core/attribution.h"
+#include "core/backprop.h"
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -10,11 +10,6 @@
 namespace ts {
 
 at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets) { return scores.gather(1, targets.view({-1, 1})).sum(); }
-
-at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end) {
-  at::Tensor index = at::tensor(std::vector<int64_t>(request.job_image.begin() + begin, request.job_image.begin() + end), at::kLong);
-  return request.images.index_select(0, index);
-}
 
 MethodFn backprop_method(BackwardRule rule, MapFn to_map) {
   return [rule, to_map](Model& model, const ExplainRequest& request, RunContext& context) {

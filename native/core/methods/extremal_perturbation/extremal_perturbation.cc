@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cmath>
 
-#include "core/area_penalty.h"
 #include "core/explain.h"
-#include "core/mask_generator.h"
-#include "core/perturbation.h"
+#include "core/methods/extremal_perturbation/area_penalty.h"
+#include "core/methods/extremal_perturbation/mask_generator.h"
+#include "core/methods/extremal_perturbation/perturbation.h"
 #include "core/postprocess.h"
 
 namespace ts {

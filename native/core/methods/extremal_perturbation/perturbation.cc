@@ -1,4 +1,4 @@
-#include "core/perturbation.h"
+#include "core/methods/extremal_perturbation/perturbation.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>

@@ -1,4 +1,4 @@
-#include "core/smooth_max_kernels.h"
+#include "core/methods/extremal_perturbation/smooth_max_kernels.h"
 #include "core/simd.h"
 
 #include <cmath>

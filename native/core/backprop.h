@@ -38,7 +38,4 @@ at::Tensor gradient_magnitude(const at::Tensor& activation, const at::Tensor& gr
 // Sum over rows of scores[row, targets[row]].
 at::Tensor target_score_sum(const at::Tensor& scores, const at::Tensor& targets);
 
-// The images of jobs [begin, end), one row per job.
-at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end);
-
 }  // namespace ts

@@ -1,4 +1,4 @@
-#include "core/mask_generator.h"
+#include "core/methods/extremal_perturbation/mask_generator.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -10,8 +10,8 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/methods/extremal_perturbation/smooth_max_kernels.h"
 #include "core/simd.h"
-#include "core/smooth_max_kernels.h"
 
 namespace ts {
 namespace {
@@ -33,7 +33,7 @@ constexpr int kMaxTaps = 1024;  // (2r+1)^2 for r up to 15
 // vectors with no clipping (clipping happens once per grid row, when folding or unfolding).
 // Per pixel: S = sum_k e_k, T = sum_k y_k e_k, out = T / (20 K log2(e) S) with v_k = w_k m_k, e_k =
 // exp(20 v_k) and y_k = 20 K log2(e) v_k, the exponent in the units of the chosen smooth_max kernel
-// (core/smooth_max_kernels.h; K = 16 on AVX-512 CPUs); taps outside the parameter grid are zeros (e = 1,
+// (core/methods/extremal_perturbation/smooth_max_kernels.h; K = 16 on AVX-512 CPUs); taps outside the parameter grid are zeros (e = 1,
 // v = 0): S starts at their count. A parameter at 0 or 1 (common: the optimiser clamps to [0, 1]) adds
 // precomputed terms; any other value runs the kernel.
 
