@@ -52,6 +52,11 @@ export function isCallerError(error: unknown): boolean {
   return error instanceof TorchSaliencyError && CALLER_ERROR_CODES.has(error.code);
 }
 
+/** A typed array of numbers (any ArrayBuffer view but a DataView). */
+export function isTypedArray(value: unknown): value is ArrayBufferView & ArrayLike<number> {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView);
+}
+
 /** Short, bounded description of a received value for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -60,7 +65,7 @@ export function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as { length: number }).length}`;
+  if (isTypedArray(value)) return `a ${value.constructor.name} of length ${value.length}`;
   return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
 }
 

@@ -5,7 +5,7 @@
 import type { Image } from './image.js';
 import type { MapData } from './map.js';
 import { heatmapPNG, maskPNG, overlayPNG, preservedPNG, writePicture, type OverlayOptions } from './pictures.js';
-import { TorchSaliencyError } from './errors.js';
+import { TorchSaliencyError, isTypedArray } from './errors.js';
 
 export interface MapMeta {
   image: number;
@@ -98,27 +98,31 @@ export interface ToPNGOptions extends OverlayOptions {
   overlay?: Image;
 }
 
-export class Explanation<O extends object = object> {
+/**
+ * The result of every method. `Details` is the method's details type and `Options` its normalised options
+ * (model.explain() types both from `options.method`).
+ */
+export class Explanation<Details extends object = Readonly<Record<string, unknown>>, Options extends object = Readonly<Record<string, unknown>>> {
   readonly method: string;
-  readonly options: Readonly<O>;
+  readonly options: Readonly<Options>;
   readonly maps: readonly SaliencyMap[];
   readonly targets: readonly TargetInfo[];
-  readonly details: Readonly<Record<string, unknown>>;
+  readonly details: Readonly<Details>;
   readonly timings: Readonly<{ totalMs: number }>;
 
   constructor(init: {
     method: string;
-    options: Readonly<O>;
+    options: Readonly<Options>;
     maps: SaliencyMap[];
     targets: TargetInfo[];
-    details?: Record<string, unknown>;
+    details: Details;
     timings: { totalMs: number };
   }) {
     this.method = init.method;
     this.options = init.options;
     this.maps = Object.freeze(init.maps);
     this.targets = Object.freeze(init.targets);
-    this.details = Object.freeze(init.details ?? {});
+    this.details = Object.freeze(init.details);
     this.timings = Object.freeze(init.timings);
   }
 
@@ -171,10 +175,10 @@ export class Explanation<O extends object = object> {
 
 /** A typed array becomes a plain array so that JSON.stringify keeps it; other values stay as they are. */
 export function jsonValue(value: unknown): unknown {
-  return ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>) : value;
+  return isTypedArray(value) ? Array.from(value) : value;
 }
 
-function jsonDetails(details: Readonly<Record<string, unknown>>): Record<string, unknown> {
+function jsonDetails(details: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(details)) out[k] = jsonValue(v);
   return out;

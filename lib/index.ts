@@ -2,11 +2,16 @@
  * torch-saliency: saliency maps for TorchScript image classifiers, on libtorch, from Node.js.
  */
 import { binding } from './native.js';
-import { methodNames } from './methods/index.js';
+import { methodNames, type MethodName } from './methods/index.js';
 import { number } from './validate.js';
 
 export { loadModel, Model } from './model.js';
-export type { LoadModelOptions, ImageInput, Prediction, PredictOptions, TopClass, ExplainOptions, TargetSpec, ModelInfo, Device } from './model.js';
+export type { LoadModelOptions, ImageInput, ImageBatch, Prediction, PredictOptions, TopClass, ModelInfo, Device, PlaceholderSize } from './model.js';
+export type { ExplainOptions, ExplainOptionsFor, ExplanationFor, MethodName, MethodOptions, MethodDetails, NormalizedMethodOptions } from './methods/index.js';
+export type { CommonOptions, NormalizedCommon, TargetSpec, ProgressEvent } from './methods/common.js';
+export type { BackpropOptions, LayerOptions, ContrastiveOptions, NormalizedBackprop, NormalizedContrastive } from './methods/backprop.js';
+export type { RiseOptions, NormalizedRise } from './methods/rise.js';
+export type { ChannelPerturbationOptions, NormalizedChannelPerturbation, ChannelPerturbationDetails, ChannelScore } from './methods/channel-perturbation.js';
 export { readImage, fromInterleaved, toInterleaved } from './image.js';
 export type { Image, ReadImageOptions, Fit } from './image.js';
 export { Explanation, SaliencyMap } from './explanation.js';
@@ -20,7 +25,7 @@ export type { ErrorCode } from './errors.js';
 export type { ColormapName } from './colormaps.js';
 
 /** The methods `explain` knows. */
-export function methods(): string[] {
+export function methods(): MethodName[] {
   return methodNames();
 }
 
@@ -45,8 +50,12 @@ export { PointingGame, pointHits, fidelity, blurImage } from './evaluate/index.j
 export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore, FidelityOptions, FidelityResult, Curve } from './evaluate/index.js';
 export { scanBackdoor, BackdoorScan } from './backdoor/index.js';
 export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor/index.js';
-export type { ExtremalPerturbationOptions, ExtremalPerturbationDetails, EpPhaseTimings } from './methods/extremal-perturbation.js';
-export type { InputAgnosticOptions, InputAgnosticDetails } from './methods/input-agnostic.js';
-export type { PlaceholderSize } from './model.js';
+export type {
+  ExtremalPerturbationOptions,
+  NormalizedExtremalPerturbation,
+  ExtremalPerturbationDetails,
+  EpPhaseTimings,
+} from './methods/extremal-perturbation.js';
+export type { InputAgnosticOptions, NormalizedInputAgnostic, InputAgnosticDetails } from './methods/input-agnostic.js';
 export { createService, SaliencyService } from './service/index.js';
 export type { ServiceOptions, ServiceStats } from './service/index.js';

@@ -6,8 +6,8 @@ import { binding, type NativeModel, type NativeCancelToken } from './native.js';
 import { TorchSaliencyError, abortError, fromNative, invalidType, invalidValue, outOfRange } from './errors.js';
 import { checkImage, stack, type Image } from './image.js';
 import { Explanation, type TargetInfo } from './explanation.js';
-import { getMethod } from './methods/index.js';
-import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
+import { getMethod, type ExplainOptionsFor, type ExplanationFor, type MethodName } from './methods/index.js';
+import { COMMON_OPTION_NAMES, normalizeCommon, type CommonOptions, type TargetSpec } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
 import { Batcher } from './batcher.js';
@@ -27,7 +27,13 @@ export interface LoadModelOptions {
 }
 
 /** An image as readImage returns it, or raw planar data with its shape. */
-export type ImageInput = Image | { data: Float32Array; shape: readonly number[] };
+export type ImageInput = Image | { data: Float32Array; shape: readonly [number, number, number] };
+
+/** A batch of images in one buffer: N x C x H x W values. */
+export interface ImageBatch {
+  data: Float32Array;
+  shape: readonly [number, number, number, number];
+}
 
 export interface TopClass {
   index: number;
@@ -44,25 +50,6 @@ export interface Prediction {
 export interface PredictOptions {
   /** How many classes `top` lists (default 5). */
   top?: number;
-}
-
-/** A class index, a label, 'top-1', or 'top-k' (the k best classes). */
-export type TargetSpec = number | string;
-
-export interface ExplainOptions {
-  method: string;
-  /**
-   * Which class to explain: one for every image, or an array (one entry per image when several images
-   * are given; several targets for a single image otherwise). Default 'top-1'.
-   */
-  target?: TargetSpec | readonly (TargetSpec | readonly TargetSpec[])[];
-  batchSize?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: { iteration: number; total: number; energy: number; fraction: number }) => void;
-  progressEvery?: number;
-  resize?: boolean | number | [number, number];
-  smooth?: number;
-  [option: string]: unknown;
 }
 
 export interface ModelInfo {
@@ -153,6 +140,8 @@ export class Model {
   #pending = 0;
   /** Concurrent predict calls share native batches (see batcher.ts). */
   #batcher?: Batcher;
+  /** The number of classes, once a prediction has shown it. */
+  #classes?: number;
 
   /** @internal use loadModel() */
   constructor(native: NativeModel, labels?: readonly string[]) {
@@ -195,12 +184,7 @@ export class Model {
     const [height, width] = v.size('size', size);
     const c = channels ?? Math.max(1, native.info().inputChannels);
     const data = new Float32Array(c * height * width);
-    const raw = await this.#track(() =>
-      native.explain({ method: '_layer-shapes' }, data, [1, c, height, width], [0], [0]).catch((e) => Promise.reject(fromNative(e, site))),
-    );
-    return Object.entries(raw.extras)
-      .filter(([key]) => key.startsWith('layer:'))
-      .map(([key, t]) => ({ name: key.slice('layer:'.length), shape: Array.from(t.data) }));
+    return this.#track(() => native.layerShapes(data, [1, c, height, width]).catch((e) => Promise.reject(fromNative(e, site))));
   }
 
   async #track<T>(work: () => Promise<T>): Promise<T> {
@@ -214,7 +198,9 @@ export class Model {
 
   /** Class scores for one image (returns one Prediction) or several (an array, one native batch). */
   predict(input: ImageInput, options?: PredictOptions): Promise<Prediction>;
-  predict(input: readonly ImageInput[] | { data: Float32Array; shape: readonly number[] }, options?: PredictOptions): Promise<Prediction[]>;
+  predict(input: readonly ImageInput[] | ImageBatch, options?: PredictOptions): Promise<Prediction[]>;
+  /** A shape whose rank is known only at run time: 3 gives one Prediction, 4 an array. */
+  predict(input: { data: Float32Array; shape: readonly number[] }, options?: PredictOptions): Promise<Prediction | Prediction[]>;
   async predict(input: unknown, options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
     const site = new Error();
     const native = this.handle();
@@ -227,6 +213,7 @@ export class Model {
     const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
     const n = shape[0];
     const k = out.classes;
+    this.#classes = k;
     const predictions: Prediction[] = [];
     for (let i = 0; i < n; i++) {
       const logits = out.data.slice(i * k, (i + 1) * k);
@@ -239,30 +226,41 @@ export class Model {
     return batch ? predictions : predictions[0];
   }
 
-  /** Resolves targets to class indices (kTop = -1 lets the native side take each image's top class). */
-  async #jobs(target: ExplainOptions['target'], images: Image[], batch: boolean): Promise<Job[]> {
-    let perImage: (TargetSpec | readonly TargetSpec[])[];
-    if (target === undefined) perImage = images.map(() => 'top-1');
-    else if (!Array.isArray(target)) perImage = images.map(() => target as TargetSpec);
+  /** The number of classes the model scores: from its last prediction, or one prediction of `image`. */
+  async #classCount(image: Image): Promise<number> {
+    this.#classes ??= (await this.predict(image, { top: 0 })).logits.length;
+    return this.#classes;
+  }
+
+  /**
+   * Resolves the target option to (image, class index) jobs, once, here: 'top-k' from one prediction of
+   * the images (in chunks of `batchSize` when it is set), class indices checked against the model's classes.
+   */
+  async #jobs(target: unknown, images: Image[], batch: boolean, batchSize: number): Promise<Job[]> {
+    // Per image, its list of specs with the argument name of each.
+    let perImage: { spec: unknown; name: string }[][];
+    const one = (spec: unknown, name: string) => (Array.isArray(spec) ? spec.map((s: unknown, k) => ({ spec: s, name: `${name}[${k}]` })) : [{ spec, name }]);
+    if (target === undefined) perImage = images.map(() => [{ spec: 'top-1', name: 'options.target' }]);
+    else if (!Array.isArray(target)) perImage = images.map(() => [{ spec: target, name: 'options.target' }]);
     else if (!batch)
-      perImage = [target as readonly TargetSpec[]]; // several targets for the one image
-    else if (target.length === images.length) perImage = [...target];
+      perImage = [one(target, 'options.target')]; // several targets for the one image
+    else if (target.length === images.length) perImage = target.map((specs, i) => one(specs, `options.target[${i}]`));
     else throw invalidValue('options.target', `a target or an array of ${images.length} (one per image)`, target);
-    const needTop = new Map<number, number>();
+
+    let top = 0; // the most classes a 'top-k' asks for
     const parsed = perImage.map((specs, image) =>
-      (Array.isArray(specs) ? specs : [specs]).map((spec, k) => {
-        const name = `options.target${Array.isArray(target) ? `[${image}]` : ''}${Array.isArray(specs) ? `[${k}]` : ''}`;
+      specs.map(({ spec, name }) => {
         if (typeof spec === 'number') {
           if (!Number.isInteger(spec) || spec < 0) throw outOfRange(name, 'a class index (an integer >= 0)', spec);
-          return { image, target: spec };
+          return { image, name, spec, index: spec };
         }
         if (typeof spec !== 'string') throw invalidType(name, "a class index, a label or 'top-k'", spec);
         const m = /^top-(\d+)$/.exec(spec);
         if (m) {
           const count = Number(m[1]);
           if (count < 1) throw outOfRange(name, "'top-k' with k >= 1", spec);
-          if (count > 1) needTop.set(image, Math.max(needTop.get(image) ?? 0, count));
-          return { image, target: -count };
+          top = Math.max(top, count);
+          return { image, name, spec, count };
         }
         const index = this.labels?.indexOf(spec) ?? -1;
         if (index < 0) {
@@ -272,44 +270,57 @@ export class Model {
             spec,
           );
         }
-        return { image, target: index };
+        return { image, name, spec, index };
       }),
     );
-    let ranked: Prediction[] | undefined;
-    if (needTop.size > 0) ranked = await this.predict(images, { top: Math.max(...needTop.values()) });
+
+    let ranked: Prediction[] = [];
+    if (top > 0) {
+      const step = batchSize > 0 ? batchSize : images.length;
+      for (let b = 0; b < images.length; b += step) ranked.push(...(await this.predict(images.slice(b, b + step), { top })));
+    }
+    const classes = ranked.length > 0 ? ranked[0].logits.length : await this.#classCount(images[0]);
     const jobs: Job[] = [];
-    for (const list of parsed) {
-      for (const job of list) {
-        if (job.target < -1) {
-          const classes = ranked![job.image].top;
-          const count = -job.target;
-          if (count > classes.length) throw outOfRange('options.target', `'top-k' with k <= ${classes.length} (the number of classes)`, `top-${count}`);
-          for (let r = 0; r < count; r++) jobs.push({ image: job.image, target: classes[r].index });
-        } else jobs.push(job);
+    for (const entry of parsed.flat()) {
+      if (entry.count !== undefined) {
+        if (entry.count > classes) throw outOfRange(entry.name, `'top-k' with k <= ${classes} (the number of classes)`, entry.spec);
+        for (let r = 0; r < entry.count; r++) jobs.push({ image: entry.image, target: ranked[entry.image].top[r].index });
+      } else {
+        if (entry.index >= classes) throw outOfRange(entry.name, `a class index in [0, ${classes - 1}]`, entry.spec);
+        jobs.push({ image: entry.image, target: entry.index });
       }
     }
     return jobs;
   }
 
   /**
-   * Saliency maps for one image or a batch, by the method named in `options.method`. One native call;
-   * the images, targets (and areas, for extremal perturbation) share batches through the model.
+   * Saliency maps for one image or a batch, by the method named in `options.method` (see methods()): the
+   * options, `result.options` and `result.details` are typed by that method. One native call; the images,
+   * targets (and areas, for extremal perturbation) share batches through the model.
    */
-  async explain(input: ImageInput | readonly ImageInput[] | PlaceholderSize, options: ExplainOptions): Promise<Explanation> {
+  explain<M extends MethodName>(
+    input: ImageInput | readonly ImageInput[] | ImageBatch | PlaceholderSize,
+    options: ExplainOptionsFor<M>,
+  ): Promise<ExplanationFor<M>>;
+  async explain(input: ImageInput | readonly ImageInput[] | ImageBatch | PlaceholderSize, options: unknown): Promise<Explanation<object, object>> {
     const site = new Error();
     const start = performance.now();
     const native = this.handle();
     const opts = v.plainObject('options', options);
     const spec = getMethod(opts.method);
     const placeholder = isPlaceholder(input);
-    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...spec.optionNames, ...(placeholder ? ['channels'] : [])]);
+    v.knownKeys('options', opts, [...COMMON_OPTION_NAMES, ...Object.keys(spec.defaults)]);
+    if (!placeholder && opts.channels !== undefined) {
+      throw invalidValue('options.channels', 'no channels with an image (they size the placeholder when explain is given a size)', opts.channels);
+    }
     const { images, batch } = placeholder ? placeholderImage(input, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
     const { data, shape } = stack(images, 'image');
-    const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], labels: this.labels };
-    const { baton: methodBaton, options: methodOptions } = spec.normalize(opts, context);
-    const { common, runtime, baton: commonBaton } = normalizeCommon(opts, context);
-    const jobs = await this.#jobs(opts.target as ExplainOptions['target'], images, batch);
-    const normalized = Object.freeze({ method: spec.name, ...common, ...methodOptions });
+    const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], device: this.device, labels: this.labels };
+    const { common, given, runtime } = normalizeCommon(opts, context);
+    // The method's options after the common ones: a batchSize of its own is its real default for it.
+    const normalized = Object.freeze({ method: spec.name, ...common, ...spec.normalize(opts, { ...context, batchSize: given.batchSize }) });
+    if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
+    const jobs = await this.#jobs(opts.target, images, batch, normalized.batchSize);
     if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
 
     let token: NativeCancelToken | null = null;
@@ -327,12 +338,11 @@ export class Model {
           }
         }
       : null;
-    const baton = { ...methodBaton, ...commonBaton, method: spec.name };
     let raw;
     try {
       raw = await this.#track(() =>
         native.explain(
-          baton,
+          normalized,
           data,
           shape,
           jobs.map((j) => j.image),
@@ -347,11 +357,9 @@ export class Model {
     } finally {
       runtime.signal?.removeEventListener('abort', onAbort);
     }
-    const resolved = raw.extras.targets ? Array.from(raw.extras.targets.data) : jobs.map((j) => j.target);
-    const finalJobs = jobs.map((j, i) => ({ image: j.image, target: resolved[i] }));
-    const finishContext = { ...context, jobs: finalJobs, options: normalized };
-    const { maps, details } = spec.finish ? spec.finish(raw, finishContext) : { maps: mapsPerJob(raw, finishContext), details: undefined };
-    const targets: TargetInfo[] = finalJobs.map((j) => ({ image: j.image, target: j.target, ...(this.labels ? { label: this.labels[j.target] } : {}) }));
+    const finishContext = { ...context, jobs, options: normalized };
+    const { maps, details } = spec.finish ? spec.finish(raw, finishContext) : { maps: mapsPerJob(raw, finishContext), details: {} };
+    const targets: TargetInfo[] = jobs.map((j) => ({ image: j.image, target: j.target, ...(this.labels ? { label: this.labels[j.target] } : {}) }));
     return new Explanation({ method: spec.name, options: normalized, maps, targets, details, timings: { totalMs: performance.now() - start } });
   }
 

@@ -18,22 +18,42 @@ export interface NativeProgress {
   energy: number;
 }
 
-/** Option values the native side accepts: numbers (booleans as numbers), strings, number arrays. */
-export type Baton = Record<string, number | boolean | string | number[]>;
+/**
+ * A named record of numbers from a native method (timings, say): the binding returns these by name, never
+ * as a tensor to be read by position.
+ */
+export type NativeRecord = Readonly<Record<string, number>>;
+
+/** What a native method returns: the maps, and its other outputs by name (tensors and records). */
+export interface NativeExplainResult<Outputs extends object = Readonly<Record<string, NativeTensor | NativeRecord>>> {
+  maps: NativeTensor;
+  outputs: Outputs;
+}
+
+/**
+ * The normalised options of a call, as lib/methods made them (`result.options`): the native method reads
+ * each key it needs by name. Values are numbers, booleans, strings, arrays of numbers and null ("none");
+ * the binding rejects anything else with ERR_INVALID_ARG_TYPE rather than drop it.
+ */
+export type NativeOptions = Readonly<Record<string, number | boolean | string | null | readonly number[]>>;
 
 export interface NativeModel {
   predict(data: Float32Array, shape: number[]): Promise<NativeTensor>;
+  /** Runs options.method on the images for the jobs (image index and class index each, resolved by the caller). */
   explain(
-    baton: Baton,
+    options: NativeOptions,
     data: Float32Array,
     shape: number[],
     jobImage: number[],
     jobTarget: number[],
     onProgress?: ((p: NativeProgress) => void) | null,
     token?: NativeCancelToken | null,
-  ): Promise<{ maps: NativeTensor; extras: Record<string, NativeTensor> }>;
+  ): Promise<NativeExplainResult>;
+  /** The output shape (batch included) of every layer that can be probed, for one image of `shape` (1 x C x H x W). */
+  layerShapes(data: Float32Array, shape: number[]): Promise<{ name: string; shape: number[] }[]>;
   layers(): string[];
   info(): { device: string; inputChannels: number; parameters: number; torchVersion: string };
+  /** Which parameters require grad: lets tests check that a run leaves the model as it found it. */
   requiresGrad(): boolean[];
   dispose(): void;
   readonly disposed: boolean;

@@ -20,10 +20,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { abortError, invalidType, outOfRange } from '../errors.js';
-import type { Explanation } from '../explanation.js';
 import { colorize } from '../pictures.js';
 import type { Model } from '../model.js';
-import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticDetails, type InputAgnosticOptions } from '../methods/input-agnostic.js';
+import type { ExplanationFor } from '../methods/index.js';
+import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
 import * as v from '../validate.js';
 import { magnified, withBox } from './pictures.js';
 import { anomalyIndices, peakRegion, random, type Box } from './scores.js';
@@ -78,11 +78,17 @@ export interface ClassScan {
 export class BackdoorScan {
   readonly classes: readonly ClassScan[];
   readonly flagged: readonly number[];
-  readonly explanation: Explanation;
+  /** The input-agnostic explanation the scan is made of: a map and a picture per class. */
+  readonly explanation: ExplanationFor<'input-agnostic'>;
   readonly thresholds: Readonly<{ anomaly: number; flip: number; maxArea: number; region: number }>;
   readonly timings: Readonly<{ totalMs: number; mapsMs: number }>;
 
-  constructor(init: { classes: ClassScan[]; explanation: Explanation; thresholds: BackdoorScan['thresholds']; timings: BackdoorScan['timings'] }) {
+  constructor(init: {
+    classes: ClassScan[];
+    explanation: ExplanationFor<'input-agnostic'>;
+    thresholds: BackdoorScan['thresholds'];
+    timings: BackdoorScan['timings'];
+  }) {
     this.classes = Object.freeze(init.classes.map((c) => Object.freeze(c)));
     this.flagged = Object.freeze(init.classes.filter((c) => c.flagged).map((c) => c.class));
     this.explanation = init.explanation;
@@ -113,7 +119,7 @@ export class BackdoorScan {
   async writePictures(dir: string, options: { scale?: number } = {}): Promise<string[]> {
     const scale = v.optionalNumber('options.scale', options.scale, 4, { integer: true, min: 1, max: 32 });
     await mkdir(dir, { recursive: true });
-    const details = this.explanation.details as unknown as InputAgnosticDetails;
+    const details = this.explanation.details;
     const paths: string[] = [];
     for (let j = 0; j < this.classes.length; j++) {
       const c = this.classes[j];
@@ -181,12 +187,13 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   if (classes.length < 3) throw outOfRange('options.classes', 'at least 3 classes (the outlier test compares them)', classes.length);
 
   // One call: every class is a target of the same batched run.
+  // The method's own options and the run's, as the caller gave them: explain checks them.
   const passthrough: Record<string, unknown> = {};
   for (const k of [...INPUT_AGNOSTIC_OPTIONS, 'batchSize', 'signal', 'onProgress']) if (opts[k] !== undefined) passthrough[k] = opts[k];
   const mapsStart = performance.now();
   const explanation = await model.explain([height, width], { ...passthrough, method: 'input-agnostic', target: classes, channels, resize: true });
   const mapsMs = performance.now() - mapsStart;
-  const details = explanation.details as unknown as InputAgnosticDetails;
+  const details = explanation.details;
 
   // Region, concentration and lift per class.
   // The map's median is its background level: mass is counted above it, so that a diffuse floor spread over

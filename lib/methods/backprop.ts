@@ -1,24 +1,40 @@
 /**
  * The backpropagation family (gradient, deconvnet, guided backprop, Grad-CAM, linear approximation,
- * excitation backprop and its contrastive variant) shares one option set: an optional or required
- * `layer` to read the pseudo-gradient at, and for the contrastive variant a `contrastLayer`.
- * One spec per method name, each registered from its own file.
+ * excitation backprop and its contrastive variant) shares one option set: a `layer` to read the
+ * pseudo-gradient at (optional or required), and for the contrastive variant a `contrastLayer`. Each
+ * method's file makes its spec with one of the functions below.
  */
 import { invalidType } from '../errors.js';
 import * as v from '../validate.js';
-import type { Baton } from '../native.js';
-import type { MethodSpec } from './types.js';
+import { REQUIRED, type MethodSpec, type NoDetails } from './types.js';
 
 export interface BackpropOptions {
-  /** Named submodule (see model.layers()) whose output the map is read at; null: the input. */
+  /** Named submodule (see model.layers()) whose output the map is read at; null or absent: the input. */
+  layer?: string | null;
+}
+
+export interface NormalizedBackprop {
   layer: string | null;
 }
 
+/** Options of the methods whose `layer` is required (Grad-CAM, linear approximation). */
+export interface LayerOptions {
+  layer: string;
+}
+
 export interface ContrastiveOptions extends BackpropOptions {
+  /** Where the contrast is taken (required). */
   contrastLayer: string;
 }
 
-function layerOption(options: Record<string, unknown>, name: string, required: boolean): string | null {
+export interface NormalizedContrastive extends NormalizedBackprop {
+  contrastLayer: string;
+}
+
+/** A layer-name option: null when not given (or an error when `required`). */
+export function layerOption(options: Readonly<Record<string, unknown>>, name: string, required: true): string;
+export function layerOption(options: Readonly<Record<string, unknown>>, name: string, required: false): string | null;
+export function layerOption(options: Readonly<Record<string, unknown>>, name: string, required: boolean): string | null {
   const value = options[name];
   if (value === undefined || value === null || value === '') {
     if (required) throw invalidType(`options.${name}`, "a layer name (see model.layers(), e.g. 'features.4')", value);
@@ -27,27 +43,35 @@ function layerOption(options: Record<string, unknown>, name: string, required: b
   return v.string(`options.${name}`, value);
 }
 
-export function backpropSpec(name: string, summary: string, layerRequired: boolean): MethodSpec<BackpropOptions> {
+/** A method whose `layer` is optional (default: the input). */
+export function backpropSpec<Name extends string>(name: Name, summary: string): MethodSpec<Name, BackpropOptions, NormalizedBackprop, NoDetails> {
   return {
     name,
     summary,
-    optionNames: ['layer'],
-    normalize(options) {
-      const layer = layerOption(options, 'layer', layerRequired);
-      return { options: Object.freeze({ layer }), baton: (layer ? { layer } : {}) as Baton };
-    },
+    defaults: Object.freeze({ layer: null }),
+    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', false) }),
   };
 }
 
-export function contrastiveSpec(name: string, summary: string): MethodSpec<ContrastiveOptions> {
+/** A method whose `layer` is required. */
+export function layerSpec<Name extends string>(name: Name, summary: string): MethodSpec<Name, LayerOptions, NormalizedBackprop, NoDetails> {
   return {
     name,
     summary,
-    optionNames: ['layer', 'contrastLayer'],
+    defaults: Object.freeze({ layer: REQUIRED }),
+    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', true) }),
+  };
+}
+
+export function contrastiveSpec<Name extends string>(name: Name, summary: string): MethodSpec<Name, ContrastiveOptions, NormalizedContrastive, NoDetails> {
+  return {
+    name,
+    summary,
+    defaults: Object.freeze({ layer: null, contrastLayer: REQUIRED }),
     normalize(options) {
       const layer = layerOption(options, 'layer', false);
-      const contrastLayer = layerOption(options, 'contrastLayer', true) as string;
-      return { options: Object.freeze({ layer, contrastLayer }), baton: { ...(layer ? { layer } : {}), contrastLayer } as Baton };
+      const contrastLayer = layerOption(options, 'contrastLayer', true);
+      return Object.freeze({ layer, contrastLayer });
     },
   };
 }

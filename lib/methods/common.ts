@@ -3,24 +3,59 @@
  * (onProgress, progressEvery), how to stop (signal), and the post-processing of maps (resize, smooth).
  */
 import { invalidType } from '../errors.js';
-import type { Baton, NativeProgress } from '../native.js';
+import type { NativeProgress } from '../native.js';
 import * as v from '../validate.js';
-import type { MethodContext } from './types.js';
+import { derived, type MethodContext, type OptionDefault } from './types.js';
 
-export const COMMON_OPTION_NAMES = ['method', 'target', 'batchSize', 'signal', 'onProgress', 'progressEvery', 'resize', 'smooth'] as const;
+/** A class index, a label, 'top-1', or 'top-k' (the k best classes). */
+export type TargetSpec = number | string;
 
 export interface ProgressEvent extends NativeProgress {
   /** iteration / total */
   fraction: number;
 }
 
+/** What a caller may give every method, besides `method` and the method's own options. */
 export interface CommonOptions {
-  /** Largest batch sent through the model at once (0: everything in one batch). */
+  /**
+   * Which class to explain: one for every image, or an array (one entry per image when several images
+   * are given; several targets for a single image otherwise). Default 'top-1'.
+   */
+  target?: TargetSpec | readonly (TargetSpec | readonly TargetSpec[])[];
+  /** Largest batch sent through the model at once (default 0: everything in one batch, unless the method says otherwise). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: ProgressEvent) => void;
+  /** Progress is reported every this many iterations (default 10). */
+  progressEvery?: number;
+  /** Output size of the maps: true (the image's, default), false (the method's own) or a size. */
+  resize?: boolean | number | readonly [number, number];
+  /** Gaussian smoothing of the maps, sigma = smooth * max(height, width) (default 0: none). */
+  smooth?: number;
+  /** For a size given instead of an image: the placeholder's channels (default: the model's, or 3). */
+  channels?: number;
+}
+
+/** Defaults of the common options, as docs/methods/README.md shows them. */
+export const COMMON_DEFAULTS = Object.freeze({
+  target: 'top-1',
+  batchSize: 0,
+  signal: null,
+  onProgress: null,
+  progressEvery: 10,
+  resize: true,
+  smooth: 0,
+  channels: derived("the model's"),
+} as const) satisfies { readonly [K in keyof CommonOptions]-?: OptionDefault };
+
+export const COMMON_OPTION_NAMES: readonly string[] = Object.freeze(['method', ...Object.keys(COMMON_DEFAULTS)]);
+
+/** The common options as every method's native side reads them (part of `result.options`). */
+export interface NormalizedCommon {
   batchSize: number;
   progressEvery: number;
   /** Output size of the maps, or null for the method's own resolution. */
   resize: [number, number] | null;
-  /** Gaussian smoothing of the maps, sigma = smooth * max(height, width); 0 = none. */
   smooth: number;
 }
 
@@ -29,20 +64,24 @@ export interface CommonRuntime {
   onProgress?: (p: ProgressEvent) => void;
 }
 
+/**
+ * Checks the common options. `given.batchSize` is the caller's, undefined when not given: a method with a
+ * default of its own for it (extremal perturbation, RISE) replaces `common.batchSize` with that.
+ */
 export function normalizeCommon(
-  options: Record<string, unknown>,
-  context: MethodContext,
-  defaults: { resize?: boolean; batchSize?: number } = {},
+  options: Readonly<Record<string, unknown>>,
+  context: Pick<MethodContext, 'height' | 'width'>,
 ): {
-  common: CommonOptions;
+  common: NormalizedCommon;
+  given: { batchSize: number | undefined };
   runtime: CommonRuntime;
-  baton: Baton;
 } {
-  const batchSize = v.optionalNumber('options.batchSize', options.batchSize, defaults.batchSize ?? 0, { integer: true, min: 0 });
-  const progressEvery = v.optionalNumber('options.progressEvery', options.progressEvery, 10, { integer: true, min: 1 });
-  const smooth = v.optionalNumber('options.smooth', options.smooth, 0, { min: 0, max: 1 });
+  const given = options.batchSize === undefined ? undefined : v.number('options.batchSize', options.batchSize, { integer: true, min: 0 });
+  const batchSize = given ?? COMMON_DEFAULTS.batchSize;
+  const progressEvery = v.optionalNumber('options.progressEvery', options.progressEvery, COMMON_DEFAULTS.progressEvery, { integer: true, min: 1 });
+  const smooth = v.optionalNumber('options.smooth', options.smooth, COMMON_DEFAULTS.smooth, { min: 0, max: 1 });
   let resize: [number, number] | null;
-  const r = options.resize === undefined ? (defaults.resize ?? true) : options.resize;
+  const r = options.resize === undefined ? COMMON_DEFAULTS.resize : options.resize;
   if (r === true) resize = [context.height, context.width];
   else if (r === false) resize = null;
   else resize = v.size('options.resize', r);
@@ -50,10 +89,9 @@ export function normalizeCommon(
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal);
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidType('options.onProgress', 'a function', onProgress);
-  const baton: Baton = { batchSize, progressEvery, smooth, resizeHeight: resize ? resize[0] : 0, resizeWidth: resize ? resize[1] : 0 };
   return {
     common: { batchSize, progressEvery, resize, smooth },
+    given: { batchSize: given },
     runtime: { signal: signal as AbortSignal | undefined, onProgress: onProgress as CommonRuntime['onProgress'] },
-    baton,
   };
 }

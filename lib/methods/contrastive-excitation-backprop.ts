@@ -1,10 +1,7 @@
 /** 'contrastive-excitation-backprop': excitation backprop minus a negated-classifier contrast at contrastLayer. See docs/methods/contrastive-excitation-backprop.md. */
 import { contrastiveSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
 
-registerMethod(
-  contrastiveSpec(
-    'contrastive-excitation-backprop',
-    'contrastive excitation backprop: excitation minus the negated-classifier contrast at contrastLayer, clamped at 0.',
-  ),
+export const contrastiveExcitationBackprop = contrastiveSpec(
+  'contrastive-excitation-backprop',
+  'contrastive excitation backprop: excitation minus the negated-classifier contrast at contrastLayer, clamped at 0.',
 );

@@ -1,5 +1,4 @@
 /** 'deconvnet': deconvnet backward rule at ReLUs (positive gradients only); max over channels of |result|. See docs/methods/deconvnet.md. */
 import { backpropSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
 
-registerMethod(backpropSpec('deconvnet', 'deconvnet backward rule at ReLUs (positive gradients only); max over channels of |result|.', false));
+export const deconvnet = backpropSpec('deconvnet', 'deconvnet backward rule at ReLUs (positive gradients only); max over channels of |result|.');

@@ -1,5 +1,7 @@
 /** 'excitation-backprop': excitation backprop (positive-weight marginal winning probability), summed over channels. See docs/methods/excitation-backprop.md. */
 import { backpropSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
 
-registerMethod(backpropSpec('excitation-backprop', 'excitation backprop (positive-weight marginal winning probability), summed over channels.', false));
+export const excitationBackprop = backpropSpec(
+  'excitation-backprop',
+  'excitation backprop (positive-weight marginal winning probability), summed over channels.',
+);

@@ -5,34 +5,42 @@
  */
 import { outOfRange } from '../errors.js';
 import { SaliencyMap } from '../explanation.js';
-import type { NativeTensor } from '../native.js';
+import type { NativeRecord, NativeTensor } from '../native.js';
 import * as v from '../validate.js';
-import { registerMethod } from './registry.js';
-import type { FinishContext, MethodSpec } from './types.js';
+import { derived, rowsOf, type MethodSpec } from './types.js';
 
 export interface ExtremalPerturbationOptions {
-  /** Target areas, fractions of the image in (0, 1); one mask per area. Default [0.1]. */
-  areas: number[];
-  perturbation: 'blur' | 'fade';
-  maxBlur: number;
-  numLevels: number;
-  step: number;
-  sigma: number;
-  maxIter: number;
-  jitter: boolean;
-  variant: 'preserve' | 'delete' | 'dual';
-  reward: 'simple' | 'contrastive';
-  learningRate: number;
-  momentum: number;
-  areaWeight: number;
-  areaWeightGrowth: number;
-  seed: number;
+  /** Target areas, fractions of the image in (0, 1); one mask per area. */
+  areas?: number | readonly number[];
+  perturbation?: 'blur' | 'fade';
+  maxBlur?: number;
+  numLevels?: number;
+  step?: number;
+  sigma?: number;
+  maxIter?: number;
+  jitter?: boolean;
+  variant?: 'preserve' | 'delete' | 'dual';
+  reward?: 'simple' | 'contrastive';
+  learningRate?: number;
+  momentum?: number;
+  areaWeight?: number;
+  areaWeightGrowth?: number;
   /** Implementation of the mask generator and perturbation: 'fused' kernels (CPU) or 'composed' ATen ops. */
-  kernel: 'fused' | 'composed';
+  kernel?: 'fused' | 'composed';
 }
 
-export const EP_DEFAULTS: Readonly<ExtremalPerturbationOptions> = Object.freeze({
-  areas: [0.1],
+export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationOptions, 'areas'>> & {
+  areas: readonly number[];
+  /** Rows through the model per step (0: every mask at once). */
+  batchSize: number;
+};
+
+/** Pixels per batch through the model on the CPU when batchSize is not given (see the doc page's batchSize). */
+const AUTO_BATCH_PIXELS = 2 ** 19;
+
+/** TorchRay's defaults. */
+export const EP_DEFAULTS = Object.freeze({
+  areas: Object.freeze([0.1]),
   perturbation: 'blur',
   maxBlur: 20,
   numLevels: 8,
@@ -46,9 +54,9 @@ export const EP_DEFAULTS: Readonly<ExtremalPerturbationOptions> = Object.freeze(
   momentum: 0.9,
   areaWeight: 300,
   areaWeightGrowth: 1.0035,
-  seed: 0,
   kernel: 'fused',
-});
+  batchSize: derived('auto'),
+} as const);
 
 export interface ExtremalPerturbationDetails {
   /**
@@ -91,21 +99,36 @@ export interface EpPhaseTimings {
   updateMs: number;
 }
 
-function rowsOf(t: NativeTensor): Float32Array[] {
-  const [n, k] = t.shape;
-  const out: Float32Array[] = [];
-  for (let i = 0; i < n; i++) out.push(t.data.slice(i * k, (i + 1) * k) as Float32Array);
-  return out;
+/** What the native side returns besides the maps. */
+export interface ExtremalPerturbationOutputs {
+  areas: NativeTensor;
+  areaReached: NativeTensor;
+  areaInImage: NativeTensor;
+  areaAboveHalf: NativeTensor;
+  scoreOriginal: NativeTensor;
+  scorePreserved: NativeTensor;
+  scoreDeleted: NativeTensor;
+  rewardHistory: NativeTensor;
+  penaltyHistory: NativeTensor;
+  timings: NativeRecord & { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
+  /** On the CPU only. */
+  phases?: NativeRecord & EpPhaseTimings;
 }
 
-export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = registerMethod<ExtremalPerturbationOptions>({
+export const extremalPerturbation: MethodSpec<
+  'extremal-perturbation',
+  ExtremalPerturbationOptions,
+  NormalizedExtremalPerturbation,
+  ExtremalPerturbationDetails,
+  ExtremalPerturbationOutputs
+> = {
   name: 'extremal-perturbation',
   summary: 'Smooth masks of given areas that keep (or delete) the evidence for the target (Fong et al. 2019)',
-  optionNames: Object.keys(EP_DEFAULTS),
-  normalize(options) {
+  defaults: EP_DEFAULTS,
+  normalize(options, context) {
     const d = EP_DEFAULTS;
-    const o: ExtremalPerturbationOptions = {
-      areas: v.numberList('options.areas', options.areas, [...d.areas], { above: 0, max: 0.999 }),
+    const o = {
+      areas: Object.freeze(v.numberList('options.areas', options.areas, [...d.areas], { above: 0, max: 0.999 })),
       perturbation: v.oneOf('options.perturbation', options.perturbation, ['blur', 'fade'] as const, d.perturbation),
       maxBlur: v.optionalNumber('options.maxBlur', options.maxBlur, d.maxBlur, { above: 0, max: 1000 }),
       numLevels: v.optionalNumber('options.numLevels', options.numLevels, d.numLevels, { integer: true, min: 2, max: 256 }),
@@ -119,22 +142,15 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
       momentum: v.optionalNumber('options.momentum', options.momentum, d.momentum, { min: 0, max: 1 }),
       areaWeight: v.optionalNumber('options.areaWeight', options.areaWeight, d.areaWeight, { min: 0 }),
       areaWeightGrowth: v.optionalNumber('options.areaWeightGrowth', options.areaWeightGrowth, d.areaWeightGrowth, { above: 0 }),
-      seed: v.optionalNumber('options.seed', options.seed, d.seed, { integer: true, min: 0, max: 2 ** 32 - 1 }),
       kernel: v.oneOf('options.kernel', options.kernel, ['fused', 'composed'] as const, d.kernel),
+      // Without batchSize, the CPU takes about AUTO_BATCH_PIXELS per batch and CUDA every mask at once.
+      batchSize: context.batchSize ?? (context.device === 'cpu' ? Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (context.height * context.width))) : 0),
     };
     // The fused kernel handles up to 31 x 31 taps: radius 1 + ceil(sigma / step) <= 15.
     if (Math.ceil(o.sigma / o.step) > 14) throw outOfRange('options.sigma', `a number <= ${14 * o.step} (14 x step)`, o.sigma);
-    const options_ = Object.freeze({ ...o, areas: Object.freeze([...o.areas]) as number[] });
-    return {
-      options: options_,
-      baton: {
-        ...o,
-        jitter: o.jitter ? 1 : 0,
-        autoBatch: options.batchSize === undefined ? 1 : 0,
-      },
-    };
+    return Object.freeze(o);
   },
-  finish(raw, context: FinishContext<ExtremalPerturbationOptions>) {
+  finish(raw, context) {
     const areas = context.options.areas;
     const [count, height, width] = raw.maps.shape;
     const plane = height * width;
@@ -151,30 +167,29 @@ export const extremalPerturbation: MethodSpec<ExtremalPerturbationOptions> = reg
         }),
       );
     }
-    const e = raw.extras;
-    const t = e.timings.data;
-    const ph = e.phaseTimings?.data;
-    const phases: EpPhaseTimings | undefined = ph && {
-      maskMs: ph[0],
-      perturbMs: ph[1],
-      forwardMs: ph[2],
-      objectiveMs: ph[3],
-      backwardMs: ph[4],
-      updateMs: ph[5],
+    const o = raw.outputs;
+    const { setupMs, loopMs, msPerIteration, nativeMs } = o.timings;
+    const phases = o.phases && {
+      maskMs: o.phases.maskMs,
+      perturbMs: o.phases.perturbMs,
+      forwardMs: o.phases.forwardMs,
+      objectiveMs: o.phases.objectiveMs,
+      backwardMs: o.phases.backwardMs,
+      updateMs: o.phases.updateMs,
     };
     const details: ExtremalPerturbationDetails = {
-      areas: e.areas.data as Float32Array,
-      areaReached: e.areaReached.data as Float32Array,
-      areaInImage: e.areaInImage.data as Float32Array,
-      areaAboveHalf: e.areaAboveHalf.data as Float32Array,
-      scoreOriginal: e.scoreOriginal.data as Float32Array,
-      scorePreserved: e.scorePreserved.data as Float32Array,
-      scoreDeleted: e.scoreDeleted.data as Float32Array,
-      rewardHistory: rowsOf(e.rewardHistory),
-      penaltyHistory: rowsOf(e.penaltyHistory),
-      iterations: e.rewardHistory.shape[1],
-      timings: { setupMs: t[0], loopMs: t[1], msPerIteration: t[2], nativeMs: t[3], ...(phases ? { phases } : {}) },
+      areas: o.areas.data as Float32Array,
+      areaReached: o.areaReached.data as Float32Array,
+      areaInImage: o.areaInImage.data as Float32Array,
+      areaAboveHalf: o.areaAboveHalf.data as Float32Array,
+      scoreOriginal: o.scoreOriginal.data as Float32Array,
+      scorePreserved: o.scorePreserved.data as Float32Array,
+      scoreDeleted: o.scoreDeleted.data as Float32Array,
+      rewardHistory: rowsOf(o.rewardHistory),
+      penaltyHistory: rowsOf(o.penaltyHistory),
+      iterations: o.rewardHistory.shape[1],
+      timings: { setupMs, loopMs, msPerIteration, nativeMs, ...(phases ? { phases } : {}) },
     };
-    return { maps, details: details as unknown as Record<string, unknown> };
+    return { maps, details };
   },
-});
+};

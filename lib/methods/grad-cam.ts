@@ -1,5 +1,4 @@
 /** 'grad-cam': Grad-CAM at a layer: activation weighted by mean gradient, summed over channels, ReLU. See docs/methods/grad-cam.md. */
-import { backpropSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
+import { layerSpec } from './backprop.js';
 
-registerMethod(backpropSpec('grad-cam', 'Grad-CAM at a layer: activation weighted by mean gradient, summed over channels, ReLU.', true));
+export const gradCam = layerSpec('grad-cam', 'Grad-CAM at a layer: activation weighted by mean gradient, summed over channels, ReLU.');

@@ -1,5 +1,7 @@
 /** 'guided-backprop': guided backpropagation (positive gradients through active ReLUs); max over channels of |result|. See docs/methods/guided-backprop.md. */
 import { backpropSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
 
-registerMethod(backpropSpec('guided-backprop', 'guided backpropagation (positive gradients through active ReLUs); max over channels of |result|.', false));
+export const guidedBackprop = backpropSpec(
+  'guided-backprop',
+  'guided backpropagation (positive gradients through active ReLUs); max over channels of |result|.',
+);

@@ -1,14 +1,78 @@
-/** Every method, registered by importing its file. One file per method. */
-export { getMethod, methodNames, registerMethod } from './registry.js';
-export type { MethodSpec, MethodContext, Job } from './types.js';
-import './gradient.js';
-import './deconvnet.js';
-import './guided-backprop.js';
-import './grad-cam.js';
-import './linear-approx.js';
-import './excitation-backprop.js';
-import './contrastive-excitation-backprop.js';
-import './rise.js';
-import './channel-perturbation.js';
-import './input-agnostic.js';
-import './extremal-perturbation.js';
+/**
+ * Every method by name, and the types `explain` derives from them. A method is a file in this folder
+ * exporting its MethodSpec (see types.ts) and one line in METHODS below; its native side registers itself
+ * under the same name (native/core/methods/). See docs/adding-a-method.md.
+ */
+import { invalidType, invalidValue } from '../errors.js';
+import type { Explanation } from '../explanation.js';
+import { channelPerturbation } from './channel-perturbation.js';
+import type { CommonOptions, NormalizedCommon } from './common.js';
+import { contrastiveExcitationBackprop } from './contrastive-excitation-backprop.js';
+import { deconvnet } from './deconvnet.js';
+import { excitationBackprop } from './excitation-backprop.js';
+import { extremalPerturbation } from './extremal-perturbation.js';
+import { gradCam } from './grad-cam.js';
+import { gradient } from './gradient.js';
+import { guidedBackprop } from './guided-backprop.js';
+import { inputAgnostic } from './input-agnostic.js';
+import { linearApprox } from './linear-approx.js';
+import { rise } from './rise.js';
+import type { MethodSpec } from './types.js';
+
+export const METHODS = Object.freeze({
+  gradient,
+  deconvnet,
+  'guided-backprop': guidedBackprop,
+  'grad-cam': gradCam,
+  'linear-approx': linearApprox,
+  'excitation-backprop': excitationBackprop,
+  'contrastive-excitation-backprop': contrastiveExcitationBackprop,
+  rise,
+  'channel-perturbation': channelPerturbation,
+  'input-agnostic': inputAgnostic,
+  'extremal-perturbation': extremalPerturbation,
+} as const) satisfies { readonly [Name in string]: MethodSpec<Name, object, object, object, object> };
+
+type Methods = typeof METHODS;
+
+/** The `method` strings explain knows. */
+export type MethodName = keyof Methods;
+
+/** What a caller may give the method (besides the common options). */
+export type MethodOptions<M extends MethodName> = Methods[M] extends MethodSpec<M, infer Options, object, object, object> ? Options : never;
+
+/** The method's options with defaults filled in, as `result.options` holds them (with the common ones). */
+export type NormalizedMethodOptions<M extends MethodName> = Methods[M] extends MethodSpec<M, object, infer Normalized, object, object> ? Normalized : never;
+
+/** What `result.details` holds for the method. */
+export type MethodDetails<M extends MethodName> = Methods[M] extends MethodSpec<M, object, object, infer Details, object> ? Details : never;
+
+/** explain's options for one method: its name, its own options and the common ones. */
+export type ExplainOptionsFor<M extends MethodName> = { method: M } & MethodOptions<M> & CommonOptions;
+
+/** explain's options for any method: a union keyed by `method`. */
+export type ExplainOptions = { [M in MethodName]: ExplainOptionsFor<M> }[MethodName];
+
+/** What explain returns for the method. */
+export type ExplanationFor<M extends MethodName> = Explanation<
+  MethodDetails<M>,
+  Readonly<{ method: M } & Omit<NormalizedCommon, keyof NormalizedMethodOptions<M>> & NormalizedMethodOptions<M>>
+>;
+
+/** Any method's spec, as the generic code of model.ts handles it. */
+// The outputs are `any` at this one point: each method's finish() declares the named outputs its native side returns.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyMethodSpec = MethodSpec<MethodName, object, object, object, any>;
+
+export function methodNames(): MethodName[] {
+  return (Object.keys(METHODS) as MethodName[]).sort();
+}
+
+export function getMethod(name: unknown): AnyMethodSpec {
+  const expected = `one of ${methodNames()
+    .map((n) => `'${n}'`)
+    .join(', ')}`;
+  if (typeof name !== 'string') throw invalidType('options.method', expected, name);
+  if (!Object.hasOwn(METHODS, name)) throw invalidValue('options.method', expected, name);
+  return METHODS[name as MethodName];
+}

@@ -1,5 +1,4 @@
 /** 'linear-approx': activation times gradient at a layer, summed over channels. See docs/methods/linear-approx.md. */
-import { backpropSpec } from './backprop.js';
-import { registerMethod } from './registry.js';
+import { layerSpec } from './backprop.js';
 
-registerMethod(backpropSpec('linear-approx', 'activation times gradient at a layer, summed over channels.', true));
+export const linearApprox = layerSpec('linear-approx', 'activation times gradient at a layer, summed over channels.');

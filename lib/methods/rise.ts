@@ -3,32 +3,51 @@
  * masks weighted by the model's probability for c on the masked input, divided by p. See docs/methods/rise.md.
  */
 import * as v from '../validate.js';
-import { registerMethod } from './registry.js';
+import { derived, type MethodSpec, type NoDetails } from './types.js';
 
 export interface RiseOptions {
-  /** Number of random masks (default 8000, as the paper and TorchRay). */
-  numMasks: number;
-  /** Cells per side of the low-resolution mask grid (default 7). */
-  numCells: number;
-  /** Probability that a cell is kept (default 0.5). */
-  p: number;
-  /** Seed of the masks' own random generator (default 0): the same seed gives the same maps. */
-  seed: number;
-  /** What weights the masks: 'softmax' probabilities (paper, default), 'sigmoid' (TorchRay) or raw 'logits'. */
-  activation: 'softmax' | 'sigmoid' | 'logits';
+  /** Number of random masks (as the paper and TorchRay). */
+  numMasks?: number;
+  /** Cells per side of the low-resolution mask grid. */
+  numCells?: number;
+  /** Probability that a cell is kept. */
+  p?: number;
+  /** Seed of the masks' own random generator: the same seed gives the same maps. */
+  seed?: number;
+  /** What weights the masks: 'softmax' probabilities (paper), 'sigmoid' (TorchRay) or raw 'logits'. */
+  activation?: 'softmax' | 'sigmoid' | 'logits';
 }
 
-registerMethod<RiseOptions>({
+export type NormalizedRise = Required<RiseOptions> & { batchSize: number };
+
+/** Masked input per forward pass when batchSize is not given (or 0): 2^25 values, 128 MiB of floats. */
+const AUTO_BATCH_VALUES = 2 ** 25;
+
+const DEFAULTS = Object.freeze({
+  numMasks: 8000,
+  numCells: 7,
+  p: 0.5,
+  seed: 0,
+  activation: 'softmax',
+  batchSize: derived('auto'),
+} as const);
+
+export const rise: MethodSpec<'rise', RiseOptions, NormalizedRise, NoDetails> = {
   name: 'rise',
   summary: 'RISE: average of random masks weighted by the class probability of the masked image.',
-  optionNames: ['numMasks', 'numCells', 'p', 'seed', 'activation'],
-  normalize(options) {
-    const numMasks = v.optionalNumber('options.numMasks', options.numMasks, 8000, { integer: true, min: 1, max: 1e7 });
-    const numCells = v.optionalNumber('options.numCells', options.numCells, 7, { integer: true, min: 1, max: 1024 });
-    const p = v.optionalNumber('options.p', options.p, 0.5, { min: 1e-6, max: 1 });
-    const seed = v.optionalNumber('options.seed', options.seed, 0, { integer: true, min: 0, max: 2 ** 31 - 1 });
-    const activation = v.oneOf('options.activation', options.activation, ['softmax', 'sigmoid', 'logits'] as const, 'softmax');
-    const opts = Object.freeze({ numMasks, numCells, p, seed, activation });
-    return { options: opts, baton: { numMasks, numCells, p, seed, activation } };
+  defaults: DEFAULTS,
+  normalize(options, context) {
+    const d = DEFAULTS;
+    const numMasks = v.optionalNumber('options.numMasks', options.numMasks, d.numMasks, { integer: true, min: 1, max: 1e7 });
+    const values = context.channels * context.height * context.width;
+    const auto = Math.max(1, Math.min(numMasks, Math.floor(AUTO_BATCH_VALUES / Math.max(1, values))));
+    return Object.freeze({
+      numMasks,
+      numCells: v.optionalNumber('options.numCells', options.numCells, d.numCells, { integer: true, min: 1, max: 1024 }),
+      p: v.optionalNumber('options.p', options.p, d.p, { min: 1e-6, max: 1 }),
+      seed: v.optionalNumber('options.seed', options.seed, d.seed, { integer: true, min: 0, max: 2 ** 31 - 1 }),
+      activation: v.oneOf('options.activation', options.activation, ['softmax', 'sigmoid', 'logits'] as const, d.activation),
+      batchSize: context.batchSize || auto,
+    });
   },
-});
+};

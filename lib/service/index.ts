@@ -18,6 +18,7 @@ import { TorchSaliencyError, invalidValue, isCallerError } from '../errors.js';
 import { jsonValue, type Explanation, type PictureKind } from '../explanation.js';
 import { readImage, type Fit, type Image } from '../image.js';
 import type { Model } from '../model.js';
+import type { ExplainOptions } from '../methods/index.js';
 import * as v from '../validate.js';
 import { parseValue } from '../parse.js';
 import { takeGroup } from '../batcher.js';
@@ -50,7 +51,8 @@ export interface ServiceStats {
 interface ExplainJob {
   key: string;
   image: Image;
-  options: Record<string, unknown>;
+  /** The query's options, as text parsed: explain checks them. */
+  options: { method: string; [option: string]: unknown };
   target: unknown;
   resolve: (r: { explanation: Explanation; index: number; batch: number }) => void;
   reject: (e: unknown) => void;
@@ -131,11 +133,12 @@ export class SaliencyService {
     if (picture !== undefined && !['overlay', 'heatmap', 'mask', 'none'].includes(String(picture))) {
       throw invalidValue('picture', "one of 'overlay', 'heatmap', 'mask', 'none'", picture);
     }
-    if (typeof options.method !== 'string') throw invalidValue('method', 'a method name in the query (?method=...)', options.method);
+    const method = options.method;
+    if (typeof method !== 'string') throw invalidValue('method', 'a method name in the query (?method=...)', method);
     // Requests with the same options and image size can share one call; the key says which.
     const key = JSON.stringify([image.channels, image.height, image.width, Object.entries(options).sort()]);
     const { explanation, index, batch } = await new Promise<{ explanation: Explanation; index: number; batch: number }>((resolve, reject) => {
-      this.#queue.push({ key, image, options, target, resolve, reject });
+      this.#queue.push({ key, image, options: { ...options, method }, target, resolve, reject });
       this.#pump();
     });
     const mine = explanation.maps.map((m, i) => ({ m, i })).filter(({ m }) => m.image === index);
@@ -174,11 +177,11 @@ export class SaliencyService {
       this.#running++;
       this.#stats.explainCalls++;
       this.#stats.largestMerge = Math.max(this.#stats.largestMerge, group.length);
-      const options = { ...group[0].options, target: group.map((j) => j.target ?? 'top-1') };
+      const options: ExplainJob['options'] = { ...group[0].options, target: group.map((j) => j.target ?? 'top-1') };
       this.model
         .explain(
           group.map((j) => j.image),
-          options as never,
+          options as ExplainOptions,
         )
         .then(
           (explanation) => group.forEach((j, index) => j.resolve({ explanation, index, batch: group.length })),

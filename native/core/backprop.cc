@@ -15,7 +15,7 @@ MethodFn backprop_method(BackwardRule rule, MapFn to_map) {
   return [rule, to_map](Model& model, const ExplainRequest& request, RunContext& context) {
     BackpropSpec spec;
     spec.rules.rule = rule;
-    spec.layer = request.options.string("layer", "");
+    spec.layer = request.options.string_or_null("layer");
     spec.to_map = to_map;
     return run_backprop(model, request, context, spec);
   };
@@ -34,15 +34,15 @@ struct Pass {
 
 std::unique_ptr<Pass> make_pass(Model& model, const BackpropSpec& spec, bool negate) {
   auto pass = std::make_unique<Pass>();
-  std::vector<std::string> layers;
-  if (!spec.layer.empty()) layers.push_back(spec.layer);
-  if (!spec.contrast_layer.empty()) layers.push_back(spec.contrast_layer);
+  std::vector<LayerRef> layers;
+  if (spec.layer) layers.push_back({*spec.layer, "options.layer"});
+  if (spec.contrast_layer) layers.push_back({*spec.contrast_layer, "options.contrastLayer"});
   bool rules = spec.rules.rule != BackwardRule::kGradient;
   if (!layers.empty()) {
     pass->probed = std::make_unique<ProbedModule>(model, layers);
     int slot = 0;
-    if (!spec.layer.empty()) pass->layer_slot = slot++;
-    if (!spec.contrast_layer.empty()) pass->contrast_slot = slot++;
+    if (spec.layer) pass->layer_slot = slot++;
+    if (spec.contrast_layer) pass->contrast_slot = slot++;
   } else if (rules) {
     pass->module = model.module().clone(/*inplace=*/true);
   } else {
@@ -60,11 +60,11 @@ std::unique_ptr<Pass> make_pass(Model& model, const BackpropSpec& spec, bool neg
 
 ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunContext& context, const BackpropSpec& spec) {
   torch::AutoGradMode enable(true);
-  const bool contrastive = !spec.contrast_layer.empty();
+  const bool contrastive = spec.contrast_layer.has_value();
   auto main = make_pass(model, spec, false);
   std::unique_ptr<Pass> contrast = contrastive ? make_pass(model, spec, true) : nullptr;
   const int64_t jobs = static_cast<int64_t>(request.job_image.size());
-  auto parts = chunks(jobs, request.options.integer("batchSize", 0));
+  auto parts = chunks(jobs, request.options.integer("batchSize"));
   std::vector<at::Tensor> maps;
   int64_t done = 0;
   for (auto [b, e] : parts) {
@@ -84,9 +84,9 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       gradient = torch::autograd::grad({c}, {activation}, {delta}, c10::nullopt, false, /*allow_unused=*/true)[0];
       if (!gradient.defined()) {
         throw Error("ERR_INVALID_ARG_VALUE",
-                    "Expected layer '" + spec.layer + "' to lie below contrastLayer '" + spec.contrast_layer +
+                    "Expected a layer below options.contrastLayer ('" + *spec.contrast_layer + "') for options.layer but received '" + spec.layer.value_or("") +
                         "' (the map is read on the way down from the contrast layer)",
-                    "layer");
+                    "options.layer");
       }
     } else {
       at::Tensor s = target_score_sum(model.scores(main->get(), x), targets);
@@ -95,7 +95,8 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       if (!gradient.defined()) gradient = at::zeros_like(activation);  // the layer does not reach the scores
     }
     if (activation.dim() != 4)
-      throw_layer_not_found(model, spec.layer, "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)");
+      throw_layer_not_found(model, spec.layer.value_or(""),
+                            "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)", "options.layer");
     {
       at::NoGradGuard no_grad;
       maps.push_back(spec.to_map(activation.detach(), gradient.detach()));

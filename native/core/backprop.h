@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "core/backward_rules.h"
@@ -18,18 +19,19 @@ using MapFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
 
 struct BackpropSpec {
   RuleOptions rules;
-  // Layer to read (activation, gradient) at; empty: the model's input.
-  std::string layer;
-  // Contrastive excitation backprop: the contrast layer (the contrast pass uses negated classifier
-  // weights; its gradient at this layer is subtracted, clamped at zero, before going on to `layer`).
-  std::string contrast_layer;
+  // Layer to read (activation, gradient) at (options.layer); none: the model's input.
+  std::optional<std::string> layer;
+  // Contrastive excitation backprop: the contrast layer (options.contrastLayer; the contrast pass uses
+  // negated classifier weights, and its gradient at this layer is subtracted, clamped at zero, before going
+  // on to `layer`).
+  std::optional<std::string> contrast_layer;
   MapFn to_map;
 };
 
 ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunContext& context, const BackpropSpec& spec);
 
-// A method that reads the request's `layer` option (default: the input) and runs run_backprop with
-// `rule` and `to_map`: what each single-pass backpropagation method registers.
+// A method that reads the request's `layer` option (null: the input) and runs run_backprop with `rule`
+// and `to_map`: what each single-pass backpropagation method registers.
 MethodFn backprop_method(BackwardRule rule, MapFn to_map);
 
 // Max over channels of |gradient| (TorchRay's gradient-to-saliency), for gradient, deconvnet and guided backprop.

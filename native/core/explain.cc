@@ -38,43 +38,38 @@ at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end)
   return request.images.index_select(0, index);
 }
 
-void resolve_targets(Model& model, ExplainRequest& request) {
-  bool need_top = std::any_of(request.job_target.begin(), request.job_target.end(), [](int64_t t) { return t == kTopTarget; });
-  at::Tensor scores;
-  {
-    c10::InferenceMode guard;
-    // One forward of the whole batch gives the number of classes and every image's top class.
-    int64_t batch = std::max<int64_t>(1, request.options.integer("batchSize", 0));
-    std::vector<at::Tensor> parts;
-    for (auto [b, e] : chunks(request.images.size(0), need_top ? batch : 1)) {
-      parts.push_back(model.forward(request.images.slice(0, b, e)).to(at::kCPU));
-      if (!need_top) break;
-    }
-    scores = at::cat(parts);
+const Options::Value& Options::find(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) {
+    throw Error("ERR_NATIVE", "Internal error: the native method reads option '" + key + "', which the call did not carry (a bug in lib/methods)");
   }
-  int64_t classes = scores.size(1);
-  for (size_t j = 0; j < request.job_target.size(); ++j) {
-    int64_t& t = request.job_target[j];
-    if (t == kTopTarget) {
-      t = scores[request.job_image[j]].argmax().item<int64_t>();
-    } else if (t < 0 || t >= classes) {
-      throw Error("ERR_OUT_OF_RANGE", "Expected a class index in [0, " + std::to_string(classes - 1) + "] for target but received " + std::to_string(t),
-                  "target");
-    }
-  }
+  return it->second;
 }
 
-ExplainResult run_method(Model& model, ExplainRequest request, RunContext& context) {
-  const MethodFn* fn = find_method(request.options.string("method", ""));
+void Options::wrong_type(const std::string& key, const char* what) {
+  throw Error("ERR_NATIVE",
+              "Internal error: the native method reads option '" + key + "' as " + what + ", which the call did not carry (a bug in lib/methods)");
+}
+
+std::optional<std::string> Options::string_or_null(const std::string& key) const {
+  if (std::holds_alternative<std::monostate>(find(key))) return std::nullopt;
+  return string(key);
+}
+
+std::optional<std::vector<double>> Options::list_or_null(const std::string& key) const {
+  if (std::holds_alternative<std::monostate>(find(key))) return std::nullopt;
+  return list(key);
+}
+
+ExplainResult run_method(Model& model, const ExplainRequest& request, RunContext& context) {
+  const std::string& method = request.options.string("method");
+  const MethodFn* fn = find_method(method);
   if (!fn) {
     std::string known;
     for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
-    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of " + known + " for method but received '" + request.options.string("method", "") + "'", "method");
+    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of " + known + " for options.method but received '" + method + "'", "options.method");
   }
-  resolve_targets(model, request);
-  ExplainResult result = (*fn)(model, request, context);
-  result.add("targets", at::tensor(request.job_target, at::kLong));
-  return result;
+  return (*fn)(model, request, context);
 }
 
 }  // namespace ts

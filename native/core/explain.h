@@ -9,8 +9,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "core/errors.h"
@@ -18,47 +20,57 @@
 
 namespace ts {
 
-// Options as the JavaScript side normalised and validated them: numbers (booleans as 0/1), strings
-// and lists of numbers. The core trusts their types; a missing key falls back to the given default.
+// The call's options as lib/methods normalised them (the frozen object `explain` returns as
+// `result.options`, passed as is): numbers (booleans as 0/1), strings, lists of numbers, and null for "none".
+// The core trusts their values. Every key a method reads must be there with its type: a missing key is a bug
+// on the JavaScript side, and throws ERR_NATIVE naming it; there are no defaults on this side.
 class Options {
  public:
-  std::map<std::string, double> numbers;
-  std::map<std::string, std::string> strings;
-  std::map<std::string, std::vector<double>> lists;
+  using Value = std::variant<std::monostate, double, std::string, std::vector<double>>;  // monostate: null
 
-  double number(const std::string& key, double fallback) const {
-    auto it = numbers.find(key);
-    return it == numbers.end() ? fallback : it->second;
+  double number(const std::string& key) const { return get<double>(key, "a number"); }
+  int64_t integer(const std::string& key) const { return static_cast<int64_t>(number(key)); }
+  bool flag(const std::string& key) const { return number(key) != 0.0; }
+  const std::string& string(const std::string& key) const { return get<std::string>(key, "a string"); }
+  const std::vector<double>& list(const std::string& key) const { return get<std::vector<double>>(key, "a list of numbers"); }
+  // A string, or nullopt for null.
+  std::optional<std::string> string_or_null(const std::string& key) const;
+  // A list of numbers, or nullopt for null.
+  std::optional<std::vector<double>> list_or_null(const std::string& key) const;
+
+  void set(const std::string& key, Value value) { values_[key] = std::move(value); }
+
+ private:
+  const Value& find(const std::string& key) const;
+  template <typename T>
+  const T& get(const std::string& key, const char* what) const {
+    const T* v = std::get_if<T>(&find(key));
+    if (!v) wrong_type(key, what);
+    return *v;
   }
-  int64_t integer(const std::string& key, int64_t fallback) const { return static_cast<int64_t>(number(key, static_cast<double>(fallback))); }
-  bool flag(const std::string& key, bool fallback) const { return number(key, fallback ? 1.0 : 0.0) != 0.0; }
-  std::string string(const std::string& key, const std::string& fallback) const {
-    auto it = strings.find(key);
-    return it == strings.end() ? fallback : it->second;
-  }
-  std::vector<double> list(const std::string& key, std::vector<double> fallback = {}) const {
-    auto it = lists.find(key);
-    return it == lists.end() ? std::move(fallback) : it->second;
-  }
-  bool has(const std::string& key) const { return numbers.count(key) || strings.count(key) || lists.count(key); }
+  [[noreturn]] static void wrong_type(const std::string& key, const char* what);
+  std::map<std::string, Value> values_;
 };
-
-// A target of -1 means "the model's top class for that image"; resolve_targets fills it in.
-constexpr int64_t kTopTarget = -1;
 
 struct ExplainRequest {
   at::Tensor images;                // N x C x H x W, float, values in [0, 1], on the CPU
   std::vector<int64_t> job_image;   // per job: index into images
-  std::vector<int64_t> job_target;  // per job: class index (or kTopTarget before resolution)
+  std::vector<int64_t> job_target;  // per job: class index (resolved and checked by the JavaScript side)
   Options options;
 };
+
+// A named record of numbers (timings, say): JavaScript gets an object with these keys.
+using Record = std::vector<std::pair<std::string, double>>;
 
 struct ExplainResult {
   // Maps, first dimension over jobs (or jobs x areas for methods with several areas); then H x W.
   at::Tensor maps;
-  // Method-specific tensors (scores, histories, ...), each converted to a typed array with its shape.
-  std::vector<std::pair<std::string, at::Tensor>> extras;
-  void add(const std::string& name, const at::Tensor& t) { extras.emplace_back(name, t.detach().to(at::kCPU).contiguous()); }
+  // The method's other outputs by name (scores, histories, timings, ...), as its lib/methods/<name>.ts
+  // reads them: tensors become { data, shape }, records objects of numbers.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::vector<std::pair<std::string, Record>> records;
+  void add(const std::string& name, const at::Tensor& t) { tensors.emplace_back(name, t.detach().to(at::kCPU).contiguous()); }
+  void add(const std::string& name, Record r) { records.emplace_back(name, std::move(r)); }
 };
 
 struct Progress {
@@ -90,12 +102,8 @@ bool register_method(const std::string& name, MethodFn fn);
 const MethodFn* find_method(const std::string& name);
 std::vector<std::string> method_names();
 
-// Runs a registered method: resolves top-1 targets, checks target ranges, dispatches.
-ExplainResult run_method(Model& model, ExplainRequest request, RunContext& context);
-
-// Fills kTopTarget entries with the model's top class for the job's image; throws ERR_OUT_OF_RANGE
-// for a class index outside the model's output.
-void resolve_targets(Model& model, ExplainRequest& request);
+// Runs the method options.method names (the JavaScript side checked the name and the targets).
+ExplainResult run_method(Model& model, const ExplainRequest& request, RunContext& context);
 
 // The images of jobs [begin, end), one row per job.
 at::Tensor job_images(const ExplainRequest& request, int64_t begin, int64_t end);

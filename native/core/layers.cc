@@ -12,7 +12,6 @@
 #include <optional>
 
 #include "core/errors.h"
-#include "core/explain.h"
 
 namespace ts {
 
@@ -128,7 +127,7 @@ void throw_layer_not_found(Model& model, const std::string& layer, const std::st
   throw Error("ERR_LAYER_NOT_FOUND", "Layer '" + layer + "' " + why + ". Valid layers: " + (names.empty() ? "(none)" : names), argument);
 }
 
-ProbedModule::ProbedModule(Model& model, const std::vector<std::string>& layers, bool skip_unusable) {
+ProbedModule::ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable) {
   // inplace = true: new types and copied methods, but the same parameter tensors (nothing is copied,
   // nothing of the user's is edited: only this clone's root forward graph changes).
   clone_ = model.module().clone(/*inplace=*/true);
@@ -137,15 +136,15 @@ ProbedModule::ProbedModule(Model& model, const std::vector<std::string>& layers,
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   // Parents before children: probing a child inlines its parent's call, after which the parent's own
   // call site is gone (its probe, inserted first, stays on the inlined result).
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return split(layers[a]).size() < split(layers[b]).size(); });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return split(layers[a].name).size() < split(layers[b].name).size(); });
   auto graph = forward_graph(clone_);
   std::vector<bool> ok(layers.size(), false);
   std::vector<int64_t> ids(layers.size(), 0);
   for (size_t i : order) {
-    const std::string& name = layers[i];
+    const std::string& name = layers[i].name;
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       if (skip_unusable) continue;
-      throw_layer_not_found(model, name, "is not a submodule of this model");
+      throw_layer_not_found(model, name, "is not a submodule of this model", layers[i].option);
     }
     auto sites = find_sites(*graph, split(name));
     bool tensors = !sites.empty() && std::all_of(sites.begin(), sites.end(), [](torch::jit::Node* n) {
@@ -153,7 +152,8 @@ ProbedModule::ProbedModule(Model& model, const std::vector<std::string>& layers,
     });
     if (!tensors) {
       if (skip_unusable) continue;
-      throw_layer_not_found(model, name, sites.empty() ? "is never called through its forward() by the model" : "does not return a single tensor");
+      throw_layer_not_found(model, name, sites.empty() ? "is never called through its forward() by the model" : "does not return a single tensor",
+                            layers[i].option);
     }
     int64_t id = g_next_id.fetch_add(1);
     for (torch::jit::Node* site : sites) {
@@ -172,7 +172,7 @@ ProbedModule::ProbedModule(Model& model, const std::vector<std::string>& layers,
       std::lock_guard<std::mutex> lock(g_slots_mutex);
       slots()[ids[i]] = slot;
     }
-    probed_.push_back(layers[i]);
+    probed_.push_back(layers[i].name);
     slots_.push_back(slot);
     ids_.push_back(ids[i]);
   }
@@ -193,39 +193,18 @@ void ProbedModule::set_transform(size_t i, Transform transform) {
   slots_[i]->transform = std::move(transform);
 }
 
-void ProbedModule::clear() {
-  for (auto& s : slots_) {
-    std::lock_guard<std::mutex> lock(s->mutex);
-    s->activation = at::Tensor();
-  }
-}
-
-torch::jit::Module inlined_clone(Model& model) {
-  torch::jit::Module clone = model.module().clone(/*inplace=*/true);
-  torch::jit::Inline(*forward_graph(clone));
-  return clone;
-}
-
-namespace {
-// Output shapes of every probe-able layer for an input of the request's image size (one forward pass
-// of a zero batch of one). Reached from JavaScript through explain() with method "_layer-shapes": each
-// extra is named by its layer and holds the output shape (batch dimension included).
-ExplainResult layer_shapes(Model& model, const ExplainRequest& request, RunContext&) {
+std::vector<LayerShape> layer_shapes(Model& model, const at::Tensor& image) {
   c10::InferenceMode guard;
-  ProbedModule probed(model, layer_names(model), /*skip_unusable=*/true);
-  at::Tensor x = at::zeros_like(request.images.slice(0, 0, 1));
-  model.scores(probed.module(), model.prepare(x));
-  ExplainResult result;
-  result.maps = at::zeros({0, 1, 1});
+  std::vector<LayerRef> all;
+  for (const auto& name : layer_names(model)) all.push_back({name, ""});
+  ProbedModule probed(model, all, /*skip_unusable=*/true);
+  model.scores(probed.module(), model.prepare(image));
+  std::vector<LayerShape> shapes;
   for (size_t i = 0; i < probed.layers().size(); ++i) {
     at::Tensor a = probed.activation(i);
-    if (!a.defined()) continue;
-    result.add("layer:" + probed.layers()[i], at::tensor(a.sizes().vec(), at::kLong).to(at::kInt));
+    if (a.defined()) shapes.push_back({probed.layers()[i], a.sizes().vec()});
   }
-  return result;
+  return shapes;
 }
-}  // namespace
-
-TS_REGISTER_METHOD("_layer-shapes", layer_shapes);
 
 }  // namespace ts

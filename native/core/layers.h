@@ -25,14 +25,20 @@ namespace ts {
 
 struct ProbeSlot;
 
+// A layer a method asks for, and the option that named it ("options.layer"), for the error if it is not one.
+struct LayerRef {
+  std::string name;
+  std::string option;
+};
+
 class ProbedModule {
  public:
   using Transform = std::function<at::Tensor(const at::Tensor&)>;
 
   // Clones `model`'s module and probes each of `layers`. An unknown layer, or one whose output cannot
   // be probed (not called through its forward, or not returning a tensor), throws ERR_LAYER_NOT_FOUND
-  // naming the valid layers; with `skip_unusable` such layers are left out silently instead.
-  ProbedModule(Model& model, const std::vector<std::string>& layers, bool skip_unusable = false);
+  // naming the valid layers and the option; with `skip_unusable` such layers are left out silently instead.
+  ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable = false);
   ~ProbedModule();
   ProbedModule(const ProbedModule&) = delete;
   ProbedModule& operator=(const ProbedModule&) = delete;
@@ -44,7 +50,6 @@ class ProbedModule {
   at::Tensor activation(size_t i = 0) const;
   // Replace the layer's output by transform(activation) in later forward passes (empty: no change).
   void set_transform(size_t i, Transform transform);
-  void clear();
 
  private:
   torch::jit::Module clone_;
@@ -56,12 +61,18 @@ class ProbedModule {
 // Submodule names of the model that may be probed, depth first.
 std::vector<std::string> layer_names(Model& model);
 
-// Throws ERR_LAYER_NOT_FOUND for `layer` (argument `argument`), listing the model's layers.
-[[noreturn]] void throw_layer_not_found(Model& model, const std::string& layer, const std::string& why, const std::string& argument = "layer");
+// Throws ERR_LAYER_NOT_FOUND for `layer`, named by the option `argument` ("options.layer"), listing the model's layers.
+[[noreturn]] void throw_layer_not_found(Model& model, const std::string& layer, const std::string& why, const std::string& argument);
 
-// A clone of the model's module whose root forward graph has every submodule call inlined (one flat
-// graph of aten ops), for passes that rewrite nodes (backward rules). Parameters are shared.
-torch::jit::Module inlined_clone(Model& model);
+// The output shape (batch included) of every layer that can be probed, in layer_names order, for one
+// forward pass of `image` (1 x C x H x W, values in [0, 1]) through a probed clone.
+struct LayerShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+std::vector<LayerShape> layer_shapes(Model& model, const at::Tensor& image);
+
+// The root `forward` graph of a module (a clone's, to edit it).
 std::shared_ptr<torch::jit::Graph> forward_graph(torch::jit::Module& module);
 
 }  // namespace ts

@@ -60,11 +60,11 @@ at::Device resolve_device(const std::string& device) {
     int index = 0;
     if (device.size() > 4) {
       if (device[4] != ':')
-        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for options.device but received '" + device + "'", "options.device");
       try {
         index = std::stoi(device.substr(5));
       } catch (...) {
-        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+        throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for options.device but received '" + device + "'", "options.device");
       }
     }
     if (!cuda_available()) {
@@ -72,15 +72,16 @@ at::Device resolve_device(const std::string& device) {
                   "CUDA was asked for (device '" + device + "') but " +
                       (at::hasCUDA() ? std::string("no CUDA device is visible") : "this addon's libtorch " + torch_version() + " was built without CUDA") +
                       "; use device 'cpu' or 'auto'",
-                  "device");
+                  "options.device");
     }
     if (index < 0 || index >= cuda_device_count()) {
-      throw Error("ERR_OUT_OF_RANGE", "Expected a CUDA device index below " + std::to_string(cuda_device_count()) + " for device but received '" + device + "'",
-                  "device");
+      throw Error("ERR_OUT_OF_RANGE",
+                  "Expected a CUDA device index below " + std::to_string(cuda_device_count()) + " for options.device but received '" + device + "'",
+                  "options.device");
     }
     return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
-  throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + device + "'", "device");
+  throw Error("ERR_INVALID_ARG_VALUE", "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for options.device but received '" + device + "'", "options.device");
 }
 
 int available_cores() {

@@ -24,18 +24,17 @@ at::Tensor gaussian_blur(const at::Tensor& x, double sigma_in) {
   return y.reshape(sizes);
 }
 
-at::Tensor resize_and_smooth(const at::Tensor& maps, int64_t height, int64_t width, double smooth) {
+at::Tensor postprocess(const at::Tensor& maps, const Options& options) {
+  const std::optional<std::vector<double>> resize = options.list_or_null("resize");
+  const double smooth = options.number("smooth");
   const bool three = maps.dim() == 3;
   at::Tensor m = three ? maps.unsqueeze(1) : maps;
-  if (height > 0 && width > 0 && (m.size(2) != height || m.size(3) != width)) {
-    m = at::upsample_bilinear2d(m, {height, width}, /*align_corners=*/false);
+  if (resize) {
+    const int64_t height = static_cast<int64_t>(resize->at(0)), width = static_cast<int64_t>(resize->at(1));
+    if (m.size(2) != height || m.size(3) != width) m = at::upsample_bilinear2d(m, {height, width}, /*align_corners=*/false);
   }
   if (smooth > 0) m = gaussian_blur(m, smooth * static_cast<double>(std::max(m.size(2), m.size(3))));
   return three ? m.squeeze(1) : m;
-}
-
-at::Tensor postprocess(const at::Tensor& maps, const Options& options) {
-  return resize_and_smooth(maps, options.integer("resizeHeight", 0), options.integer("resizeWidth", 0), options.number("smooth", 0));
 }
 
 }  // namespace ts

@@ -13,11 +13,9 @@ namespace ts {
 // extremal-perturbation pyramid, the `smooth` option and input-agnostic refinement alike.
 at::Tensor gaussian_blur(const at::Tensor& x, double sigma);
 
-// maps: B x H x W (or B x 1 x H x W). Bilinear resize to (height, width) when both are > 0
-// (align_corners = false), then smoothing with sigma = smooth * max(height, width).
-at::Tensor resize_and_smooth(const at::Tensor& maps, int64_t height, int64_t width, double smooth);
-
-// Reads resizeHeight / resizeWidth / smooth from the request's options.
+// The common options `resize` ([height, width] or null) and `smooth` applied to maps B x H x W (or
+// B x 1 x H x W): a bilinear resize (align_corners = false) unless resize is null, then Gaussian smoothing
+// with sigma = smooth * max(height, width) when smooth > 0.
 at::Tensor postprocess(const at::Tensor& maps, const Options& options);
 
 }  // namespace ts

@@ -53,6 +53,17 @@ std::vector<double> number_list(const Napi::Value& v) {
   return out;
 }
 
+namespace {
+const char* kind_of(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsFunction()) return "a function";
+  if (v.IsTypedArray()) return "a typed array";
+  if (v.IsArray()) return "an array holding something other than numbers";
+  if (v.IsObject()) return "an object";
+  return "a value of another type";
+}
+}  // namespace
+
 ts::Options options_from_js(const Napi::Object& o) {
   ts::Options options;
   Napi::Array keys = o.GetPropertyNames();
@@ -60,15 +71,26 @@ ts::Options options_from_js(const Napi::Object& o) {
     std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
     Napi::Value v = o.Get(key);
     if (v.IsNumber()) {
-      options.numbers[key] = v.As<Napi::Number>().DoubleValue();
+      options.set(key, v.As<Napi::Number>().DoubleValue());
     } else if (v.IsBoolean()) {
-      options.numbers[key] = v.As<Napi::Boolean>().Value() ? 1.0 : 0.0;
+      options.set(key, v.As<Napi::Boolean>().Value() ? 1.0 : 0.0);
     } else if (v.IsString()) {
-      options.strings[key] = v.As<Napi::String>().Utf8Value();
-    } else if (v.IsArray()) {
-      options.lists[key] = number_list(v);
+      options.set(key, v.As<Napi::String>().Utf8Value());
+    } else if (v.IsNull()) {
+      options.set(key, std::monostate{});
+    } else if (v.IsArray() && [&] {
+                 Napi::Array a = v.As<Napi::Array>();
+                 for (uint32_t k = 0; k < a.Length(); ++k)
+                   if (!a.Get(k).IsNumber()) return false;
+                 return true;
+               }()) {
+      options.set(key, number_list(v));
+    } else {
+      // What the binding cannot carry is refused, not dropped: a method would otherwise run without it.
+      throw ts::Error("ERR_INVALID_ARG_TYPE",
+                      "Expected a number, a boolean, a string, an array of numbers or null for options." + key + " but received " + kind_of(v),
+                      "options." + key);
     }
-    // Anything else (undefined, functions, signals) is JavaScript's business and not passed on.
   }
   return options;
 }

@@ -19,7 +19,8 @@ Napi::Value typed_array_from_tensor(Napi::Env env, const at::Tensor& t);
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t);
 std::vector<int64_t> int_list(const Napi::Value& v);
 std::vector<double> number_list(const Napi::Value& v);
-// A plain object of numbers, booleans, strings and number arrays -> Options.
+// A plain object of numbers, booleans, strings, number arrays and nulls -> Options; any other value throws
+// ERR_INVALID_ARG_TYPE naming its key.
 ts::Options options_from_js(const Napi::Object& o);
 
 // A JS Error carrying `code` and `argument`, as lib/errors.ts expects.

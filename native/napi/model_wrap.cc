@@ -1,6 +1,7 @@
 #include "napi/model_wrap.h"
 
 #include "core/explain.h"
+#include "core/layers.h"
 #include "napi/convert.h"
 #include "napi/workers.h"
 
@@ -26,17 +27,43 @@ class PredictWorker : public PromiseWorker {
   at::Tensor input_, output_;
 };
 
+class LayerShapesWorker : public PromiseWorker {
+ public:
+  LayerShapesWorker(Napi::Env env, std::shared_ptr<ts::Model> model, at::Tensor image)
+      : PromiseWorker(env), model_(std::move(model)), image_(std::move(image)) {}
+
+ protected:
+  void Run() override { shapes_ = ts::layer_shapes(*model_, image_); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, shapes_.size());
+    for (size_t i = 0; i < shapes_.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", shapes_[i].name);
+      Napi::Array shape = Napi::Array::New(env, shapes_[i].shape.size());
+      for (size_t d = 0; d < shapes_[i].shape.size(); ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(shapes_[i].shape[d]));
+      o.Set("shape", shape);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<ts::Model> model_;
+  at::Tensor image_;
+  std::vector<ts::LayerShape> shapes_;
+};
+
 class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
  public:
-  ExplainWorker(Napi::Env env, std::shared_ptr<ts::Model> model, ts::ExplainRequest request, std::shared_ptr<std::atomic<bool>> cancelled,
-                Napi::Function on_progress)
+  ExplainWorker(Napi::Env env, std::shared_ptr<ts::Model> model, ts::ExplainRequest request, int64_t progress_every,
+                std::shared_ptr<std::atomic<bool>> cancelled, Napi::Function on_progress)
       : Napi::AsyncProgressQueueWorker<ts::Progress>(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         model_(std::move(model)),
         request_(std::move(request)) {
     if (cancelled) context_.cancelled = std::move(cancelled);
     if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
-    context_.progress_every = std::max<int64_t>(1, request_.options.integer("progressEvery", 10));
+    context_.progress_every = std::max<int64_t>(1, progress_every);
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -77,9 +104,14 @@ class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
     try {
       Napi::Object out = Napi::Object::New(env);
       out.Set("maps", tensor_to_js(env, result_.maps));
-      Napi::Object extras = Napi::Object::New(env);
-      for (const auto& kv : result_.extras) extras.Set(kv.first, tensor_to_js(env, kv.second));
-      out.Set("extras", extras);
+      Napi::Object outputs = Napi::Object::New(env);
+      for (const auto& [name, tensor] : result_.tensors) outputs.Set(name, tensor_to_js(env, tensor));
+      for (const auto& [name, record] : result_.records) {
+        Napi::Object r = Napi::Object::New(env);
+        for (const auto& [key, value] : record) r.Set(key, value);
+        outputs.Set(name, r);
+      }
+      out.Set("outputs", outputs);
       result_ = ts::ExplainResult();
       deferred_.Resolve(out);
     } catch (const Napi::Error& e) {
@@ -108,6 +140,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                  {
                                      InstanceMethod<&ModelWrap::Predict>("predict"),
                                      InstanceMethod<&ModelWrap::Explain>("explain"),
+                                     InstanceMethod<&ModelWrap::LayerShapes>("layerShapes"),
                                      InstanceMethod<&ModelWrap::Layers>("layers"),
                                      InstanceMethod<&ModelWrap::Info>("info"),
                                      InstanceMethod<&ModelWrap::RequiresGrad>("requiresGrad"),
@@ -153,13 +186,15 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
   return worker->Promise();
 }
 
-// explain(options, data, shape, jobImage, jobTarget, onProgress?, token?) -> Promise<{ maps, extras }>
+// explain(options, data, shape, jobImage, jobTarget, onProgress?, token?) -> Promise<{ maps, outputs }>
 Napi::Value ModelWrap::Explain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto model = checked(env);
   ts::ExplainRequest request;
+  int64_t progress_every = 0;
   try {
     request.options = options_from_js(info[0].As<Napi::Object>());
+    progress_every = request.options.integer("progressEvery");
     request.images = tensor_from_float32(info[1].As<Napi::TypedArrayOf<float>>(), int_list(info[2]));
   } catch (const ts::Error& e) {
     throw make_error(env, e.code(), e.what(), e.argument());
@@ -169,7 +204,22 @@ Napi::Value ModelWrap::Explain(const Napi::CallbackInfo& info) {
   Napi::Function on_progress = info.Length() > 5 && info[5].IsFunction() ? info[5].As<Napi::Function>() : Napi::Function();
   std::shared_ptr<std::atomic<bool>> cancelled;
   if (info.Length() > 6 && info[6].IsObject()) cancelled = CancelToken::Unwrap(info[6].As<Napi::Object>())->flag;
-  auto* worker = new ExplainWorker(env, std::move(model), std::move(request), std::move(cancelled), on_progress);
+  auto* worker = new ExplainWorker(env, std::move(model), std::move(request), progress_every, std::move(cancelled), on_progress);
+  worker->Queue();
+  return worker->Promise();
+}
+
+// layerShapes(data: Float32Array, shape: [1, C, H, W]) -> Promise<{ name, shape }[]>
+Napi::Value ModelWrap::LayerShapes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = checked(env);
+  at::Tensor image;
+  try {
+    image = tensor_from_float32(info[0].As<Napi::TypedArrayOf<float>>(), int_list(info[1]));
+  } catch (const ts::Error& e) {
+    throw make_error(env, e.code(), e.what(), e.argument());
+  }
+  auto* worker = new LayerShapesWorker(env, std::move(model), std::move(image));
   worker->Queue();
   return worker->Promise();
 }

@@ -19,6 +19,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::shared_ptr<ts::Model> checked(Napi::Env env);
   Napi::Value Predict(const Napi::CallbackInfo& info);
   Napi::Value Explain(const Napi::CallbackInfo& info);
+  Napi::Value LayerShapes(const Napi::CallbackInfo& info);
   Napi::Value Layers(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value RequiresGrad(const Napi::CallbackInfo& info);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { loadModel, readImage, type Model } from '../../lib/index.js';
+import { loadModel, readImage, type ExplainOptions, type Model } from '../../lib/index.js';
 import { imagesOf, maxAbsDiff, pearson } from './helpers.js';
 
 interface GoldenMap {
@@ -68,7 +68,7 @@ for (const file of [...hand.models, ...variants]) {
           ...(golden.contrastLayer ? { contrastLayer: golden.contrastLayer } : {}),
           target: targetsPerImage,
           resize: false,
-        } as never);
+        } as ExplainOptions);
         expect(r.maps.length).toBe(3);
         const [, h, w] = golden.shape;
         const flat = new Float32Array(r.maps.length * h * w);
@@ -95,11 +95,11 @@ for (const file of [...hand.models, ...variants]) {
     it('leaves the model unchanged after runs and after errors', async () => {
       const flags = model.handle().requiresGrad();
       const p0 = await model.predict(handImages);
-      for (const method of ['guided-backprop', 'deconvnet', 'excitation-backprop']) await model.explain(handImages, { method });
+      for (const method of ['guided-backprop', 'deconvnet', 'excitation-backprop'] as const) await model.explain(handImages, { method });
       await model.explain(handImages, { method: 'grad-cam', layer: 'features.1' });
       await expect(model.explain(handImages, { method: 'grad-cam', layer: 'features.9' })).rejects.toMatchObject({
         code: 'ERR_LAYER_NOT_FOUND',
-        argument: 'layer',
+        argument: 'options.layer',
       });
       await expect(model.explain(handImages, { method: 'grad-cam', layer: 'classifier' })).rejects.toMatchObject({ code: 'ERR_LAYER_NOT_FOUND' });
       const p1 = await model.predict(handImages);
@@ -131,7 +131,7 @@ describe('unknown layers', () => {
     const err = await model.explain(handImages[0], { method: 'linear-approx', layer: 'nope' }).catch((e) => e);
     expect(err.code).toBe('ERR_LAYER_NOT_FOUND');
     expect(err.message).toContain('features.3');
-    await expect(model.explain(handImages[0], { method: 'grad-cam' })).rejects.toMatchObject({ argument: 'options.layer' });
+    await expect(model.explain(handImages[0], { method: 'grad-cam' } as never)).rejects.toMatchObject({ argument: 'options.layer' });
   });
 });
 
@@ -141,7 +141,12 @@ describe('TorchRay 1.0 on tiny_cnn', () => {
     it(`deterministic methods correlate at r >= 0.95 (${file.includes('scripted') ? 'scripted' : 'traced'})`, async () => {
       const model = await loadModel(file);
       for (const [method, ref] of Object.entries(torchray.maps)) {
-        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: torchray.targets, resize: false } as never);
+        const r = await model.explain(images, {
+          method,
+          ...(ref.layer ? { layer: ref.layer } : {}),
+          target: torchray.targets,
+          resize: false,
+        } as ExplainOptions);
         const [, h, w] = ref.shape;
         r.maps.forEach((m, b) => {
           const expected = ref.data.slice(b * h * w, (b + 1) * h * w);
@@ -164,7 +169,7 @@ describe('Captum 0.9 on tiny_cnn', () => {
     it(`gradient, deconvnet, guided backprop, Grad-CAM and linear approximation equal Captum's (${file.includes('scripted') ? 'scripted' : 'traced'})`, async () => {
       const model = await loadModel(file);
       for (const [method, ref] of Object.entries(captum.maps)) {
-        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: captum.targets, resize: false } as never);
+        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: captum.targets, resize: false } as ExplainOptions);
         const [, h, w] = ref.shape;
         r.maps.forEach((m, b) => {
           expect([m.height, m.width]).toEqual([h, w]);
@@ -194,7 +199,12 @@ describe.skipIf(!shapesUsable)('TorchRay 1.0 on the trained shapes model', () =>
       const model = await loadModel(file);
       const images = await Promise.all(shapesRef.imageFiles.map((f) => readImage(f)));
       for (const [method, ref] of Object.entries(shapesRef.maps)) {
-        const r = await model.explain(images, { method, ...(ref.layer ? { layer: ref.layer } : {}), target: shapesRef.targets, resize: false } as never);
+        const r = await model.explain(images, {
+          method,
+          ...(ref.layer ? { layer: ref.layer } : {}),
+          target: shapesRef.targets,
+          resize: false,
+        } as ExplainOptions);
         const [, h, w] = ref.shape;
         r.maps.forEach((m, b) => {
           const rr = pearson(m.data, ref.data.slice(b * h * w, (b + 1) * h * w));

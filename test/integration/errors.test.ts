@@ -58,14 +58,14 @@ describe('loadModel errors', () => {
     if (!runtime().cudaAvailable) {
       for (const device of ['cuda', 'cuda:0'] as const) {
         const e = await rejection(loadModel(model('tiny_cnn_traced.pt'), { device }));
-        expect([e.code, e.argument]).toEqual(['ERR_CUDA_UNAVAILABLE', 'device']);
+        expect([e.code, e.argument]).toEqual(['ERR_CUDA_UNAVAILABLE', 'options.device']);
         expect(e.message).toMatch(/use device 'cpu' or 'auto'/);
       }
       await using auto = await loadModel(model('tiny_cnn_traced.pt'), { device: 'auto' });
       expect(auto.device).toBe('cpu');
     } else {
       const e = await rejection(loadModel(model('tiny_cnn_traced.pt'), { device: `cuda:${runtime().cudaDevices}` }));
-      expect([e.code, e.argument]).toEqual(['ERR_OUT_OF_RANGE', 'device']);
+      expect([e.code, e.argument]).toEqual(['ERR_OUT_OF_RANGE', 'options.device']);
     }
   });
 

@@ -235,7 +235,7 @@ describe('extremal perturbation: batching, kernels, model safety, abort', () => 
         const { loadModel, readImage, runtime } = require(${JSON.stringify(join(ROOT, 'lib', 'index.ts'))});
         (async () => {
           const m = await loadModel(${JSON.stringify(join(DIR, 'box_model.pt'))}, { threads: 1 });
-          const r = await m.explain(await readImage(${JSON.stringify(join(DIR, 'box_1.png'))}), ${JSON.stringify({ method: EP, ...opts })});
+          const r = await m.explain(await readImage(${JSON.stringify(join(DIR, 'box_1.png'))}), ${JSON.stringify(opts)});
           console.log(JSON.stringify({ kernels: runtime().cpuKernels, maps: r.maps.map((x) => Array.from(x.data)) }));
         })();
       `;

@@ -109,7 +109,7 @@ describe('scanBackdoor', () => {
 
 describe('input-agnostic explain', () => {
   it('makes pictures the model holds to be their class (fidelity >= the target), checked by predict', async () => {
-    const details = trojanScan.explanation.details as unknown as InputAgnosticDetails;
+    const details = trojanScan.explanation.details;
     expect(details.fidelityTarget).toBe(0.9);
     for (let j = 0; j < fixture.classes.length; j++) {
       expect(details.fidelity[j]).toBeGreaterThanOrEqual(0.9);
@@ -124,7 +124,7 @@ describe('input-agnostic explain', () => {
       const p = await trojan.predict(details.visualizations[j]);
       expect(p.probabilities[j]).toBeCloseTo(details.fidelity[j], 4);
     }
-    for (const details2 of [cleanScan.explanation.details as unknown as InputAgnosticDetails]) {
+    for (const details2 of [cleanScan.explanation.details]) {
       for (const f of details2.fidelity) expect(f).toBeGreaterThanOrEqual(0.9);
     }
   });
@@ -147,7 +147,7 @@ describe('input-agnostic explain', () => {
       fidelityTarget: o.fidelityTarget,
       seed: o.seed,
     });
-    const d = r.details as unknown as InputAgnosticDetails;
+    const d = r.details;
     const sum = (a: Float32Array) => a.reduce((s, x) => s + x, 0);
     for (let j = 0; j < o.targets.length; j++) {
       const map = r.maps[j].data;
@@ -169,7 +169,7 @@ describe('input-agnostic explain', () => {
 
   it('keeps the nudge inside its norm bound (linf and l2)', async () => {
     const linf = await clean.explain(SIZE, { method: 'input-agnostic', target: [0, 1], samples: 4, iterations: 8, refineSteps: 0, epsilon: 0.3 });
-    for (const p of (linf.details as unknown as InputAgnosticDetails).perturbations) {
+    for (const p of linf.details.perturbations) {
       expect(Math.max(...Array.from(p.data, Math.abs))).toBeLessThanOrEqual(0.3 + 1e-6);
     }
     const l2 = await clean.explain([SIZE, SIZE], {
@@ -181,7 +181,7 @@ describe('input-agnostic explain', () => {
       norm: 'l2',
       epsilon: 0.1,
     });
-    for (const p of (l2.details as unknown as InputAgnosticDetails).perturbations) {
+    for (const p of l2.details.perturbations) {
       const rms = Math.sqrt(p.data.reduce((s, x) => s + x * x, 0) / p.data.length);
       expect(rms).toBeLessThanOrEqual(0.1 + 1e-5);
       expect(rms).toBeGreaterThan(0.05);
@@ -196,23 +196,24 @@ describe('input-agnostic explain', () => {
     const b = await trojan.explain(SIZE, { ...o, seed: 7 });
     const c = await trojan.explain(SIZE, { ...o, seed: 8 });
     expect(Array.from(b.maps[1].data)).toEqual(Array.from(a.maps[1].data));
-    expect(Array.from((b.details as unknown as InputAgnosticDetails).visualizations[0].data)).toEqual(
-      Array.from((a.details as unknown as InputAgnosticDetails).visualizations[0].data),
-    );
+    expect(Array.from(b.details.visualizations[0].data)).toEqual(Array.from(a.details.visualizations[0].data));
     expect(Array.from(c.maps[1].data)).not.toEqual(Array.from(a.maps[1].data));
   });
 
   it('rejects bad options and sizes with typed errors', async () => {
     const base = { method: 'input-agnostic', target: 0 } as const;
     await expect(clean.explain(SIZE, { ...base, samples: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.samples' });
-    await expect(clean.explain(SIZE, { ...base, norm: 'l3' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.norm' });
-    await expect(clean.explain(SIZE, { ...base, distribution: 7 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', argument: 'options.distribution' });
+    await expect(clean.explain(SIZE, { ...base, norm: 'l3' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.norm' });
+    await expect(clean.explain(SIZE, { ...base, distribution: 7 } as never)).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_TYPE',
+      argument: 'options.distribution',
+    });
     await expect(clean.explain(SIZE, { ...base, epsilon: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.epsilon' });
     await expect(clean.explain(SIZE, { ...base, fidelityTarget: 1.5 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.fidelityTarget' });
     await expect(clean.explain(SIZE, { ...base, seed: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.seed' });
     await expect(clean.explain(0, base)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'image' });
     await expect(clean.explain(SIZE, { ...base, channels: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.channels' });
-    await expect(clean.explain(SIZE, { ...base, target: 99 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'target' });
+    await expect(clean.explain(SIZE, { ...base, target: 99 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.target' });
   });
 
   it('reports progress and stops on abort', async () => {

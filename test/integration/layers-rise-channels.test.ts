@@ -43,7 +43,7 @@ describe('contrastive excitation backprop', () => {
     const images = imagesOf(hand.images, hand.imageShape);
     await expect(model.explain(images, { method: 'contrastive-excitation-backprop', layer: 'features.4', contrastLayer: 'features.1' })).rejects.toMatchObject({
       code: 'ERR_INVALID_ARG_VALUE',
-      argument: 'layer',
+      argument: 'options.layer',
     });
   });
 });

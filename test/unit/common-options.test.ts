@@ -1,32 +1,26 @@
 // Defaults and checks of the options every explain method shares (lib/methods/common.ts).
 import { describe, expect, it } from 'vitest';
-import { COMMON_OPTION_NAMES, normalizeCommon } from '../../lib/methods/common.js';
-import type { MethodContext } from '../../lib/methods/types.js';
+import { COMMON_DEFAULTS, COMMON_OPTION_NAMES, normalizeCommon } from '../../lib/methods/common.js';
 
-const context: MethodContext = { images: [], channels: 3, height: 24, width: 32 };
+const context = { height: 24, width: 32 };
 
 describe('common explain options', () => {
   it('defaults: whole batch, progress every 10, no smoothing, maps resized to the input', () => {
-    const { common, runtime, baton } = normalizeCommon({}, context);
+    const { common, given, runtime } = normalizeCommon({}, context);
     expect(common).toEqual({ batchSize: 0, progressEvery: 10, resize: [24, 32], smooth: 0 });
+    expect(given).toEqual({ batchSize: undefined });
     expect(runtime).toEqual({ signal: undefined, onProgress: undefined });
-    expect(baton).toEqual({ batchSize: 0, progressEvery: 10, smooth: 0, resizeHeight: 24, resizeWidth: 32 });
   });
 
-  it('method defaults apply when the caller gives nothing', () => {
-    const { common, baton } = normalizeCommon({}, context, { resize: false, batchSize: 16 });
-    expect(common.resize).toBeNull();
-    expect([baton.resizeHeight, baton.resizeWidth, baton.batchSize]).toEqual([0, 0, 16]);
-  });
-
-  it('given values pass through to the baton', () => {
+  it('given values pass through; the given batchSize is told apart from the default', () => {
     const signal = new AbortController().signal;
     const onProgress = () => {};
-    const { common, runtime, baton } = normalizeCommon({ batchSize: 4, progressEvery: 1, smooth: 0.05, resize: [8, 10], signal, onProgress }, context);
+    const { common, given, runtime } = normalizeCommon({ batchSize: 4, progressEvery: 1, smooth: 0.05, resize: [8, 10], signal, onProgress }, context);
     expect(common).toEqual({ batchSize: 4, progressEvery: 1, resize: [8, 10], smooth: 0.05 });
+    expect(given).toEqual({ batchSize: 4 });
     expect(runtime.signal).toBe(signal);
     expect(runtime.onProgress).toBe(onProgress);
-    expect(baton).toEqual({ batchSize: 4, progressEvery: 1, smooth: 0.05, resizeHeight: 8, resizeWidth: 10 });
+    expect(normalizeCommon({ batchSize: 0 }, context).given).toEqual({ batchSize: 0 });
     expect(normalizeCommon({ resize: 16 }, context).common.resize).toEqual([16, 16]);
     expect(normalizeCommon({ resize: false }, context).common.resize).toBeNull();
   });
@@ -47,7 +41,8 @@ describe('common explain options', () => {
     }
   });
 
-  it('names every common option', () => {
-    expect([...COMMON_OPTION_NAMES].sort()).toEqual(['batchSize', 'method', 'onProgress', 'progressEvery', 'resize', 'signal', 'smooth', 'target']);
+  it('names every common option, each with its default', () => {
+    expect([...COMMON_OPTION_NAMES].sort()).toEqual(['batchSize', 'channels', 'method', 'onProgress', 'progressEvery', 'resize', 'signal', 'smooth', 'target']);
+    expect(Object.keys(COMMON_DEFAULTS).sort()).toEqual(COMMON_OPTION_NAMES.filter((n) => n !== 'method').sort());
   });
 });

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { EP_DEFAULTS, extremalPerturbation } from '../../lib/methods/extremal-perturbation.js';
 import type { MethodContext } from '../../lib/methods/types.js';
 
-const context: MethodContext = { images: [], height: 64, width: 64, channels: 3 };
-const normalize = (o: Record<string, unknown>) => extremalPerturbation.normalize(o, context);
+const context: MethodContext = { images: [], height: 64, width: 64, channels: 3, device: 'cpu' };
+const normalize = (o: Record<string, unknown>, device = 'cpu') =>
+  extremalPerturbation.normalize(o, { ...context, device, batchSize: o.batchSize === undefined ? undefined : Number(o.batchSize) });
 
 function code(o: Record<string, unknown>): { code?: string; argument?: string } {
   try {
@@ -15,9 +16,9 @@ function code(o: Record<string, unknown>): { code?: string; argument?: string } 
 }
 
 describe('extremal-perturbation options', () => {
-  it('fills in TorchRay defaults', () => {
-    const { options, baton } = normalize({});
-    expect(options).toMatchObject({
+  it("fills in TorchRay's defaults, from EP_DEFAULTS", () => {
+    const options = normalize({});
+    expect(options).toEqual({
       areas: [0.1],
       perturbation: 'blur',
       maxBlur: 20,
@@ -32,17 +33,34 @@ describe('extremal-perturbation options', () => {
       momentum: 0.9,
       areaWeight: 300,
       areaWeightGrowth: 1.0035,
-      seed: 0,
+      kernel: 'fused',
+      batchSize: 128,
     });
     expect(Object.isFrozen(options)).toBe(true);
-    expect(baton).toMatchObject({ areas: [0.1], jitter: 1, maxIter: 800, variant: 'preserve', autoBatch: 1 });
-    expect(extremalPerturbation.optionNames).toEqual(expect.arrayContaining(Object.keys(EP_DEFAULTS)));
+    for (const [name, value] of Object.entries(EP_DEFAULTS)) if (name !== 'batchSize') expect(options[name as keyof typeof options], name).toEqual(value);
+  });
+
+  it('carries the real batch size: about 2^19 pixels per batch on the CPU, every mask at once on CUDA, or the one given', () => {
+    expect(normalize({}).batchSize).toBe(128); // 2^19 / (64 x 64)
+    expect(extremalPerturbation.normalize({}, { ...context, height: 224, width: 224, batchSize: undefined }).batchSize).toBe(10);
+    expect(extremalPerturbation.normalize({}, { ...context, height: 2048, width: 2048, batchSize: undefined }).batchSize).toBe(1);
+    expect(normalize({}, 'cuda:0').batchSize).toBe(0);
+    expect(normalize({ batchSize: 4 }).batchSize).toBe(4);
+    expect(normalize({ batchSize: 0 }).batchSize).toBe(0);
   });
 
   it('accepts one area or a list, and every option', () => {
-    expect(normalize({ areas: 0.2 }).options.areas).toEqual([0.2]);
-    const { baton } = normalize({ areas: [0.05, 0.1], perturbation: 'fade', variant: 'dual', reward: 'contrastive', jitter: false, maxIter: 5, batchSize: 4 });
-    expect(baton).toMatchObject({ areas: [0.05, 0.1], perturbation: 'fade', variant: 'dual', reward: 'contrastive', jitter: 0, maxIter: 5, autoBatch: 0 });
+    expect(normalize({ areas: 0.2 }).areas).toEqual([0.2]);
+    const options = normalize({ areas: [0.05, 0.1], perturbation: 'fade', variant: 'dual', reward: 'contrastive', jitter: false, maxIter: 5, batchSize: 4 });
+    expect(options).toMatchObject({
+      areas: [0.05, 0.1],
+      perturbation: 'fade',
+      variant: 'dual',
+      reward: 'contrastive',
+      jitter: false,
+      maxIter: 5,
+      batchSize: 4,
+    });
   });
 
   const typeErrors: [string, unknown][] = [
@@ -59,7 +77,6 @@ describe('extremal-perturbation options', () => {
     ['momentum', {}],
     ['areaWeight', []],
     ['areaWeightGrowth', 'x'],
-    ['seed', '1'],
     ['perturbation', 3],
     ['variant', 1],
     ['reward', false],
@@ -89,8 +106,6 @@ describe('extremal-perturbation options', () => {
     ['momentum', 1.5],
     ['areaWeight', -1],
     ['areaWeightGrowth', 0],
-    ['seed', -1],
-    ['seed', 0.5],
     ['maxBlur', Infinity],
   ];
   for (const [name, value] of rangeErrors) {

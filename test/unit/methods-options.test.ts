@@ -1,8 +1,8 @@
-/** Option normalisation of the methods of issue 4 (no addon needed). */
+/** Option normalisation of the backpropagation family, RISE and channel perturbation (no addon needed). */
 import { describe, expect, it } from 'vitest';
 import { getMethod, methodNames } from '../../lib/methods/index.js';
 
-const context = { images: [], height: 32, width: 32, channels: 3 };
+const context = { images: [], height: 32, width: 32, channels: 3, device: 'cpu', batchSize: undefined };
 
 describe('methods of the backpropagation family, RISE and channel perturbation', () => {
   it('are registered', () => {
@@ -22,8 +22,8 @@ describe('methods of the backpropagation family, RISE and channel perturbation',
   });
 
   it('layer: optional for gradient methods, required for grad-cam / linear-approx / channel-perturbation', () => {
-    expect(getMethod('gradient').normalize({}, context)).toEqual({ options: { layer: null }, baton: {} });
-    expect(getMethod('guided-backprop').normalize({ layer: 'features.2' }, context).baton).toEqual({ layer: 'features.2' });
+    expect(getMethod('gradient').normalize({}, context)).toEqual({ layer: null });
+    expect(getMethod('guided-backprop').normalize({ layer: 'features.2' }, context)).toEqual({ layer: 'features.2' });
     for (const name of ['grad-cam', 'linear-approx', 'channel-perturbation']) {
       expect(() => getMethod(name).normalize({}, context)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', argument: 'options.layer' }));
     }
@@ -34,10 +34,13 @@ describe('methods of the backpropagation family, RISE and channel perturbation',
   });
 
   it("rise: the paper's defaults, typed errors", () => {
-    const { options, baton } = getMethod('rise').normalize({}, context);
-    expect(options).toEqual({ numMasks: 8000, numCells: 7, p: 0.5, seed: 0, activation: 'softmax' });
+    const options = getMethod('rise').normalize({}, context);
+    // batchSize: the masks per forward pass that make 2^25 values of masked input (3 x 32 x 32 each), at most numMasks.
+    expect(options).toEqual({ numMasks: 8000, numCells: 7, p: 0.5, seed: 0, activation: 'softmax', batchSize: 8000 });
+    expect(getMethod('rise').normalize({}, { ...context, height: 224, width: 224 })).toMatchObject({ batchSize: 222 });
+    expect(getMethod('rise').normalize({}, { ...context, batchSize: 0 })).toMatchObject({ batchSize: 8000 });
+    expect(getMethod('rise').normalize({}, { ...context, batchSize: 50 })).toMatchObject({ batchSize: 50 });
     expect(Object.isFrozen(options)).toBe(true);
-    expect(baton).toMatchObject({ numMasks: 8000, activation: 'softmax' });
     expect(() => getMethod('rise').normalize({ numMasks: 1.5 }, context)).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', argument: 'options.numMasks' }),
     );
@@ -46,7 +49,7 @@ describe('methods of the backpropagation family, RISE and channel perturbation',
   });
 
   it('channel-perturbation: defaults and ranges', () => {
-    const { options } = getMethod('channel-perturbation').normalize({ layer: 'features.4' }, context);
+    const options = getMethod('channel-perturbation').normalize({ layer: 'features.4' }, context);
     expect(options).toEqual({
       layer: 'features.4',
       area: 0.1,

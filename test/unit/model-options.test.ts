@@ -1,11 +1,10 @@
 // loadModel, predict and explain checks that fail before any native call, and the JS half of predict and
 // of target resolution, run against a fake native model: no addon is needed (and none may be loaded).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Model, TorchSaliencyError, loadModel } from '../../lib/index.js';
-import { registerMethod } from '../../lib/methods/index.js';
 import type { NativeModel, NativeTensor } from '../../lib/native.js';
 
 // Should anything reach for the addon, it fails loudly instead of silently using a build.
@@ -62,12 +61,13 @@ function fakeNative(calls: { jobImage?: number[]; jobTarget?: number[]; predictS
       for (let i = 0; i < shape[0]; i++) out.set([i, 0, 3 - i, 1], i * 4);
       return { data: out, shape: [shape[0], 4] };
     },
-    async explain(_baton, _data, shape, jobImage, jobTarget) {
+    async explain(_options, _data, shape, jobImage, jobTarget) {
       calls.jobImage = jobImage;
       calls.jobTarget = jobTarget;
       const maps = new Float32Array(jobImage.length * shape[2] * shape[3]);
-      return { maps: { data: maps, shape: [jobImage.length, shape[2], shape[3]] }, extras: {} };
+      return { maps: { data: maps, shape: [jobImage.length, shape[2], shape[3]] }, outputs: {} };
     },
+    layerShapes: async () => [],
     layers: () => ['features'],
     info: () => ({ device: 'cpu', inputChannels: 3, parameters: 1, torchVersion: 'fake' }),
     requiresGrad: () => [],
@@ -79,10 +79,6 @@ function fakeNative(calls: { jobImage?: number[]; jobTarget?: number[]; predictS
 const image = (k = 0) => ({ data: new Float32Array(3 * 2 * 2).fill(k), channels: 3, height: 2, width: 2 });
 
 describe('predict and explain in JS (fake native model)', () => {
-  beforeAll(() => {
-    registerMethod({ name: 'unit-test-method', summary: 'test only', optionNames: [], normalize: () => ({ options: {}, baton: {} }) });
-  });
-
   it('predict turns logits into probabilities and a ranked top list with labels', async () => {
     const calls = { predictShapes: [] as number[][] };
     const model = new Model(fakeNative(calls), ['a', 'b', 'c', 'd']);
@@ -128,22 +124,26 @@ describe('predict and explain in JS (fake native model)', () => {
     expect(calls.predictShapes).toEqual([]);
   });
 
-  it('explain resolves targets: indices, labels, top-1 (left to native as -1), top-k (ranked by predict)', async () => {
+  it('explain resolves targets once, in JS: indices, labels, top-1 and top-k from one prediction of the images', async () => {
     const calls: { jobImage?: number[]; jobTarget?: number[]; predictShapes: number[][] } = { predictShapes: [] };
     const model = new Model(fakeNative(calls), ['a', 'b', 'c', 'd']);
-    const method = 'unit-test-method';
+    const method = 'gradient';
     await model.explain(image(), { method });
-    expect([calls.jobImage, calls.jobTarget]).toEqual([[0], [-1]]);
+    expect([calls.jobImage, calls.jobTarget]).toEqual([[0], [2]]); // logits [0, 0, 3, 1]
+    expect(calls.predictShapes).toEqual([[1, 3, 2, 2]]);
     await model.explain(image(), { method, target: [1, 'd'] }); // several targets for one image
     expect([calls.jobImage, calls.jobTarget]).toEqual([
       [0, 0],
       [1, 3],
     ]);
+    // Explicit targets need no prediction once the number of classes is known.
+    expect(calls.predictShapes).toHaveLength(1);
     await model.explain([image(), image()], { method, target: ['b', [0, 'top-1']] }); // one entry per image
     expect([calls.jobImage, calls.jobTarget]).toEqual([
       [0, 1, 1],
-      [1, 0, -1],
+      [1, 0, 2],
     ]);
+    expect(calls.predictShapes.at(-1)).toEqual([2, 3, 2, 2]);
     const r = await model.explain([image(), image()], { method, target: 'top-2' });
     // logits: image 0 [0, 0, 3, 1] -> 2, 3; image 1 [1, 0, 2, 1] -> 2 then 0 or 3 (tie at 1, stable order keeps 0)
     expect([calls.jobImage, calls.jobTarget]).toEqual([
@@ -152,13 +152,34 @@ describe('predict and explain in JS (fake native model)', () => {
     ]);
     expect(r.targets.map((t) => t.label)).toEqual(['c', 'd', 'c', 'a']);
     expect(r.maps).toHaveLength(4);
+    // In chunks of batchSize when it is set.
+    calls.predictShapes.length = 0;
+    await model.explain([image(), image(), image()], { method, target: 'top-1', batchSize: 2 });
+    expect(calls.predictShapes).toEqual([
+      [2, 3, 2, 2],
+      [1, 3, 2, 2],
+    ]);
+  });
+
+  it('explain asks for the number of classes once, with one image, when every target is a class index', async () => {
+    const calls = { predictShapes: [] as number[][] };
+    const model = new Model(fakeNative(calls));
+    await model.explain([image(), image()], { method: 'gradient', target: [1, 2] });
+    await model.explain([image(), image()], { method: 'gradient', target: 3 });
+    expect(calls.predictShapes).toEqual([[1, 3, 2, 2]]);
+    const e = await rejection(model.explain(image(), { method: 'gradient', target: 4 }));
+    expect([e.code, e.argument, e.message]).toEqual([
+      'ERR_OUT_OF_RANGE',
+      'options.target',
+      'Expected a class index in [0, 3] for options.target but received 4',
+    ]);
   });
 
   it('explain rejects bad targets and options with the argument named', async () => {
     const calls = { predictShapes: [] as number[][] };
     const model = new Model(fakeNative(calls), ['a', 'b', 'c', 'd']);
     const unlabelled = new Model(fakeNative(calls));
-    const method = 'unit-test-method';
+    const method = 'gradient';
     const cases: [Model, unknown, Record<string, unknown>, string, string, RegExp?][] = [
       [
         model,
@@ -174,7 +195,8 @@ describe('predict and explain in JS (fake native model)', () => {
       [model, image(), { method, target: 'top-0' }, 'ERR_OUT_OF_RANGE', 'options.target'],
       [model, image(), { method, target: 'top-9' }, 'ERR_OUT_OF_RANGE', 'options.target', /k <= 4/],
       [model, image(), { method, target: true }, 'ERR_INVALID_ARG_TYPE', 'options.target'],
-      [model, image(), { method, target: [0, 'zebra'] }, 'ERR_INVALID_ARG_VALUE', 'options.target[0][1]'],
+      [model, image(), { method, target: [0, 'zebra'] }, 'ERR_INVALID_ARG_VALUE', 'options.target[1]'],
+      [model, [image(), image()], { method, target: [0, [1, 'zebra']] }, 'ERR_INVALID_ARG_VALUE', 'options.target[1][1]'],
       [model, [image(), image()], { method, target: [0, 1, 2] }, 'ERR_INVALID_ARG_VALUE', 'options.target'],
       [model, [image(), image()], { method, target: [0, -2] }, 'ERR_OUT_OF_RANGE', 'options.target[1]'],
       [model, image(), { method: 'no-such-method' }, 'ERR_INVALID_ARG_VALUE', 'options.method'],
@@ -196,7 +218,7 @@ describe('predict and explain in JS (fake native model)', () => {
   it('an aborted signal rejects with ABORT_ERR before the native call', async () => {
     const calls: { jobImage?: number[]; predictShapes: number[][] } = { predictShapes: [] };
     const model = new Model(fakeNative(calls));
-    const e = await rejection(model.explain(image(), { method: 'unit-test-method', signal: AbortSignal.abort('stop') }));
+    const e = await rejection(model.explain(image(), { method: 'gradient', target: 0, signal: AbortSignal.abort('stop') }));
     expect([e.code, e.name]).toEqual(['ABORT_ERR', 'AbortError']);
     expect(calls.jobImage).toBeUndefined();
   });

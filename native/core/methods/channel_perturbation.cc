@@ -31,17 +31,16 @@ namespace {
 ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, RunContext& context) {
   torch::AutoGradMode enable(true);
   const Options& o = request.options;
-  const std::string layer = o.string("layer", "");
-  if (layer.empty()) throw Error("ERR_INVALID_ARG_VALUE", "Expected a layer name for layer", "layer");
-  const double area = o.number("area", 0.1);
-  const int64_t iterations = o.integer("maxIter", 300);
-  const double lr = o.number("learningRate", 0.05);
-  const double lambda = o.number("lambda", 1);
-  const double growth = o.number("lambdaGrowth", 100);
-  const bool class_mode = o.string("mode", "image") == "class";
-  const bool mean_perturbation = o.string("perturbation", "fade") == "mean";
+  const std::string& layer = o.string("layer");
+  const double area = o.number("area");
+  const int64_t iterations = o.integer("maxIter");
+  const double lr = o.number("learningRate");
+  const double lambda = o.number("lambda");
+  const double growth = o.number("lambdaGrowth");
+  const bool class_mode = o.string("mode") == "class";
+  const bool mean_perturbation = o.string("perturbation") == "mean";
 
-  ProbedModule probed(model, {layer});
+  ProbedModule probed(model, {{layer, "options.layer"}});
   const int64_t jobs = static_cast<int64_t>(request.job_image.size());
   at::Tensor x = model.prepare(job_images(request, 0, jobs)).detach();
   at::Tensor targets = at::tensor(request.job_target, at::kLong).to(x.device());
@@ -53,7 +52,9 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
     model.scores(probed.module(), x);
     clean = probed.activation().detach();
   }
-  if (clean.dim() != 4) throw_layer_not_found(model, layer, "has no N x C x H x W output (got " + std::to_string(clean.dim()) + " dimensions)");
+  if (clean.dim() != 4) {
+    throw_layer_not_found(model, layer, "has no N x C x H x W output (got " + std::to_string(clean.dim()) + " dimensions)", "options.layer");
+  }
   const int64_t channels = clean.size(1);
 
   // Groups: one per job, or one per distinct target.

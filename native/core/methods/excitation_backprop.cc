@@ -10,9 +10,8 @@ namespace {
 ExplainResult contrastive(Model& model, const ExplainRequest& request, RunContext& context) {
   BackpropSpec spec;
   spec.rules.rule = BackwardRule::kExcitation;
-  spec.layer = request.options.string("layer", "");
-  spec.contrast_layer = request.options.string("contrastLayer", "");
-  if (spec.contrast_layer.empty()) throw Error("ERR_INVALID_ARG_VALUE", "Expected a layer name for contrastLayer", "contrastLayer");
+  spec.layer = request.options.string_or_null("layer");
+  spec.contrast_layer = request.options.string("contrastLayer");
   spec.to_map = [](const at::Tensor&, const at::Tensor& g) { return g.sum(1).clamp_min(0); };
   return run_backprop(model, request, context, spec);
 }

@@ -39,30 +39,17 @@ struct Settings {
 
 Settings read_settings(const Options& o) {
   Settings s;
-  s.samples = o.integer("samples", 16);
-  s.iterations = o.integer("iterations", 64);
-  s.step = o.number("stepSize", 0.05);
-  s.distribution = o.string("distribution", "uniform");
-  s.norm = o.string("norm", "linf");
-  s.epsilon = o.number("epsilon", s.norm == "l2" ? 0.25 : 0.5);
-  s.refine_steps = o.integer("refineSteps", 20);
-  s.refine_step = o.number("refineStepSize", 0.02);
-  s.refine_blur = o.number("refineBlur", 0);
-  s.fidelity_target = o.number("fidelityTarget", 0.9);
-  s.seed = o.integer("seed", 0);
-  // The JavaScript side validated these; the checks here guard direct native callers.
-  if (s.samples < 1) throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 1 for samples but received " + std::to_string(s.samples), "options.samples");
-  if (s.iterations < 1)
-    throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 1 for iterations but received " + std::to_string(s.iterations), "options.iterations");
-  if (s.refine_steps < 0) throw Error("ERR_OUT_OF_RANGE", "Expected an integer >= 0 for refineSteps", "options.refineSteps");
-  if (!(s.epsilon > 0)) throw Error("ERR_OUT_OF_RANGE", "Expected a number > 0 for epsilon", "options.epsilon");
-  if (s.distribution != "uniform" && s.distribution != "gaussian") {
-    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of 'uniform', 'gaussian' for distribution but received '" + s.distribution + "'",
-                "options.distribution");
-  }
-  if (s.norm != "linf" && s.norm != "l2") {
-    throw Error("ERR_INVALID_ARG_VALUE", "Expected one of 'linf', 'l2' for norm but received '" + s.norm + "'", "options.norm");
-  }
+  s.samples = o.integer("samples");
+  s.iterations = o.integer("iterations");
+  s.step = o.number("stepSize");
+  s.distribution = o.string("distribution");
+  s.norm = o.string("norm");
+  s.epsilon = o.number("epsilon");
+  s.refine_steps = o.integer("refineSteps");
+  s.refine_step = o.number("refineStepSize");
+  s.refine_blur = o.number("refineBlur");
+  s.fidelity_target = o.number("fidelityTarget");
+  s.seed = o.integer("seed");
   return s;
 }
 
@@ -107,7 +94,7 @@ ExplainResult input_agnostic(Model& model, const ExplainRequest& request, RunCon
   const int64_t jobs = static_cast<int64_t>(request.job_target.size());
   const int64_t channels = request.images.size(1), height = request.images.size(2), width = request.images.size(3);
   const int64_t batch = jobs * s.samples;
-  const int64_t chunk = request.options.integer("batchSize", 0);
+  const int64_t chunk = request.options.integer("batchSize");
   const int64_t total = s.iterations + s.refine_steps + 1;
 
   at::Tensor targets = at::tensor(request.job_target, at::kLong).to(device);

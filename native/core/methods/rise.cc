@@ -45,13 +45,12 @@ at::Tensor make_masks(const MaskDraws& d, int64_t begin, int64_t end, int64_t ce
 ExplainResult rise(Model& model, const ExplainRequest& request, RunContext& context) {
   c10::InferenceMode guard;
   const Options& o = request.options;
-  const int64_t num_masks = o.integer("numMasks", 8000), cells = o.integer("numCells", 7);
-  const double p = o.number("p", 0.5);
-  const std::string activation = o.string("activation", "softmax");
-  const int64_t n = request.images.size(0), c = request.images.size(1), h = request.images.size(2), w = request.images.size(3);
-  int64_t batch = o.integer("batchSize", 0);
-  if (batch <= 0) batch = std::max<int64_t>(1, std::min<int64_t>(num_masks, (int64_t{1} << 25) / std::max<int64_t>(1, c * h * w)));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o.integer("seed", 0)));
+  const int64_t num_masks = o.integer("numMasks"), cells = o.integer("numCells");
+  const double p = o.number("p");
+  const std::string& activation = o.string("activation");
+  const int64_t n = request.images.size(0), h = request.images.size(2), w = request.images.size(3);
+  const int64_t batch = o.integer("batchSize");  // masks per forward pass (lib/methods/rise.ts sizes it)
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o.integer("seed")));
   const MaskDraws draws = draw_masks(gen, num_masks, cells, p, (h + cells - 1) / cells, (w + cells - 1) / cells);
 
   // Jobs by image: one forward per image and chunk serves all of its targets.

@@ -23,35 +23,28 @@ struct EpOptions {
   std::string perturbation, variant, reward;
   double max_blur, sigma, learning_rate, momentum, area_weight, area_weight_growth;
   int64_t levels, step, max_iter;
+  int64_t batch_size;  // rows through the model per step, 0: all (lib/methods/extremal-perturbation.ts sizes it)
   bool jitter, fused;
 };
 
 EpOptions read_options(const Options& o) {
   EpOptions e;
-  e.areas = o.list("areas", {0.1});
-  e.perturbation = o.string("perturbation", "blur");
-  e.variant = o.string("variant", "preserve");
-  e.reward = o.string("reward", "simple");
-  e.max_blur = o.number("maxBlur", 20);
-  e.levels = o.integer("numLevels", 8);
-  e.step = o.integer("step", 7);
-  e.sigma = o.number("sigma", 21);
-  e.max_iter = o.integer("maxIter", 800);
-  e.jitter = o.flag("jitter", true);
-  e.learning_rate = o.number("learningRate", 0.01);
-  e.momentum = o.number("momentum", 0.9);
-  e.area_weight = o.number("areaWeight", 300);
-  e.area_weight_growth = o.number("areaWeightGrowth", 1.0035);
-  e.fused = o.string("kernel", "fused") != "composed";
-  auto bad = [](const std::string& arg, const std::string& what) { throw Error("ERR_OUT_OF_RANGE", "Expected " + what + " for " + arg, arg); };
-  if (e.areas.empty()) bad("areas", "at least one area");
-  for (double a : e.areas)
-    if (!(a > 0 && a < 1)) bad("areas", "areas in (0, 1)");
-  if (e.levels < 2) bad("numLevels", "an integer >= 2");
-  if (e.step < 1) bad("step", "an integer >= 1");
-  if (!(e.sigma > 0)) bad("sigma", "a number > 0");
-  if (!(e.max_blur > 0)) bad("maxBlur", "a number > 0");
-  if (e.max_iter < 1) bad("maxIter", "an integer >= 1");
+  e.areas = o.list("areas");
+  e.perturbation = o.string("perturbation");
+  e.variant = o.string("variant");
+  e.reward = o.string("reward");
+  e.max_blur = o.number("maxBlur");
+  e.levels = o.integer("numLevels");
+  e.step = o.integer("step");
+  e.sigma = o.number("sigma");
+  e.max_iter = o.integer("maxIter");
+  e.jitter = o.flag("jitter");
+  e.learning_rate = o.number("learningRate");
+  e.momentum = o.number("momentum");
+  e.area_weight = o.number("areaWeight");
+  e.area_weight_growth = o.number("areaWeightGrowth");
+  e.fused = o.string("kernel") == "fused";
+  e.batch_size = o.integer("batchSize");
   return e;
 }
 
@@ -91,13 +84,9 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   const MaskGeometry& g = gen.geometry();
   const int64_t full_size = g.out_h * g.out_w;
 
-  // Chunk size in masks: batchSize counts rows through the model ('dual' sends two per mask). With no
-  // batchSize given, the CPU takes about 512k pixels per batch (measured with the caching allocator, 8
-  // images, 2 threads: at 224 px batches of 4-8 take 0.7x the time of batches of 1, at 112 px batches of 16
-  // 0.85x those of 4, at 384 px batches of 2-4 0.92x those of 1); CUDA takes everything at once.
-  int64_t rows = request.options.integer("batchSize", 0);
-  if (rows <= 0 && request.options.flag("autoBatch", false) && device.is_cpu()) rows = std::max<int64_t>(1, (int64_t{1} << 19) / (H * W));
-  int64_t per_chunk = rows <= 0 ? total : std::max<int64_t>(1, rows / (dual ? 2 : 1));
+  // Chunk size in masks: batchSize counts rows through the model ('dual' sends two per mask).
+  const int64_t rows = o.batch_size;
+  const int64_t per_chunk = rows <= 0 ? total : std::max<int64_t>(1, rows / (dual ? 2 : 1));
 
   at::Tensor maps = at::empty({total, H, W}, at::kFloat);
   at::Tensor full_area = at::empty({total}, at::kFloat);    // mean of the full mask (what the penalty constrains)
@@ -120,9 +109,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   // so per-phase host times would be launch times): mask generator, perturbation, model forward,
   // objective (reward and area penalty), backward (the model's and the mask ops'), update.
   const bool timed_phases = device.is_cpu();
-  std::array<double, 6> phase_ms{};
+  enum Phase { kMask, kPerturb, kForward, kObjective, kBackward, kUpdate, kPhases };
+  const char* const phase_names[kPhases] = {"maskMs", "perturbMs", "forwardMs", "objectiveMs", "backwardMs", "updateMs"};
+  std::array<double, kPhases> phase_ms{};
   using Clock = std::chrono::steady_clock;
-  const auto lap = [&](Clock::time_point& since, int phase) {
+  const auto lap = [&](Clock::time_point& since, Phase phase) {
     if (!timed_phases) return;
     const Clock::time_point now = Clock::now();
     phase_ms[phase] += std::chrono::duration<double, std::milli>(now - since).count();
@@ -156,20 +147,20 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       Clock::time_point since = timed_phases ? Clock::now() : Clock::time_point{};
       at::Tensor p = params.detach().requires_grad_(true);
       at::Tensor full = gen.full(p);
-      lap(since, 0);
+      lap(since, kMask);
       const bool flip = o.jitter && t % 2 == 0;  // jitter: the perturbed batch mirrored on even steps
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
-      lap(since, 1);
+      lap(since, kPerturb);
       at::Tensor y = model.scores(model.module(), x);
-      lap(since, 2);
+      lap(since, kForward);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
       at::Tensor weighted = penalty.mul(lambda);
       at::Tensor energy = reward - weighted;
-      lap(since, 3);
+      lap(since, kObjective);
       at::Tensor grad = torch::autograd::grad({energy.sum().neg()}, {p})[0];
-      lap(since, 4);
+      lap(since, kBackward);
       {
         at::NoGradGuard ng;
         // SGD with momentum and dampening (PyTorch's rule: the first step takes the gradient itself).
@@ -182,7 +173,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
         penalty_hist.slice(0, begin, end).select(1, t).copy_(weighted.detach());
         last_full = full.detach();
       }
-      lap(since, 5);
+      lap(since, kUpdate);
       lambda *= o.area_weight_growth;
       const int64_t it = done_iterations + t;
       if (context.wants_progress(it, o.max_iter * chunk_count)) {
@@ -228,11 +219,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
   const double iterations_run = static_cast<double>(std::max<int64_t>(1, done_iterations));
   if (timed_phases) {
-    std::vector<double> per_iteration(phase_ms.begin(), phase_ms.end());
-    for (double& v : per_iteration) v /= iterations_run;
-    result.add("phaseTimings", at::tensor(per_iteration, at::kDouble).to(at::kFloat));
+    Record phases;
+    for (int i = 0; i < kPhases; ++i) phases.emplace_back(phase_names[i], phase_ms[i] / iterations_run);
+    result.add("phases", std::move(phases));
   }
-  result.add("timings", at::tensor(std::vector<double>{setup_ms, loop_ms, loop_ms / iterations_run, total_ms}, at::kDouble).to(at::kFloat));
+  result.add("timings", Record{{"setupMs", setup_ms}, {"loopMs", loop_ms}, {"msPerIteration", loop_ms / iterations_run}, {"nativeMs", total_ms}});
   return result;
 }
 

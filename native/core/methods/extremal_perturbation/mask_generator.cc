@@ -298,7 +298,11 @@ MaskGeometry MaskGeometry::make(int64_t height, int64_t width, int64_t step, dou
 
 MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa isa) : g_(geometry), fused_(fused) {
   const int64_t side = 2 * g_.radius + 1, taps = g_.taps(), step = g_.step;
-  if (taps > kMaxTaps) throw Error("ERR_OUT_OF_RANGE", "sigma / step is too large for the mask generator", "sigma");
+  if (taps > kMaxTaps) {
+    throw Error("ERR_OUT_OF_RANGE",
+                "Expected a number <= " + std::to_string(14 * g_.step) + " (14 x step) for options.sigma but received " + std::to_string(g_.sigma),
+                "options.sigma");
+  }
   // Block of each output row/column as nearest upsampling computes it (float32 scale, as TorchRay's
   // weights do): it is the integer division by step for every size we accept; checked here.
   auto blocks = [&](int64_t mid, int64_t out, std::vector<int32_t>& dst) {
@@ -396,7 +400,5 @@ at::Tensor MaskGenerator::composed(const at::Tensor& params) const {
   at::Tensor m = v.mul(at::softmax(v.mul(kColdness), 1)).sum(1, /*keepdim=*/true);
   return m.clamp(0, 1);
 }
-
-at::Tensor smooth_max_mask_fused(const at::Tensor& params, const MaskGenerator& generator) { return SmoothMaxFunction::apply(params, &generator); }
 
 }  // namespace ts

@@ -65,8 +65,6 @@ class MaskGenerator {
     smooth_max::Support kernel_rows() const { return {wk.data(), wh.data(), quad, length, padded, unit, valid.data()}; }
   };
   const Support& support() const { return s_; }
-  const std::vector<int32_t>& row_block() const { return row_block_; }
-  const std::vector<int32_t>& col_block() const { return col_block_; }
 
  private:
   at::Tensor composed(const at::Tensor& params) const;
@@ -78,8 +76,5 @@ class MaskGenerator {
   Support s_;
   mutable at::Tensor weight_;  // 1 x taps x out_h x out_w (composed path, lazily)
 };
-
-// The fused op on its own, for tests: same contract as MaskGenerator::full.
-at::Tensor smooth_max_mask_fused(const at::Tensor& params, const MaskGenerator& generator);
 
 }  // namespace ts

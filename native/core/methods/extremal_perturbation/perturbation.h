@@ -28,9 +28,6 @@ class Perturbation {
   at::Tensor apply_crop(const at::Tensor& full, int64_t top, int64_t left, const std::vector<int64_t>& mask, const std::vector<bool>& invert,
                         const std::vector<int64_t>& image, bool fused = true, bool flip = false) const;
 
-  const at::Tensor& pyramid() const { return pyramid_; }  // N x L x C x H x W
-  int64_t levels() const { return levels_; }
-
  private:
   at::Tensor composed(const at::Tensor& masks, const at::Tensor& index) const;
   at::Tensor pyramid_;
