@@ -125,13 +125,15 @@ for (const file of [...hand.models, ...variants]) {
   });
 }
 
-describe('unknown layers', () => {
-  it('ERR_LAYER_NOT_FOUND lists the valid names; a missing layer is a typed error', async () => {
-    const model = await loadModel(hand.models[0]);
-    const err = await model.explain(handImages[0], { method: 'linear-approx', layer: 'nope' }).catch((e) => e);
-    expect(err.code).toBe('ERR_LAYER_NOT_FOUND');
-    expect(err.message).toContain('features.3');
-    await expect(model.explain(handImages[0], { method: 'grad-cam' } as never)).rejects.toMatchObject({ argument: 'options.layer' });
+describe('contrastive excitation backprop', () => {
+  it('says which layer is wrong when the map layer lies above the contrast layer', async () => {
+    const model = await loadModel(hand.models[1]);
+    await expect(
+      model.explain(handImages, { method: 'contrastive-excitation-backprop', layer: 'features.4', contrastLayer: 'features.1' }),
+    ).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+      argument: 'options.layer',
+    });
   });
 });
 
