@@ -1,6 +1,6 @@
 /**
  * What every method returns: an Explanation holding one SaliencyMap per (image, target[, area]), the
- * targets and their scores, the method's normalised options, method-specific details and timings.
+ * targets, the method's normalised options, method-specific details and timings.
  */
 import type { Image } from './image.js';
 import type { MapData } from './map.js';

@@ -1,6 +1,6 @@
 /**
- * SaliencyMap: one map of one explanation (H x W floats), the unit every method returns, with the
- * pixel helpers the pictures and metrics share.
+ * Single-channel maps (MapData: H x W floats, what a SaliencyMap holds) and the pixel helpers the pictures
+ * and the evaluation share: bilinear resize, normalisation to [0, 1], the peak's position.
  */
 
 export interface MapData {

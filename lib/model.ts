@@ -7,7 +7,7 @@ import { TorchSaliencyError, abortError, fromNative, invalidType, invalidValue, 
 import { checkImage, stack, type Image } from './image.js';
 import { Explanation, type TargetInfo } from './explanation.js';
 import { getMethod, type ExplainOptionsFor, type ExplanationFor, type MethodName } from './methods/index.js';
-import { COMMON_OPTION_NAMES, normalizeCommon, type CommonOptions, type TargetSpec } from './methods/common.js';
+import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
 import { Batcher } from './batcher.js';

@@ -13,10 +13,10 @@ export interface ParsedArgs {
 }
 
 /** Flags that never take a value. */
-const BOOLEAN_FLAGS = new Set(['json', 'help', 'h', 'quiet']);
+const BOOLEAN_FLAGS = new Set(['json', 'help', 'h']);
 
 /** Flags every command understands (the model, its input, output format). */
-export const SHARED_FLAGS: readonly string[] = ['model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h', 'quiet'];
+export const SHARED_FLAGS: readonly string[] = ['model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h'];
 
 export function parseArgs(argv: string[]): ParsedArgs {
   const flags = new Map<string, string | boolean>();

@@ -1,6 +1,6 @@
 /**
  * Every method by name, and the types `explain` derives from them. A method is a file in this folder
- * exporting its MethodSpec (see types.ts) and one line in METHODS below; its native side registers itself
+ * exporting its MethodSpec (see types.ts) and one line in SPECS below; its native side registers itself
  * under the same name (native/core/methods/). See docs/adding-a-method.md.
  */
 import { invalidType, invalidValue } from '../errors.js';
@@ -19,21 +19,25 @@ import { linearApprox } from './linear-approx.js';
 import { rise } from './rise.js';
 import type { MethodSpec } from './types.js';
 
-export const METHODS = Object.freeze({
+/** Every method's spec: a new method is one line here. */
+const SPECS = [
   gradient,
   deconvnet,
-  'guided-backprop': guidedBackprop,
-  'grad-cam': gradCam,
-  'linear-approx': linearApprox,
-  'excitation-backprop': excitationBackprop,
-  'contrastive-excitation-backprop': contrastiveExcitationBackprop,
+  guidedBackprop,
+  gradCam,
+  linearApprox,
+  excitationBackprop,
+  contrastiveExcitationBackprop,
   rise,
-  'channel-perturbation': channelPerturbation,
-  'input-agnostic': inputAgnostic,
-  'extremal-perturbation': extremalPerturbation,
-} as const) satisfies { readonly [Name in string]: MethodSpec<Name, object, object, object, object> };
+  channelPerturbation,
+  inputAgnostic,
+  extremalPerturbation,
+] as const satisfies readonly MethodSpec<string, object, object, object, object>[];
 
-type Methods = typeof METHODS;
+type Methods = { readonly [S in (typeof SPECS)[number] as S['name']]: S };
+
+/** The methods by their `method` string. */
+export const METHODS: Methods = Object.freeze(Object.fromEntries(SPECS.map((spec) => [spec.name, spec])) as Methods);
 
 /** The `method` strings explain knows. */
 export type MethodName = keyof Methods;

@@ -1,5 +1,5 @@
 // The one contract every saliency method implements: a request (images, jobs, options) in, maps and
-// named extra tensors out, with progress and cancellation through a RunContext. Each method lives in
+// named outputs (tensors, records of numbers) out, with progress and cancellation through a RunContext. Each method lives in
 // its own file under core/methods/ and registers itself by name (TS_REGISTER_METHOD), so adding a
 // method touches no shared file on this side of the boundary.
 #pragma once

@@ -26,4 +26,20 @@ ts::Options options_from_js(const Napi::Object& o);
 // A JS Error carrying `code` and `argument`, as lib/errors.ts expects.
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message, const std::string& argument = "");
 
+// Runs `convert` (reading a call's arguments, on the main thread) and throws a ts::Error it raises as the
+// JS error make_error builds.
+template <typename F>
+auto converting(Napi::Env env, F&& convert) -> decltype(convert()) {
+  try {
+    return convert();
+  } catch (const ts::Error& e) {
+    throw make_error(env, e.code(), e.what(), e.argument());
+  }
+}
+
+// The images of a call: a Float32Array and its shape (N x C x H x W) as a tensor, or the JS error.
+inline at::Tensor images_from_js(Napi::Env env, const Napi::Value& data, const Napi::Value& shape) {
+  return converting(env, [&] { return tensor_from_float32(data.As<Napi::TypedArrayOf<float>>(), int_list(shape)); });
+}
+
 }  // namespace tsn

@@ -175,13 +175,7 @@ std::shared_ptr<ts::Model> ModelWrap::checked(Napi::Env env) {
 Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto model = checked(env);
-  at::Tensor input;
-  try {
-    input = tensor_from_float32(info[0].As<Napi::TypedArrayOf<float>>(), int_list(info[1]));
-  } catch (const ts::Error& e) {
-    throw make_error(env, e.code(), e.what(), e.argument());
-  }
-  auto* worker = new PredictWorker(env, std::move(model), std::move(input));
+  auto* worker = new PredictWorker(env, std::move(model), images_from_js(env, info[0], info[1]));
   worker->Queue();
   return worker->Promise();
 }
@@ -191,14 +185,9 @@ Napi::Value ModelWrap::Explain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto model = checked(env);
   ts::ExplainRequest request;
-  int64_t progress_every = 0;
-  try {
-    request.options = options_from_js(info[0].As<Napi::Object>());
-    progress_every = request.options.integer("progressEvery");
-    request.images = tensor_from_float32(info[1].As<Napi::TypedArrayOf<float>>(), int_list(info[2]));
-  } catch (const ts::Error& e) {
-    throw make_error(env, e.code(), e.what(), e.argument());
-  }
+  request.options = converting(env, [&] { return options_from_js(info[0].As<Napi::Object>()); });
+  const int64_t progress_every = converting(env, [&] { return request.options.integer("progressEvery"); });
+  request.images = images_from_js(env, info[1], info[2]);
   request.job_image = int_list(info[3]);
   request.job_target = int_list(info[4]);
   Napi::Function on_progress = info.Length() > 5 && info[5].IsFunction() ? info[5].As<Napi::Function>() : Napi::Function();
@@ -213,13 +202,7 @@ Napi::Value ModelWrap::Explain(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::LayerShapes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto model = checked(env);
-  at::Tensor image;
-  try {
-    image = tensor_from_float32(info[0].As<Napi::TypedArrayOf<float>>(), int_list(info[1]));
-  } catch (const ts::Error& e) {
-    throw make_error(env, e.code(), e.what(), e.argument());
-  }
-  auto* worker = new LayerShapesWorker(env, std::move(model), std::move(image));
+  auto* worker = new LayerShapesWorker(env, std::move(model), images_from_js(env, info[0], info[1]));
   worker->Queue();
   return worker->Promise();
 }

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, type EpPhaseTimings, type ExtremalPerturbationDetails, type Image } from '../../lib/index.js';
+import { loadModel, type EpPhaseTimings, type Image } from '../../lib/index.js';
 
 const root = join(__dirname, '..', '..');
 const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)

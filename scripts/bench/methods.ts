@@ -1,5 +1,5 @@
 /**
- * Benchmarks for the methods of issue 4, measured side by side in one run against the bare libtorch
+ * Benchmarks for RISE, Grad-CAM and the gradient, measured side by side in one run against the bare libtorch
  * loop (build/ts_bench_baseline) on the same model, batch and image size:
  *   - RISE: masks per second against a bare forward of the same batch of masked images (ratio);
  *   - Grad-CAM: the time of one call against a bare forward + backward of the same batch (ratio),

@@ -3,19 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BACKDOOR as dir, backdoorFixture as fixture, BACKDOOR_SIZE as SIZE, BACKDOOR_FAST as FAST } from './helpers.js';
 import { loadModel, scanBackdoor, TorchSaliencyError, type BackdoorScan, type Model } from '../../lib/index.js';
-
-const dir = join(__dirname, '..', 'fixtures', 'backdoor');
-const fixture = JSON.parse(readFileSync(join(dir, 'backdoor.json'), 'utf8')) as {
-  classes: string[];
-  targetClass: number;
-  trigger: { top: number; left: number; height: number; width: number };
-  clean: { accuracy: number; attackSuccess: number };
-  trojan: { accuracy: number; attackSuccess: number };
-};
-const SIZE = 32;
-// Fewer steps than the defaults keep the file fast; the detection holds with the defaults too (docs).
-const FAST = { samples: 8, iterations: 32, refineSteps: 10 } as const;
 
 let trojan: Model;
 let clean: Model;

@@ -21,6 +21,19 @@ export interface Golden {
   tolerance: { atol: number; rtol: number };
 }
 
+/** The trojaned and clean classifiers of scripts/fixtures/make_backdoor.py, and what is known of them. */
+export const BACKDOOR = join(FIXTURES, 'backdoor');
+export const backdoorFixture = JSON.parse(readFileSync(join(BACKDOOR, 'backdoor.json'), 'utf8')) as {
+  classes: string[];
+  targetClass: number;
+  trigger: { top: number; left: number; height: number; width: number };
+  clean: { accuracy: number; attackSuccess: number };
+  trojan: { accuracy: number; attackSuccess: number };
+};
+export const BACKDOOR_SIZE = 32;
+/** Fewer input-agnostic steps than the defaults keep the tests fast; the detection holds with the defaults too (docs). */
+export const BACKDOOR_FAST = { samples: 8, iterations: 32, refineSteps: 10 } as const;
+
 export const golden: Golden = JSON.parse(readFileSync(join(FIXTURES, 'golden', 'tiny_cnn.json'), 'utf8'));
 
 /** The golden input image b (see inputFormula in golden/tiny_cnn.json): 0.5 + 0.5 sin(0.1 i + b) over the flat CHW index. */

@@ -2,19 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BACKDOOR as dir, backdoorFixture as fixture, BACKDOOR_SIZE as SIZE, BACKDOOR_FAST as FAST } from './helpers.js';
 import { loadModel, type ExplanationFor, type Model } from '../../lib/index.js';
-
-const dir = join(__dirname, '..', 'fixtures', 'backdoor');
-const fixture = JSON.parse(readFileSync(join(dir, 'backdoor.json'), 'utf8')) as {
-  classes: string[];
-  targetClass: number;
-  trigger: { top: number; left: number; height: number; width: number };
-  clean: { accuracy: number; attackSuccess: number };
-  trojan: { accuracy: number; attackSuccess: number };
-};
-const SIZE = 32;
-// Fewer steps than the defaults keep the file fast; the detection holds with the defaults too (docs).
-const FAST = { samples: 8, iterations: 32, refineSteps: 10 } as const;
 
 let trojan: Model;
 let clean: Model;

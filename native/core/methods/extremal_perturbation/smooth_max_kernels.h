@@ -1,4 +1,4 @@
-// The inner loops of the fused mask generator (core/mask_generator.cc) for a parameter strictly between
+// The inner loops of the fused mask generator (mask_generator.cc) for a parameter strictly between
 // the saturated values: its exponentials exp(20 w m) over its folded support, added into the forward's
 // sums or dotted with the backward's folded gradient planes. Three builds of the same arithmetic: AVX-512
 // and AVX2 (x86-64, explicit vectors, a table-based 2^x) and a portable one the compiler vectorises
@@ -36,7 +36,7 @@ struct Support {
 void forward(Isa isa, float m, const Support& s, float* S, float* T, int64_t stride);
 
 // The sum of 16 per-lane partial sums in a fixed pairwise order: the portable backward kernel's, and
-// that of the saturated parameters' dot products in core/mask_generator.cc.
+// that of the saturated parameters' dot products in mask_generator.cc.
 inline float sum_lanes(float (&lanes)[16]) {
   for (int l = 0; l < 8; ++l) lanes[l] += lanes[l + 8];
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
