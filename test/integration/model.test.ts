@@ -1,4 +1,4 @@
-// predict against PyTorch's golden logits (scripts/fixtures/make_models.py), concurrency, layers, info, dispose.
+// A loaded Model: predict against PyTorch's golden logits (scripts/fixtures/make_models.py), concurrent calls, layers, info, runtime, dispose.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { loadModel, runtime, type Model } from '../../lib/index.js';
