@@ -64,7 +64,7 @@ export interface NativeCancelToken {
 }
 
 export interface Binding {
-  loadModel(source: string | Buffer, options: { device: string; mean?: number[]; std?: number[]; threads?: number }): Promise<NativeModel>;
+  loadModel(source: string | Buffer, options: { device: string; threads: number; mean?: number[]; std?: number[] }): Promise<NativeModel>;
   setThreads(threads: number): number;
   releaseCpuCache(): number;
   runtime(): {

@@ -45,9 +45,11 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Object o = info[1].As<Napi::Object>();
   ts::ModelOptions options;
   options.device = o.Get("device").As<Napi::String>().Utf8Value();
+  // lib/model.ts checked these and always gives device and threads (0: the cores available); mean and std
+  // come together or not at all (the model then normalises itself).
   if (o.Get("mean").IsArray()) options.mean = number_list(o.Get("mean"));
   if (o.Get("std").IsArray()) options.std = number_list(o.Get("std"));
-  int threads = o.Get("threads").IsNumber() ? o.Get("threads").As<Napi::Number>().Int32Value() : 0;
+  const int threads = o.Get("threads").As<Napi::Number>().Int32Value();
   std::string path, bytes;
   bool from_bytes = info[0].IsBuffer();
   if (from_bytes) {
