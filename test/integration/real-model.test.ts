@@ -97,7 +97,7 @@ describe('EfficientNet-Lite0 on the bundled photos: the eager PyTorch model', ()
       expect(p.top[0].label).toBe(photos[i].label);
       expect(Math.abs(p.top[0].probability - photos[i].probability)).toBeLessThan(1e-3);
     });
-    // The two confident ones, named: the labels file is in ImageNet order.
+    // Two checked by name as well: the labels file is in ImageNet class-index order.
     const byName = Object.fromEntries(photos.map((p, i) => [p.name, predictions[i].top[0]]));
     expect(byName.coffee.label).toBe('espresso');
     expect(byName.chelsea.label).toBe('Egyptian cat');
