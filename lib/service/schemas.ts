@@ -135,6 +135,12 @@ export function schemaError(errors: readonly SchemaError[], data: unknown, root:
       return invalidValue(argument, `one of ${(p.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}`, received);
     case 'required':
       return new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected a value for ${argument} but received undefined`, { argument });
+    case 'pattern':
+      return invalidValue(argument, `a string matching /${String(p.pattern)}/`, received);
+    case 'minLength':
+      return invalidValue(argument, `a non-empty string`, received);
+    case 'const':
+      return invalidValue(argument, JSON.stringify(p.allowedValue), received);
     case 'additionalProperties':
       return invalidValue(argument, 'a known field', received);
     default:
