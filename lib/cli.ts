@@ -5,7 +5,10 @@
  */
 import { basename, extname, join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { loadModel, readImage, methods, createService, type Image, type Model } from './index.js';
+import { loadModel, readImage, methods, type Image, type Model } from './index.js';
+import * as serveCommand from './cli-commands/serve.js';
+import * as workerCommand from './cli-commands/worker.js';
+import * as submitCommand from './cli-commands/submit.js';
 import { TorchSaliencyError } from './errors.js';
 import { imagePNG, writePicture } from './pictures.js';
 import { parseValue } from './parse.js';
@@ -23,14 +26,17 @@ Examples:
   torch-saliency layers --model m.pt
   torch-saliency methods
   torch-saliency serve --model m.pt --labels labels.txt --size 224 --port 8080
+  torch-saliency worker --redis redis://127.0.0.1:6379 --models ./models
+  torch-saliency submit --redis redis://127.0.0.1:6379 --model m --method grad-cam --layer features.5 cat.jpg
 
 Commands:
   explain    saliency maps for each image: pictures and summary.json in --out (default ./saliency-out)
   predict    class scores for each image (JSON on stdout)
   layers     the model's named submodules (usable as --layer)
   methods    the methods explain knows
-  serve      an HTTP service (POST /predict, POST /explain?method=...; see docs/service.md);
-             --port (8080), --host (127.0.0.1), --max-batch (16)
+  serve      an HTTP service (POST /predict, POST /explain?method=...; see serve --help, docs/service.md)
+  worker     consume predict/explain jobs from a BullMQ queue on Redis (worker --help)
+  submit     put images on that queue, optionally wait for the answers (submit --help)
 
 Common options:
   --model PATH         TorchScript model (torch.jit.trace or torch.jit.script, then .save())  [required]
@@ -253,29 +259,10 @@ async function layers(p: Parsed): Promise<void> {
   }
 }
 
-async function serve(p: Parsed): Promise<void> {
-  const model = await openModel(p.flags);
-  const service = createService(model, {
-    size: size(p.flags.get('size')),
-    fit: p.flags.get('fit') as 'cover' | undefined,
-    maxBatch: p.flags.has('max-batch') ? Number(p.flags.get('max-batch')) : undefined,
-  });
-  const address = await service.listen(Number(p.flags.get('port') ?? 8080), String(p.flags.get('host') ?? '127.0.0.1'));
-  log(`torch-saliency: serving ${p.flags.get('model')} on http://${address.address}:${address.port} (device ${model.device})`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      log('torch-saliency: stopping');
-      service.close().finally(() => {
-        model.dispose();
-        resolve();
-      });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-}
+const COMMAND_MODULES: Record<string, (argv: string[]) => Promise<number>> = { serve: serveCommand.run, worker: workerCommand.run, submit: submitCommand.run };
 
 export async function main(argv: string[]): Promise<number> {
+  if (COMMAND_MODULES[argv[0]]) return COMMAND_MODULES[argv[0]](argv.slice(1));
   const p = parseArgs(argv);
   if (p.flags.get('help') || p.flags.get('h') || !p.command || p.command === 'help') {
     process.stdout.write(HELP);
@@ -292,14 +279,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'layers':
         await layers(p);
         return 0;
-      case 'serve':
-        await serve(p);
-        return 0;
       case 'methods':
         process.stdout.write(`${methods().join('\n')}\n`);
         return 0;
       default:
-        throw new UsageError(`Unknown command '${p.command}' (expected explain, predict, layers, methods or serve; see --help)`);
+        throw new UsageError(`Unknown command '${p.command}' (expected explain, predict, layers, methods, serve, worker or submit; see --help)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

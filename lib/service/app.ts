@@ -7,7 +7,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import multipart from '@fastify/multipart';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { TorchSaliencyError } from '../errors.js';
+import { TorchSaliencyError, outOfRange } from '../errors.js';
+import { LIMIT_FLAGS } from './limits.js';
 import { errorBody, httpStatus, shuttingDown } from './errors.js';
 import type { WorkExecutor } from './executor.js';
 import type { Limits } from './limits.js';
@@ -105,11 +106,21 @@ export function buildApp(ctx: AppContext, logger: boolean | object = false): Fas
       return sendError(reply, schemaError(error.validation as never, data, context === 'body' ? '' : context === 'params' ? 'params' : 'options'));
     }
     const code = error.code;
-    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'FST_REQ_FILE_TOO_LARGE' || code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') {
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') {
+      metrics.rejected.inc({ reason: 'caps' });
+      return sendError(
+        reply,
+        outOfRange('images', `at most ${limits.maxImages} images (this service's limit; the operator sets it with ${LIMIT_FLAGS.maxImages})`, 'more'),
+      );
+    }
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'FST_REQ_FILE_TOO_LARGE') {
       metrics.rejected.inc({ reason: 'body' });
-      const what =
-        code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT' ? `at most ${limits.maxImages} images` : `a body of at most ${limits.maxBodyBytes} bytes`;
-      return sendError(reply, new TorchSaliencyError('ERR_BODY_TOO_LARGE', `Expected ${what} for image but received more`, { argument: 'image' }));
+      return sendError(
+        reply,
+        new TorchSaliencyError('ERR_BODY_TOO_LARGE', `Expected a body of at most ${limits.maxBodyBytes} bytes for image but received more`, {
+          argument: 'image',
+        }),
+      );
     }
     if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, new TorchSaliencyError('ERR_UNSUPPORTED_MEDIA_TYPE', error.message));
     if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.name === 'SyntaxError') {
