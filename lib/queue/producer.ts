@@ -73,6 +73,9 @@ export class QueueProducer implements WorkExecutor {
     this.#keys = queueKeys('bull', name);
     // An 'error' event without a listener would throw; a lost connection is retried (see redis.ts).
     for (const emitter of [this.queue, this.events, this.#redis] as { on(e: string, f: () => void): unknown }[]) emitter.on('error', () => {});
+    // Every awaited result listens on these until its job ends: many at once is normal here.
+    this.queue.setMaxListeners(0);
+    this.events.setMaxListeners(0);
   }
 
   /** Puts one image on the queue for prediction; resolves to the job id. */
