@@ -54,3 +54,7 @@ export { createService, createModelService, createFront, loadModelFolder, Salien
 export type { ServiceOptions, ServiceStats, Limits, ServedModel, ModelFolderOptions, WorkExecutor, ModelSummary } from './service/index.js';
 export { createBatcher, ModelBatcher, splitExplanation } from './batching/batcher.js';
 export type { BatcherOptions, BatchCall, BatchedResult, ExplainJobOptions } from './batching/batcher.js';
+export { createProducer, QueueProducer } from './queue/producer.js';
+export type { ProducerOptions, EnqueueOptions, ResultOptions } from './queue/producer.js';
+export { createWorker, QueueWorker } from './queue/worker.js';
+export type { WorkerOptions } from './queue/worker.js';

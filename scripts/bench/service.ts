@@ -129,13 +129,17 @@ async function main() {
       const line: string[] = [`direct ${directRps.toFixed(1)}/s`];
       for (const n of [1, 2]) {
         const queue = `bench-${c.name.replace(/\W/g, '')}-${n}`;
-        const workers = await Promise.all(Array.from({ length: n }, () => startChild(['worker', '--redis', redis.url, '--queue', queue, '--models', dir, '--device', 'cpu'], /ready/)));
+        const workers = await Promise.all(
+          Array.from({ length: n }, () => startChild(['worker', '--redis', redis.url, '--queue', queue, '--models', dir, '--device', 'cpu'], /ready/)),
+        );
         const producer = createProducer({ redis: redis.url, queue });
         try {
           const t = performance.now();
           const ids = await Promise.all(
             Array.from({ length: jobs }, () =>
-              c.name === 'predict' ? producer.enqueuePredict('shapes', png) : producer.enqueueExplain('shapes', png, { method: 'grad-cam', layer: 'features.6' }),
+              c.name === 'predict'
+                ? producer.enqueuePredict('shapes', png)
+                : producer.enqueueExplain('shapes', png, { method: 'grad-cam', layer: 'features.6' }),
             ),
           );
           await Promise.all(ids.map((id) => producer.result(id)));
