@@ -58,6 +58,7 @@ export class QueueWorker {
   readonly #graceMs: number;
   readonly #onEvent?: WorkerOptions['onEvent'];
   #heartbeat?: NodeJS.Timeout;
+  #registered: Promise<void>;
   #closing?: Promise<void>;
   completed = 0;
   failed = 0;
@@ -99,19 +100,22 @@ export class QueueWorker {
       autorun: true,
     });
     this.worker.on('error', () => {});
-    this.#register();
-    this.#heartbeat = setInterval(() => this.#register(), 10_000);
+    this.#registered = this.#register();
+    this.#heartbeat = setInterval(() => void this.#register(), 10_000);
     this.#heartbeat.unref();
   }
 
-  /** Resolves once the worker listens for jobs. */
+  /** Resolves once the worker listens for jobs and has listed its models in Redis. */
   async ready(): Promise<void> {
-    await this.worker.waitUntilReady();
+    await Promise.all([this.worker.waitUntilReady(), this.#registered]);
   }
 
-  #register(): void {
+  #register(): Promise<void> {
     const models = [...this.#served.values()].map((s) => ({ name: s.name, device: s.model.device, labels: s.model.labels?.length, size: s.size }));
-    this.#redis.set(`${this.#keys.workers}${this.id}`, JSON.stringify({ models, pid: process.pid }), 'EX', 30).catch(() => {});
+    return this.#redis.set(`${this.#keys.workers}${this.id}`, JSON.stringify({ models, pid: process.pid }), 'EX', 30).then(
+      () => {},
+      () => {},
+    );
   }
 
   async #process(job: Job<JobData>, bullSignal?: AbortSignal): Promise<Record<string, unknown>> {
