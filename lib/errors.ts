@@ -45,7 +45,17 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_IMAGE_DECODE',
   'ERR_INPUT_SHAPE',
   'ERR_LAYER_NOT_FOUND',
+  'ERR_IMAGE_TOO_LARGE',
+  'ERR_BODY_TOO_LARGE',
+  'ERR_MODEL_NOT_FOUND',
+  'ERR_UNSUPPORTED_MEDIA_TYPE',
+  'ERR_REQUEST_TIMEOUT',
 ]);
+
+/** Whether `code` is one of CALLER_ERROR_CODES. */
+export function isCallerErrorCode(code: string | undefined): boolean {
+  return code !== undefined && CALLER_ERROR_CODES.has(code);
+}
 
 /** Whether `error` is a TorchSaliencyError whose code is the caller's fault (CALLER_ERROR_CODES). */
 export function isCallerError(error: unknown): boolean {

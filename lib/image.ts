@@ -24,12 +24,18 @@ export interface ReadImageOptions {
   fit?: Fit;
   /** Colour channels: 3 (RGB, default) or 1 (grey). */
   channels?: 1 | 3;
+  /**
+   * Most pixels (width x height) an encoded image may declare; checked from its header before anything is
+   * decoded (sharp's `limitInputPixels`). Default 268402689 (16383 x 16383, sharp's own).
+   */
+  limitInputPixels?: number;
 }
 
 /** Decodes an image file or Buffer into planar floats. */
 export async function readImage(source: string | Buffer | Uint8Array, options: ReadImageOptions = {}): Promise<Image> {
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, ['size', 'fit', 'channels']);
+  v.knownKeys('options', opts, ['size', 'fit', 'channels', 'limitInputPixels']);
+  const limitInputPixels = v.optionalNumber('options.limitInputPixels', opts.limitInputPixels, 0x3fff * 0x3fff, { integer: true, min: 1 });
   const size = opts.size === undefined ? undefined : v.size('options.size', opts.size);
   const fit = v.oneOf<Fit>('options.fit', opts.fit, ['cover', 'contain', 'fill'], 'cover');
   const channels = opts.channels === undefined ? 3 : opts.channels;
@@ -53,18 +59,31 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
 
   let pipeline: ReturnType<typeof sharp>;
   try {
-    pipeline = sharp(input, { failOn: 'error' }).rotate();
+    pipeline = sharp(input, { failOn: 'error', limitInputPixels }).rotate();
     if (size) pipeline = pipeline.resize({ height: size[0], width: size[1], fit, position: 'centre', background: { r: 0, g: 0, b: 0 } });
     pipeline = channels === 1 ? pipeline.toColourspace('b-w').removeAlpha() : pipeline.toColourspace('srgb').removeAlpha();
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     return fromInterleaved(data, info.height, info.width, info.channels, channels);
   } catch (e) {
     if (e instanceof TorchSaliencyError) throw e;
+    if (/pixel limit/i.test((e as Error).message)) throw await tooLarge(input, limitInputPixels, what, e);
     throw new TorchSaliencyError('ERR_IMAGE_DECODE', `Cannot decode image ${what}: ${(e as Error).message} (expected JPEG, PNG or WebP)`, {
       argument: 'image',
       cause: e,
     });
   }
+}
+
+/** The error for an image whose header declares more pixels than allowed (its size read from the header alone). */
+async function tooLarge(input: Buffer, limit: number, what: string, cause: unknown): Promise<TorchSaliencyError> {
+  const meta = await sharp(input, { limitInputPixels: false })
+    .metadata()
+    .catch(() => undefined);
+  const declared = meta?.width && meta?.height ? `${meta.width} x ${meta.height} = ${meta.width * meta.height} pixels` : 'more';
+  return new TorchSaliencyError('ERR_IMAGE_TOO_LARGE', `Expected an image of at most ${limit} pixels for image but received ${declared} (${what})`, {
+    argument: 'image',
+    cause,
+  });
 }
 
 /** Interleaved 8-bit (H x W x K) -> planar floats (C x H x W). Grey input is repeated to RGB if asked. */

@@ -57,5 +57,11 @@ export type {
   EpPhaseTimings,
 } from './methods/extremal-perturbation.js';
 export type { InputAgnosticOptions, NormalizedInputAgnostic, InputAgnosticDetails } from './methods/input-agnostic.js';
-export { createService, SaliencyService } from './service/index.js';
-export type { ServiceOptions, ServiceStats } from './service/index.js';
+export { createService, createModelService, createFront, loadModelFolder, SaliencyService } from './service/index.js';
+export type { ServiceOptions, ServiceStats, Limits, ServedModel, ModelFolderOptions, WorkExecutor, ModelSummary } from './service/index.js';
+export { createBatcher, ModelBatcher, splitExplanation } from './batching/batcher.js';
+export type { BatcherOptions, BatchCall, BatchedResult, ExplainJobOptions } from './batching/batcher.js';
+export { createProducer, QueueProducer } from './queue/producer.js';
+export type { ProducerOptions, EnqueueOptions, ResultOptions } from './queue/producer.js';
+export { createWorker, QueueWorker } from './queue/worker.js';
+export type { WorkerOptions } from './queue/worker.js';

@@ -129,5 +129,8 @@ export interface Command {
   readonly examples: readonly string[];
   /** The command's own section of --help, if it has one. */
   readonly help?: string;
-  run(args: ParsedArgs): Promise<void>;
+  /** Runs on the shared parser's result (flags, positionals); errors become exit codes in index.ts. */
+  run?(args: ParsedArgs): Promise<void>;
+  /** Or: the command parses its own arguments (strictly, util.parseArgs) and returns its exit code. */
+  main?(argv: string[]): Promise<number>;
 }

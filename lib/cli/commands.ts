@@ -8,5 +8,7 @@ import { layers } from './layers.js';
 import { methods } from './methods.js';
 import { predict } from './predict.js';
 import { serve } from './serve.js';
+import { submit } from './submit.js';
+import { worker } from './worker.js';
 
-export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, serve];
+export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, serve, worker, submit];

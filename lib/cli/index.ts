@@ -40,6 +40,8 @@ Environment: NO_COLOR disables colour. Exit codes: 0 ok, 1 failed while running,
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const own = COMMANDS.find((c) => c.name === argv[0] && c.main);
+  if (own) return own.main!(argv.slice(1));
   const p = parseArgs(argv);
   if (p.flags.get('help') || p.flags.get('h') || !p.command || p.command === 'help') {
     process.stdout.write(help(COMMANDS));
@@ -51,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       const names = COMMANDS.map((c) => c.name);
       throw new UsageError(`Unknown command '${p.command}' (expected ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}; see --help)`);
     }
-    await command.run(p);
+    await command.run!(p);
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

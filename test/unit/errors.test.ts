@@ -3,14 +3,19 @@ import { describe, expect, it } from 'vitest';
 import { CALLER_ERROR_CODES, TorchSaliencyError, isCallerError } from '../../lib/errors.js';
 
 describe('isCallerError', () => {
-  it('holds bad arguments, undecodable or ill-fitting images and unknown layers', () => {
+  it('holds bad arguments, undecodable, oversized or ill-fitting images, unknown layers and models, bad requests', () => {
     expect([...CALLER_ERROR_CODES].sort()).toEqual([
+      'ERR_BODY_TOO_LARGE',
       'ERR_IMAGE_DECODE',
+      'ERR_IMAGE_TOO_LARGE',
       'ERR_INPUT_SHAPE',
       'ERR_INVALID_ARG_TYPE',
       'ERR_INVALID_ARG_VALUE',
       'ERR_LAYER_NOT_FOUND',
+      'ERR_MODEL_NOT_FOUND',
       'ERR_OUT_OF_RANGE',
+      'ERR_REQUEST_TIMEOUT',
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
     ]);
     for (const code of CALLER_ERROR_CODES) expect(isCallerError(new TorchSaliencyError(code, 'x'))).toBe(true);
   });
