@@ -45,25 +45,30 @@ describe('event loop', () => {
       if (performance.now() - t >= 600 || n >= 2048) break;
       n *= 2;
     }
-    const data = make(n);
+    let data = make(n);
 
     // A blocked event loop shows a lag as long as the forward (hundreds of ms) every time. A machine shared
     // with other busy processes adds scheduling delays of its own: those are measured on an idle window of
-    // the same length, and up to three attempts are made.
+    // the same length, and up to five attempts are made. An attempt whose forward came out shorter than
+    // 150 ms (the machine's speed swings several-fold under load) proves nothing: the batch is doubled
+    // and it does not count.
     const attempts: { busy: number; idle: number; elapsed: number }[] = [];
-    const ok = (a: { busy: number; idle: number }) => a.busy < 50 || a.busy < 50 + a.idle;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const ok = (a: { busy: number; idle: number; elapsed: number }) => a.elapsed > 150 && (a.busy < 50 || a.busy < 50 + a.idle);
+    for (let attempt = 0; attempt < 5; attempt++) {
       let out: unknown[] = [];
       const busy = await lagDuring(async () => {
         out = await m.predict({ data, shape: [n, c, h, w] });
       });
       const idle = await lagDuring(() => new Promise((r) => setTimeout(r, busy.elapsed)));
       expect(out).toHaveLength(n);
-      // The forward must be long enough for the check to mean something, and the timer must have run.
-      expect(busy.elapsed).toBeGreaterThan(150);
+      // The timer must have run while the forward did.
       expect(busy.ticks).toBeGreaterThanOrEqual(Math.floor(busy.elapsed / (PERIOD + 50 + idle.maxLag)));
       attempts.push({ busy: busy.maxLag, idle: idle.maxLag, elapsed: busy.elapsed });
       if (ok(attempts[attempt])) break;
+      if (busy.elapsed <= 150 && n < 4096) {
+        n *= 2;
+        data = make(n);
+      }
     }
     const report = attempts.map((a) => `forward ${a.elapsed.toFixed(0)} ms: max lag ${a.busy.toFixed(1)} ms (idle window: ${a.idle.toFixed(1)} ms)`);
     expect(ok(attempts[attempts.length - 1]), report.join('; ')).toBe(true);
