@@ -1,12 +1,17 @@
 #include "core/model.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <sched.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -94,7 +99,36 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+namespace {
+
+// OpenBLAS's pthread build (Debian's libtorch links it) registers a fork handler that stops its thread pool in
+// the parent before every fork(). If another thread is inside a threaded BLAS call at that moment, the forking
+// thread waits forever: in Node that thread is the event loop, and it forks for every child_process.spawn.
+// Measured here: an extremal-perturbation run with spawns every 5 ms hung the process within the first run.
+// With OpenBLAS single-threaded no call ever waits on its pool, and the parallelism comes from libtorch's own
+// intra-op threads (about 5% slower on batch-1 gradients at 2 cores). A user who sets OPENBLAS_NUM_THREADS
+// keeps their setting (and the risk).
+int limit_openblas(struct dl_phdr_info* info, size_t, void*) {
+  if (info->dlpi_name == nullptr || std::strstr(info->dlpi_name, "blas") == nullptr) return 0;
+  void* handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+  if (handle == nullptr) return 0;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(handle, "openblas_set_num_threads"))) set(1);
+  dlclose(handle);
+  return 0;
+}
+
+void make_blas_fork_safe() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) dl_iterate_phdr(limit_openblas, nullptr);
+  });
+}
+
+}  // namespace
+
 void set_threads(int threads) {
+  make_blas_fork_safe();
   int n = threads > 0 ? threads : available_cores();
   if (at::get_num_threads() != n) at::set_num_threads(n);
 }
