@@ -52,24 +52,21 @@ describe.skipIf(!existsSync(CHROMIUM))('report in Chromium', () => {
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
     await page.goto(pathToFileURL(join(out, 'report.html')).href, { waitUntil: 'load' });
-    // Pictures are lazy: scroll each into view, then wait for all to settle.
-    await page.evaluate(async () => {
-      for (const img of Array.from(document.images)) img.loading = 'eager';
-      const settled = (img: HTMLImageElement) =>
-        new Promise<void>((resolve) => {
-          if (img.complete) return resolve();
-          img.addEventListener('load', () => resolve(), { once: true });
-          img.addEventListener('error', () => resolve(), { once: true });
-        });
-      await Promise.all(Array.from(document.images).map(settled));
-    });
-    const pictures = await page.evaluate(() => Array.from(document.images).map((img) => ({ src: img.getAttribute('src'), width: img.naturalWidth })));
+    // Pictures are lazy: make them eager and wait until each has loaded or failed. (The page's code is text:
+    // this project's type check has no DOM library.)
+    await page.evaluate(`Promise.all(Array.from(document.images).map((img) => {
+      img.loading = 'eager';
+      return img.complete ? null : new Promise((done) => { img.onload = done; img.onerror = done; });
+    }))`);
+    const pictures = await page.evaluate<{ src: string | null; width: number }[]>(
+      `Array.from(document.images).map((img) => ({ src: img.getAttribute('src'), width: img.naturalWidth }))`,
+    );
     // Two images decoded: per image the photo, then per method its pictures (grad-cam 3, rise 3, EP 2 areas x 4).
     expect(pictures.length).toBe(2 * (1 + 3 + 3 + 8));
     for (const p of pictures) expect(p.width, p.src ?? '').toBeGreaterThan(0);
     // One chart per map (curves): 2 images x (1 + 1 + 2) maps, each with a deletion and an insertion line.
-    const lines = await page.evaluate(() =>
-      Array.from(document.querySelectorAll('svg.chart polyline')).map((l) => l.getAttribute('points')!.split(' ').length),
+    const lines = await page.evaluate<number[]>(
+      `Array.from(document.querySelectorAll('svg.chart polyline')).map((l) => l.getAttribute('points').split(' ').length)`,
     );
     expect(lines).toHaveLength(2 * 4 * 2);
     for (const n of lines) expect(n).toBe(9);
