@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_NATIVE'
   | 'ABORT_ERR'
+  | 'ERR_USAGE'
   | (string & {});
 
 export class TorchSaliencyError extends Error {
@@ -34,7 +35,7 @@ export class TorchSaliencyError extends Error {
 }
 
 /**
- * The codes that mean the caller's input was wrong: a bad argument or option, an image that cannot be
+ * The codes that mean the caller's input was wrong: bad usage of the command line, a bad argument or option, an image that cannot be
  * decoded or does not fit the model, a layer the model does not have. The CLI exits with 2 and the service
  * answers 400 for these; every other code is a failure while running (exit 1, status 500).
  */
@@ -50,6 +51,7 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_MODEL_NOT_FOUND',
   'ERR_UNSUPPORTED_MEDIA_TYPE',
   'ERR_REQUEST_TIMEOUT',
+  'ERR_USAGE',
 ]);
 
 /** Whether `code` is one of CALLER_ERROR_CODES. */

@@ -3,8 +3,7 @@
  * and the region a mask preserves. All return PNG bytes; `writePicture` puts them in a file.
  */
 import sharp from 'sharp';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from './safe-write.js';
 import { COLORMAPS, type ColormapName } from './colormaps.js';
 import { type Image, toInterleaved } from './image.js';
 import { type MapData, normalizeMap, resizeMap } from './map.js';
@@ -105,8 +104,10 @@ export function imagePNG(image: Image): Promise<Buffer> {
   return png(rgbOf(image), image.height, image.width, 3);
 }
 
+/**
+ * Writes PNG bytes to `path`: its folder made level by level, the file written under a temporary name and
+ * renamed, so that an interrupted write never leaves a partial picture.
+ */
 export async function writePicture(path: string, bytes: Buffer | Promise<Buffer>): Promise<string> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, await bytes);
-  return path;
+  return writeFileAtomic(path, await bytes);
 }

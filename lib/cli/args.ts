@@ -1,120 +1,220 @@
 /**
- * What every command shares: the argument parser, the flags all commands take (model, labels, device,
- * image size...), the model and image loaders they imply, and where logs go. Data goes to stdout, logs and
+ * What every command shares: one strict argument parser (an unknown flag, a flag without its value or a
+ * value of the wrong kind is a usage error naming the flag), the flags all model commands take, the model
+ * and image loaders they imply, one rule for exit codes, and where logs go. Data goes to stdout, logs and
  * progress to stderr.
  */
+import { TorchSaliencyError, isCallerError } from '../errors.js';
 import { loadModel, readImage, type Fit, type Image, type Model } from '../index.js';
-import { parseValue } from '../parse.js';
 
-export interface ParsedArgs {
-  command: string;
-  flags: Map<string, string | boolean>;
-  positional: string[];
+/**
+ * Bad usage of the command line: a TorchSaliencyError with code ERR_USAGE (one of the caller's codes, so
+ * exit 2) naming the flag in `argument`.
+ */
+export class UsageError extends TorchSaliencyError {
+  constructor(message: string, argument?: string) {
+    super('ERR_USAGE', message, { argument });
+  }
 }
 
-/** Flags that never take a value. */
-const BOOLEAN_FLAGS = new Set(['json', 'help', 'h']);
+/** What a flag takes. 'numbers' is a comma list of numbers; 'size' is N or HxW. */
+export type FlagType = 'string' | 'boolean' | 'integer' | 'number' | 'numbers' | 'size';
 
-/** Flags every command understands (the model, its input, output format). */
-export const SHARED_FLAGS: readonly string[] = ['model', 'labels', 'device', 'threads', 'size', 'fit', 'mean', 'std', 'json', 'help', 'h'];
+export interface FlagSpec {
+  type: FlagType;
+  short?: string;
+  /** For 'integer' and 'number': the smallest and largest accepted values. */
+  min?: number;
+  max?: number;
+  /** For 'string': the accepted values. */
+  choices?: readonly string[];
+}
 
-export function parseArgs(argv: string[]): ParsedArgs {
-  const flags = new Map<string, string | boolean>();
-  const positional: string[] = [];
-  let command = '';
+export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
+
+export type FlagValue = string | boolean | number | number[] | [number, number];
+
+export interface ParsedArgs {
+  /** Each given flag by its name, converted to its type (the last one wins when a flag is repeated). */
+  values: Record<string, FlagValue | undefined>;
+  positionals: string[];
+  /** Flags the spec does not know that `extra` accepted, in order, with their text values. */
+  extra: { flag: string; value: string }[];
+}
+
+export interface ParseOptions {
+  /** Whether operands (files) are allowed (default true). */
+  positionals?: boolean;
+  /** Flags outside the spec that the command takes as open-ended options (each takes a value): true to accept. */
+  extra?: (name: string) => boolean;
+}
+
+/** A value after a flag: anything but another flag (a negative number is a value). */
+function isValue(text: string | undefined): boolean {
+  return text !== undefined && (!text.startsWith('-') || text === '-' || /^-\d|^-\.\d/.test(text));
+}
+
+function convert(flag: string, spec: FlagSpec, text: string): FlagValue {
+  const name = `--${flag}`;
+  const bad = (what: string): never => {
+    throw new UsageError(`Expected ${what} for ${name} but received ${JSON.stringify(text)}`, name);
+  };
+  const range = (n: number, what: string): number => {
+    if (spec.min !== undefined && n < spec.min) bad(`${what} >= ${spec.min}`);
+    if (spec.max !== undefined && n > spec.max) bad(`${what} <= ${spec.max}`);
+    return n;
+  };
+  switch (spec.type) {
+    case 'string':
+      if (spec.choices && !spec.choices.includes(text)) bad(`one of ${spec.choices.join(', ')}`);
+      return text;
+    case 'integer':
+      if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) bad('a whole number');
+      return range(Number(text), 'a whole number');
+    case 'number':
+      if (text.trim() === '' || !Number.isFinite(Number(text))) bad('a number');
+      return range(Number(text), 'a number');
+    case 'numbers': {
+      const list = text.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
+      if (list.length === 0 || !list.every(Number.isFinite)) bad('a comma list of numbers');
+      return list;
+    }
+    case 'size': {
+      const m = /^(\d+)(?:x(\d+))?$/.exec(text);
+      if (!m || Number(m[1]) < 1 || Number(m[2] ?? 1) < 1) bad('N or HxW (whole numbers >= 1)');
+      return [Number(m![1]), Number(m![2] ?? m![1])];
+    }
+    default:
+      return bad('no value');
+  }
+}
+
+/**
+ * Parses `argv` strictly against `specs`: --name value, --name=value, -h; `--` ends the flags. A flag the
+ * spec does not know is an error unless `options.extra` accepts it.
+ */
+export function parseFlags(argv: readonly string[], specs: FlagSpecs, options: ParseOptions = {}): ParsedArgs {
+  const values: ParsedArgs['values'] = {};
+  const positionals: string[] = [];
+  const extra: ParsedArgs['extra'] = [];
+  const shorts = new Map(Object.entries(specs).flatMap(([name, s]) => (s.short ? [[s.short, name] as const] : [])));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
-      positional.push(...argv.slice(i + 1));
+      positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (arg.startsWith('-') && arg.length > 1) {
-      const body = arg.replace(/^--?/, '');
-      const eq = body.indexOf('=');
-      if (eq >= 0) {
-        flags.set(body.slice(0, eq), body.slice(eq + 1));
-      } else if (BOOLEAN_FLAGS.has(body) || i + 1 >= argv.length || (argv[i + 1].startsWith('--') && argv[i + 1].length > 2)) {
-        flags.set(body, true);
-      } else {
-        flags.set(body, argv[++i]);
-      }
-    } else if (!command) {
-      command = arg;
-    } else {
-      positional.push(arg);
+    if (!arg.startsWith('-') || arg === '-' || isValue(arg)) {
+      positionals.push(arg);
+      continue;
     }
+    let name: string;
+    let inline: string | undefined;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    } else {
+      const short = shorts.get(arg.slice(1));
+      if (!short) throw new UsageError(`Unknown option ${arg} (see --help)`, arg);
+      name = short;
+    }
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
+    if (!spec) {
+      if (!name || !options.extra?.(name)) throw new UsageError(`Unknown option --${name} (see --help)`, `--${name}`);
+      const value: string | undefined = inline ?? (isValue(argv[i + 1]) ? argv[++i] : undefined);
+      if (value === undefined) throw new UsageError(`Expected a value after --${name}`, `--${name}`);
+      extra.push({ flag: name, value });
+      continue;
+    }
+    if (spec.type === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`Expected no value for --${name} but received ${JSON.stringify(inline)}`, `--${name}`);
+      values[name] = true;
+      continue;
+    }
+    const value: string | undefined = inline ?? (isValue(argv[i + 1]) ? argv[++i] : undefined);
+    if (value === undefined) throw new UsageError(`Expected a value after --${name}`, `--${name}`);
+    values[name] = convert(name, spec, value);
   }
-  return { command, flags, positional };
+  if (options.positionals === false && positionals.length > 0) {
+    throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])} (see --help)`, positionals[0]);
+  }
+  return { values, positionals, extra };
 }
 
-/** Bad usage of the command line (exit code 2), said in one line. */
-export class UsageError extends Error {}
+/** The flags of the commands that load a model. */
+export const MODEL_FLAGS: FlagSpecs = {
+  model: { type: 'string' },
+  labels: { type: 'string' },
+  device: { type: 'string' },
+  threads: { type: 'integer', min: 0 },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** The flags of the commands that read images. */
+export const IMAGE_FLAGS: FlagSpecs = {
+  size: { type: 'size' },
+  fit: { type: 'string', choices: ['cover', 'contain', 'fill'] },
+  mean: { type: 'numbers' },
+  std: { type: 'numbers' },
+};
 
 export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** --size N or HxW. */
-export function sizeFlag(text: string | boolean | undefined): number | [number, number] | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)(?:x(\d+))?$/.exec(String(text));
-  if (!m) throw new UsageError(`Expected N or HxW for --size but received ${JSON.stringify(text)}`);
-  return m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
-}
-
-function numbersFlag(name: string, text: string | boolean | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  const v = parseValue(text);
-  const list = Array.isArray(v) ? v : [v];
-  if (!list.every((x) => typeof x === 'number')) throw new UsageError(`Expected a comma list of numbers for --${name} but received ${JSON.stringify(text)}`);
-  return list as number[];
 }
 
 export const log = (msg: string): void => {
   process.stderr.write(`${msg}\n`);
 };
 
-/** A progress bar on stderr when it is a terminal; nothing otherwise. */
-export function progressBar(label: string): ((p: { iteration: number; total: number; fraction: number }) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (p) => {
-    const width = 30;
-    const done = Math.round(p.fraction * width);
-    process.stderr.write(`\r${label} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.iteration}/${p.total}`);
-    if (p.iteration + 1 >= p.total) process.stderr.write('\n');
-  };
+/**
+ * The one rule for exit codes: a usage error or any of the caller's errors (lib/errors.ts
+ * CALLER_ERROR_CODES) exits 2 with one line; anything else failed while running and exits 1.
+ */
+export function reportError(e: unknown): number {
+  if (e instanceof TorchSaliencyError) {
+    log(`torch-saliency: ${e.message} [${e.code}]`);
+    return isCallerError(e) ? 2 : 1;
+  }
+  log(`torch-saliency: ${(e as Error)?.stack ?? String(e)}`);
+  return 1;
 }
 
 /** The model --model names, with --labels, --device, --threads, --mean and --std. */
-export async function openModel(flags: ParsedArgs['flags']): Promise<Model> {
-  const model = flags.get('model');
-  if (typeof model !== 'string') throw new UsageError('Expected a TorchScript file for --model but received nothing (see --help)');
+export async function openModel(values: ParsedArgs['values']): Promise<Model> {
+  const model = values.model;
+  if (typeof model !== 'string') throw new UsageError('Expected a TorchScript file for --model but received nothing (see --help)', '--model');
   return loadModel(model, {
-    device: (flags.get('device') as 'cpu' | undefined) ?? 'auto',
-    threads: flags.has('threads') ? Number(flags.get('threads')) : undefined,
-    labels: typeof flags.get('labels') === 'string' ? (flags.get('labels') as string) : undefined,
-    mean: numbersFlag('mean', flags.get('mean')),
-    std: numbersFlag('std', flags.get('std')),
+    device: (values.device as 'cpu' | undefined) ?? 'auto',
+    threads: values.threads as number | undefined,
+    labels: values.labels as string | undefined,
+    mean: values.mean as number[] | undefined,
+    std: values.std as number[] | undefined,
   });
 }
 
+/** --size as readImage takes it. */
+export function sizeOf(values: ParsedArgs['values']): [number, number] | undefined {
+  return values.size as [number, number] | undefined;
+}
+
 /** The image files, resized by --size and --fit; they must end up one size. */
-export async function readImages(flags: ParsedArgs['flags'], files: string[]): Promise<Image[]> {
+export async function readImages(values: ParsedArgs['values'], files: string[]): Promise<Image[]> {
   if (files.length === 0) throw new UsageError('Expected one or more image files but received none (see --help)');
-  const fit = flags.get('fit') as Fit | undefined;
-  const images = await Promise.all(files.map((f) => readImage(f, { size: sizeFlag(flags.get('size')), fit })));
+  const fit = values.fit as Fit | undefined;
+  const images = await Promise.all(files.map((f) => readImage(f, { size: sizeOf(values), fit })));
   const [h, w] = [images[0].height, images[0].width];
   if (!images.every((im) => im.height === h && im.width === w)) {
-    throw new UsageError('The images differ in size: give --size N (or HxW) to resize them to one size');
+    throw new UsageError('The images differ in size: give --size N (or HxW) to resize them to one size', '--size');
   }
   return images;
 }
 
 /** Runs `work` on the model --model names and disposes of it afterwards. */
-export async function withModel(flags: ParsedArgs['flags'], work: (model: Model) => Promise<void>): Promise<void> {
-  const model = await openModel(flags);
+export async function withModel<T>(values: ParsedArgs['values'], work: (model: Model) => Promise<T>): Promise<T> {
+  const model = await openModel(values);
   try {
-    await work(model);
+    return await work(model);
   } finally {
     model.dispose();
   }
@@ -129,8 +229,12 @@ export interface Command {
   readonly examples: readonly string[];
   /** The command's own section of --help, if it has one. */
   readonly help?: string;
-  /** Runs on the shared parser's result (flags, positionals); errors become exit codes in index.ts. */
-  run?(args: ParsedArgs): Promise<void>;
-  /** Or: the command parses its own arguments (strictly, util.parseArgs) and returns its exit code. */
+  /** The flags the command takes (with -h/--help); `run` gets them parsed strictly. */
+  readonly flags?: FlagSpecs;
+  /** How to parse beyond `flags`: operands, open-ended flags. */
+  readonly parse?: ParseOptions;
+  /** Runs on the parsed arguments and returns the exit code (undefined: 0); errors become exit codes by reportError. */
+  run?(args: ParsedArgs): Promise<number | void>;
+  /** Or: the command parses its own arguments (serve, worker, submit: their own --help) and returns its exit code. */
   main?(argv: string[]): Promise<number>;
 }

@@ -4,11 +4,10 @@
  * only on a TTY. Exit codes: 0 success, 1 failure while running, 2 bad usage or bad arguments (the
  * caller's errors of lib/errors.ts).
  */
-import { TorchSaliencyError, isCallerError } from '../errors.js';
-import { UsageError, log, parseArgs, type Command } from './args.js';
+import { UsageError, parseFlags, reportError, type Command } from './args.js';
 import { COMMANDS } from './commands.js';
 
-export { parseArgs };
+export { parseFlags };
 
 function help(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 4;
@@ -40,32 +39,26 @@ Environment: NO_COLOR disables colour. Exit codes: 0 ok, 1 failed while running,
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const own = COMMANDS.find((c) => c.name === argv[0] && c.main);
-  if (own) return own.main!(argv.slice(1));
-  const p = parseArgs(argv);
-  if (p.flags.get('help') || p.flags.get('h') || !p.command || p.command === 'help') {
+  const name = argv[0];
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(help(COMMANDS));
-    return p.command || p.flags.size ? 0 : 2;
+    return name === undefined ? 2 : 0;
   }
   try {
-    const command = COMMANDS.find((c) => c.name === p.command);
+    const command = COMMANDS.find((c) => c.name === name);
     if (!command) {
       const names = COMMANDS.map((c) => c.name);
-      throw new UsageError(`Unknown command '${p.command}' (expected ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}; see --help)`);
+      throw new UsageError(`Unknown command '${name}' (expected ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}; see --help)`);
     }
-    await command.run!(p);
-    return 0;
+    if (command.main) return await command.main(argv.slice(1));
+    const args = parseFlags(argv.slice(1), command.flags ?? {}, command.parse);
+    if (args.values.help) {
+      process.stdout.write(help(COMMANDS));
+      return 0;
+    }
+    return (await command.run!(args)) ?? 0;
   } catch (e) {
-    if (e instanceof UsageError) {
-      log(`torch-saliency: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof TorchSaliencyError) {
-      log(`torch-saliency: ${e.message} [${e.code}]`);
-      return isCallerError(e) ? 2 : 1;
-    }
-    log(`torch-saliency: ${(e as Error).stack ?? String(e)}`);
-    return 1;
+    return reportError(e);
   }
 }
 

@@ -6,6 +6,8 @@ export const methods: Command = {
   name: 'methods',
   summary: ['the methods explain knows'],
   examples: ['methods'],
+  flags: { help: { type: 'boolean', short: 'h' } },
+  parse: { positionals: false },
   run: async () => {
     process.stdout.write(`${methodNames().join('\n')}\n`);
   },

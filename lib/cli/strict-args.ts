@@ -1,21 +1,18 @@
 /**
- * Shared by the serve, worker and submit commands: flag parsing (node's util.parseArgs, strict: an
- * unknown flag is a usage error), the limit flags, model loading, logging and exit codes.
+ * Shared by the serve, worker and submit commands: the limit flags, model loading for services, logging.
+ * Parsing and exit codes are the ones of every command (args.ts: parseFlags, reportError).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { TorchSaliencyError } from '../errors.js';
 import { loadModel, type Device } from '../model.js';
-import { isCallerFault } from '../service/errors.js';
 import { LIMIT_FLAGS, type Limits } from '../service/limits.js';
 import { loadModelFolder, type ServedModel } from '../service/models.js';
 import * as v from '../validate.js';
-import { UsageError } from './args.js';
+import { UsageError, parseFlags, reportError, type FlagSpecs } from './args.js';
 
 export { UsageError };
 
 export const log = (msg: string) => process.stderr.write(`torch-saliency: ${msg}\n`);
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+type Options = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
 export const MODEL_FLAGS: Options = {
   model: { type: 'string' },
@@ -32,25 +29,22 @@ export const MODEL_FLAGS: Options = {
 export const LIMIT_OPTIONS: Options = Object.fromEntries(Object.values(LIMIT_FLAGS).map((flag) => [flag.slice(2), { type: 'string' }]));
 
 export function parse(argv: string[], options: Options, positionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message} (see --help)`);
-  }
+  const r = parseFlags(argv, options as FlagSpecs, { positionals });
+  return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
 }
 
 export function integer(values: Record<string, unknown>, flag: string): number | undefined {
   const text = values[flag];
   if (text === undefined) return undefined;
-  if (typeof text !== 'string' || !/^\d+$/.test(text)) throw new UsageError(`Expected a whole number for --${flag} but received ${JSON.stringify(text)}`);
+  if (typeof text !== 'string' || !/^\d+$/.test(text))
+    throw new UsageError(`Expected a whole number for --${flag} but received ${JSON.stringify(text)}`, `--${flag}`);
   return Number(text);
 }
 
 export function size(text: unknown): [number, number] | undefined {
   if (text === undefined) return undefined;
   const m = /^(\d+)(?:x(\d+))?$/.exec(String(text));
-  if (!m) throw new UsageError(`Expected N or HxW for --size but received ${JSON.stringify(text)}`);
+  if (!m) throw new UsageError(`Expected N or HxW for --size but received ${JSON.stringify(text)}`, '--size');
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
@@ -78,21 +72,12 @@ export async function openModels(values: Record<string, unknown>): Promise<{ ser
   return { served: [{ name: 'default', model, size: size(values.size), fit: v.oneOf('--fit', fit, ['cover', 'contain', 'fill'], 'cover') }], single: true };
 }
 
-/** Runs a command, turning its errors into exit codes: 2 for bad usage or the caller's input, 1 otherwise. */
+/** Runs a command, turning its errors into exit codes by the one rule (args.ts reportError). */
 export async function exitCode(work: () => Promise<number>): Promise<number> {
   try {
     return await work();
   } catch (e) {
-    if (e instanceof UsageError) {
-      log(e.message);
-      return 2;
-    }
-    if (e instanceof TorchSaliencyError) {
-      log(`${e.message} [${e.code}]`);
-      return isCallerFault(e.code) ? 2 : 1;
-    }
-    log((e as Error).stack ?? String(e));
-    return 1;
+    return reportError(e);
   }
 }
 

@@ -3,10 +3,10 @@
  * with its job id; with --wait, each job's answer (and the exit code says whether all succeeded).
  */
 import { readFile } from 'node:fs/promises';
-import { parseValue } from '../parse.js';
 import { createProducer } from '../queue/producer.js';
-import { UsageError, exitCode, integer, parse } from './strict-args.js';
-import type { Command } from './args.js';
+import { UsageError, exitCode, integer } from './strict-args.js';
+import { parseFlags, type Command } from './args.js';
+import { isMethodFlag, methodList, methodOptions, targetFlag } from './method-options.js';
 
 export const SUBMIT_HELP = `torch-saliency submit: put images on the queue for workers (docs/service.md)
 
@@ -18,49 +18,41 @@ Options:
   --redis URL          the queue's Redis  [required]
   --model NAME         a model's name in the workers' folder  [required]
   --predict            class scores instead of an explanation (--top N)
-  --method NAME        explain method (default grad-cam needs --layer; any --<option> VALUE of the method)
+  --method NAME        explain method (default grad-cam needs --layer); --<option> VALUE: an option of the method
+  --target T           class index, label, top-1 (default) or top-k
   --wait               wait for each job and print its answer (exit 1 if any failed)
   --timeout-ms N       with --wait: give up (and cancel the job) after N ms
   --queue NAME         queue name (torch-saliency)
 `;
 
-const OWN = new Set(['redis', 'model', 'predict', 'wait', 'timeout-ms', 'queue', 'help', 'top']);
+const FLAGS = {
+  redis: { type: 'string' },
+  model: { type: 'string' },
+  predict: { type: 'boolean' },
+  method: { type: 'string' },
+  target: { type: 'string' },
+  wait: { type: 'boolean' },
+  'timeout-ms': { type: 'string' },
+  queue: { type: 'string' },
+  top: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
-    // Method options are open-ended (--max-iter 300, --layer features.5): every --flag VALUE not ours is one.
-    const own: string[] = [];
-    const options: Record<string, unknown> = {};
-    const files: string[] = [];
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i];
-      const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(arg);
-      if (!m) files.push(arg);
-      else if (OWN.has(m[1]) || arg === '-h') {
-        own.push(arg);
-        if (m[2] === undefined && !['predict', 'wait', 'help'].includes(m[1]) && i + 1 < argv.length) own.push(argv[++i]);
-      } else {
-        const value = m[2] ?? argv[++i];
-        if (value === undefined) throw new UsageError(`Expected a value after ${arg}`);
-        options[m[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = parseValue(value);
-      }
-    }
-    const { values } = parse(own, {
-      redis: { type: 'string' },
-      model: { type: 'string' },
-      predict: { type: 'boolean' },
-      wait: { type: 'boolean' },
-      'timeout-ms': { type: 'string' },
-      queue: { type: 'string' },
-      top: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    });
+    // Strict: our flags, or an option of --method (--max-iter 300, --layer features.5); anything else is a usage error.
+    const { values, positionals: files, extra } = parseFlags(argv, FLAGS, { extra: isMethodFlag });
     if (values.help) {
       process.stdout.write(SUBMIT_HELP);
       return 0;
     }
     if (typeof values.redis !== 'string' || typeof values.model !== 'string') throw new UsageError('Expected --redis URL and --model NAME (see --help)');
     if (files.length === 0) throw new UsageError('Expected one or more image files (see --help)');
+    const method = methodList((values.method as string | undefined) ?? 'grad-cam');
+    if (method.length !== 1) throw new UsageError('Expected one method for --method: a job explains with one method', '--method');
+    if (values.predict && extra.length > 0) throw new UsageError(`Unknown option --${extra[0].flag}: --predict takes no method options`, `--${extra[0].flag}`);
+    const options: Record<string, unknown> = { method: method[0], ...methodOptions(extra, method).get(method[0]) };
+    if (values.target !== undefined) options.target = targetFlag(values.target as string);
     const producer = createProducer({ redis: values.redis, queue: values.queue as string | undefined });
     let failed = 0;
     try {
@@ -69,7 +61,7 @@ function run(argv: string[]): Promise<number> {
         const bytes = await readFile(file);
         const job = values.predict
           ? await producer.enqueuePredict(values.model, bytes, { top: integer(values, 'top') ?? 5 })
-          : await producer.enqueueExplain(values.model, bytes, { method: 'grad-cam', ...options } as { method: string });
+          : await producer.enqueueExplain(values.model, bytes, options as { method: string });
         ids.push({ file, job });
         if (!values.wait) process.stdout.write(`${JSON.stringify({ file, job })}\n`);
       }

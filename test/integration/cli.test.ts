@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
-import { parseArgs } from '../../lib/cli/index.js';
+import { parseFlags } from '../../lib/cli/index.js';
 import { parseValue } from '../../lib/parse.js';
 
 function cli(...args: string[]) {
@@ -17,12 +17,15 @@ const model = ['--model', 'examples/model/classifier.pt', '--labels', 'examples/
 
 describe('cli', () => {
   it('parses flags and values', () => {
-    const p = parseArgs(['explain', '--areas', '0.05,0.1', '--json', '--max-iter=300', 'a.png', 'b.png']);
-    expect(p.command).toBe('explain');
-    expect(p.positional).toEqual(['a.png', 'b.png']);
-    expect(p.flags.get('json')).toBe(true);
-    expect(parseValue(p.flags.get('areas')!)).toEqual([0.05, 0.1]);
-    expect(parseValue(p.flags.get('max-iter')!)).toBe(300);
+    const p = parseFlags(['--areas', '0.05,0.1', '--json', '--max-iter=300', 'a.png', 'b.png'], { json: { type: 'boolean' } }, { extra: () => true });
+    expect(p.positionals).toEqual(['a.png', 'b.png']);
+    expect(p.values.json).toBe(true);
+    expect(p.extra).toEqual([
+      { flag: 'areas', value: '0.05,0.1' },
+      { flag: 'max-iter', value: '300' },
+    ]);
+    expect(parseValue(p.extra[0].value)).toEqual([0.05, 0.1]);
+    expect(parseValue(p.extra[1].value)).toBe(300);
     expect(parseValue('fade')).toBe('fade');
     expect(parseValue('false')).toBe(false);
   });
@@ -32,10 +35,18 @@ describe('cli', () => {
     const r = cli('explain', ...model, '--method', 'gradient', '--json', '--out', out, 'examples/images/disc.png', 'examples/images/cross.png');
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
-    expect(summary.method).toBe('gradient');
-    expect(summary.maps.map((m: { label: string }) => m.label)).toEqual(['disc', 'cross']);
-    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).maps).toHaveLength(2);
-    for (const f of ['disc-disc-overlay.png', 'disc-disc-mask.png', 'cross-cross-heatmap.png', 'disc.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    expect(summary.methods).toEqual(['gradient']);
+    expect(summary.complete).toBe(true);
+    expect(summary.images.map((e: { name: string; state: string }) => [e.name, e.state])).toEqual([
+      ['disc', 'done'],
+      ['cross', 'done'],
+    ]);
+    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
+    const disc = JSON.parse(readFileSync(join(out, 'disc', 'result.json'), 'utf8'));
+    expect(disc.methods.gradient.maps.map((m: { label: string }) => m.label)).toEqual(['disc']);
+    expect(disc.top[0].label).toBe('disc');
+    for (const f of ['disc/gradient-c1-overlay.png', 'disc/gradient-c1-mask.png', 'cross/gradient-c3-heatmap.png', 'disc/image.png'])
+      expect(existsSync(join(out, f)), f).toBe(true);
   });
 
   it('predicts', () => {
@@ -61,5 +72,27 @@ describe('cli', () => {
     const help = cli('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^torch-saliency/);
+  });
+
+  it('parses every command strictly: an unknown flag, a missing value or a bad number exits 2 naming the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['predict', ...model, '--bogus', '1', 'examples/images/disc.png'], /Unknown option --bogus/],
+      [['predict', ...model, '--threads', 'abc', 'examples/images/disc.png'], /Expected a whole number for --threads/],
+      [['predict', ...model, '--size'], /Expected a value after --size/],
+      [['layers', ...model, 'extra.png'], /Unexpected argument/],
+      [['explain', ...model, '--method', 'gradient', '--max-iter', '5', 'examples/images/disc.png'], /--max-iter: no method of --method \(gradient\)/],
+      [['explain', ...model, '--method', 'gradient,rise', '--grad-cam.layer', 'x', 'examples/images/disc.png'], /--grad-cam.layer: grad-cam is not among/],
+      [['explain', ...model, '--json=yes', 'examples/images/disc.png'], /Expected no value for --json/],
+      // submit no longer passes unknown flags on as job options: rejected before Redis is reached.
+      [['submit', '--redis', 'redis://127.0.0.1:1', '--model', 'm', '--bogus', '1', 'examples/images/disc.png'], /Unknown option --bogus/],
+      [['serve', '--model', 'm.pt', '--port'], /Expected a value after --port/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/\[ERR_USAGE\]/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
   });
 });

@@ -16,6 +16,7 @@ describe('isCallerError', () => {
       'ERR_OUT_OF_RANGE',
       'ERR_REQUEST_TIMEOUT',
       'ERR_UNSUPPORTED_MEDIA_TYPE',
+      'ERR_USAGE',
     ]);
     for (const code of CALLER_ERROR_CODES) expect(isCallerError(new TorchSaliencyError(code, 'x'))).toBe(true);
   });
