@@ -26,16 +26,20 @@ export interface ReadImageOptions {
   channels?: 1 | 3;
   /**
    * Most pixels (width x height) an encoded image may declare; checked from its header before anything is
-   * decoded (sharp's `limitInputPixels`). Default 268402689 (16383 x 16383, sharp's own).
+   * decoded (sharp's `limitInputPixels`). Default 50,000,000 (a 48-megapixel photo fits): without `size`
+   * the planar floats alone take 12 bytes a pixel (600 MB at the limit); raise it for larger images.
    */
   limitInputPixels?: number;
 }
+
+/** readImage's default limitInputPixels (sharp's own, 16383 x 16383, let a 16000 x 16000 PNG of 746 KB take 3.7 GB). */
+export const DEFAULT_LIMIT_INPUT_PIXELS = 50_000_000;
 
 /** Decodes an image file or Buffer into planar floats. */
 export async function readImage(source: string | Buffer | Uint8Array, options: ReadImageOptions = {}): Promise<Image> {
   const opts = v.plainObject('options', options);
   v.knownKeys('options', opts, ['size', 'fit', 'channels', 'limitInputPixels']);
-  const limitInputPixels = v.optionalNumber('options.limitInputPixels', opts.limitInputPixels, 0x3fff * 0x3fff, { integer: true, min: 1 });
+  const limitInputPixels = v.optionalNumber('options.limitInputPixels', opts.limitInputPixels, DEFAULT_LIMIT_INPUT_PIXELS, { integer: true, min: 1 });
   const size = opts.size === undefined ? undefined : v.size('options.size', opts.size);
   const fit = v.oneOf<Fit>('options.fit', opts.fit, ['cover', 'contain', 'fill'], 'cover');
   const channels = opts.channels === undefined ? 3 : opts.channels;
@@ -80,10 +84,14 @@ async function tooLarge(input: Buffer, limit: number, what: string, cause: unkno
     .metadata()
     .catch(() => undefined);
   const declared = meta?.width && meta?.height ? `${meta.width} x ${meta.height} = ${meta.width * meta.height} pixels` : 'more';
-  return new TorchSaliencyError('ERR_IMAGE_TOO_LARGE', `Expected an image of at most ${limit} pixels for image but received ${declared} (${what})`, {
-    argument: 'image',
-    cause,
-  });
+  return new TorchSaliencyError(
+    'ERR_IMAGE_TOO_LARGE',
+    `Expected an image of at most ${limit} pixels (options.limitInputPixels) for image but received ${declared} (${what})`,
+    {
+      argument: 'image',
+      cause,
+    },
+  );
 }
 
 /** Interleaved 8-bit (H x W x K) -> planar floats (C x H x W). Grey input is repeated to RGB if asked. */

@@ -281,6 +281,7 @@ export class Model {
       }),
     );
 
+    if (parsed.every((specs) => specs.length === 0)) throw invalidValue('options.target', 'at least one target', target);
     let ranked: Prediction[] = [];
     if (top > 0) {
       const step = batchSize > 0 ? batchSize : images.length;
