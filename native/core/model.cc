@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/archive_check.h"
 #include "core/errors.h"
 
 namespace ts {
@@ -178,6 +179,17 @@ std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOpti
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw Error("ERR_MODEL_LOAD", "Cannot load model '" + path + "': the file does not exist or cannot be read", "model");
+    probe.seekg(0, std::ios::end);
+    const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, probe.tellg()));
+    check_archive(
+        size,
+        [&](uint64_t offset, char* buf, size_t n) {
+          probe.clear();
+          probe.seekg(static_cast<std::streamoff>(offset));
+          probe.read(buf, static_cast<std::streamsize>(n));
+          return static_cast<size_t>(probe.gcount()) == n;
+        },
+        "model '" + path + "'");
   }
   torch::jit::Module module;
   try {
@@ -190,6 +202,14 @@ std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOpti
 
 std::shared_ptr<Model> Model::load_bytes(const std::string& bytes, const ModelOptions& options) {
   at::Device device = resolve_device(options.device);
+  check_archive(
+      bytes.size(),
+      [&](uint64_t offset, char* buf, size_t n) {
+        if (offset > bytes.size() || n > bytes.size() - offset) return false;
+        std::memcpy(buf, bytes.data() + offset, n);
+        return true;
+      },
+      "model from a Buffer of " + std::to_string(bytes.size()) + " bytes");
   torch::jit::Module module;
   try {
     std::istringstream in(bytes);
