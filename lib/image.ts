@@ -1,5 +1,5 @@
 /**
- * Image I/O: decoding (JPEG, PNG, WebP; EXIF orientation applied), resizing, and the conversion to the
+ * Image I/O: decoding (JPEG, PNG, WebP only, told by their first bytes; EXIF orientation applied), resizing, and the conversion to the
  * planar float layout the models take (C x H x W, RGB, values in [0, 1]).
  */
 import sharp from 'sharp';
@@ -61,6 +61,15 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
     throw invalidType('image', 'a file path, a Buffer or a Uint8Array', source);
   }
 
+  const format = sniffFormat(input);
+  if (format !== 'jpeg' && format !== 'png' && format !== 'webp') {
+    // sharp (libvips) would also decode SVG, TIFF, GIF, HEIF, PDF...: a wider surface than the one documented,
+    // and SVG may name external resources. Only the three formats the docs list reach the decoder.
+    throw new TorchSaliencyError('ERR_IMAGE_DECODE', `Cannot decode image ${what}: its first bytes say ${format} (expected JPEG, PNG or WebP)`, {
+      argument: 'image',
+    });
+  }
+
   let pipeline: ReturnType<typeof sharp>;
   try {
     pipeline = sharp(input, { failOn: 'error', limitInputPixels }).rotate();
@@ -76,6 +85,21 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
       cause: e,
     });
   }
+}
+
+/** The format an encoded image's first bytes announce ('jpeg', 'png', 'webp', a few others by name, or 'unknown data'). */
+export function sniffFormat(b: Uint8Array): string {
+  const ascii = (start: number, end: number) => String.fromCharCode(...b.subarray(start, end));
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && b[0] === 0x89 && ascii(1, 4) === 'PNG' && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'png';
+  if (b.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  if (b.length >= 6 && /^GIF8[79]a$/.test(ascii(0, 6))) return 'gif';
+  if (b.length >= 4 && (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*')) return 'tiff';
+  if (b.length >= 12 && ascii(4, 8) === 'ftyp') return 'heif/avif';
+  if (b.length >= 4 && ascii(0, 4) === '%PDF') return 'pdf';
+  const head = ascii(0, Math.min(b.length, 256)).trimStart().toLowerCase();
+  if (head.startsWith('<?xml') || head.startsWith('<svg')) return 'svg';
+  return b.length === 0 ? 'no data (0 bytes)' : 'unknown data';
 }
 
 /** The error for an image whose header declares more pixels than allowed (its size read from the header alone). */

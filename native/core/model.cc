@@ -327,10 +327,13 @@ void rethrow_run_error(const std::exception& e, const at::Tensor& input, int64_t
   }
   // Keep the part of TorchScript's message that names the failing operation.
   for (const char* key : {"size mismatch", "shapes cannot be multiplied", "Expected", "must match", "Given groups", "Calculated padded input size",
-                          "Kernel size can't be greater", "Sizes of tensors must match"}) {
+                          "Kernel size can't be greater", "Sizes of tensors must match", "Output size is too small", "Padding size should be less than"}) {
     auto pos = msg.find(key);
     if (pos != std::string::npos) {
-      throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + first_line(msg.substr(pos)), "image");
+      const size_t line = msg.rfind('\n', pos);
+      std::string said = first_line(msg.substr(line == std::string::npos ? 0 : line + 1));
+      if (said.rfind("RuntimeError: ", 0) == 0) said = said.substr(14);
+      throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + said, "image");
     }
   }
   throw Error("ERR_MODEL_RUN", "The model failed on an input of shape " + shape.str() + ": " + reason_line(msg));

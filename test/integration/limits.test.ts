@@ -100,3 +100,17 @@ describe('targets', () => {
     }
   });
 });
+
+describe('inputs too small for the model', () => {
+  it("an image smaller than the model's pooling is ERR_INPUT_SHAPE (the caller's), keeping libtorch's sizes", async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const tiny = { data: new Float32Array(3), channels: 3, height: 1, width: 1 };
+    for (const call of [() => m.predict(tiny), () => m.explain(tiny, { method: 'gradient', target: 0 })]) {
+      const e = await rejection(call());
+      expect(e.code, e.message).toBe('ERR_INPUT_SHAPE');
+      expect(e.argument).toBe('image');
+      expect(e.message).toContain('Output size is too small');
+      expect(e.message).toContain('Given input size');
+    }
+  });
+});
