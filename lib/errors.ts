@@ -10,6 +10,9 @@ export type ErrorCode =
   | 'ERR_MODEL_LOAD'
   | 'ERR_MODEL_RUN'
   | 'ERR_MODEL_OUTPUT'
+  | 'ERR_NON_FINITE_INPUT'
+  | 'ERR_NON_FINITE_RESULT'
+  | 'ERR_LABELS_MISMATCH'
   | 'ERR_INPUT_SHAPE'
   | 'ERR_IMAGE_DECODE'
   | 'ERR_LAYER_NOT_FOUND'
@@ -52,6 +55,8 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_UNSUPPORTED_MEDIA_TYPE',
   'ERR_REQUEST_TIMEOUT',
   'ERR_USAGE',
+  'ERR_NON_FINITE_INPUT',
+  'ERR_LABELS_MISMATCH',
 ]);
 
 /** Whether `code` is one of CALLER_ERROR_CODES. */

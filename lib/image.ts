@@ -1,5 +1,5 @@
 /**
- * Image I/O: decoding (JPEG, PNG, WebP; EXIF orientation applied), resizing, and the conversion to the
+ * Image I/O: decoding (JPEG, PNG, WebP only, told by their first bytes; EXIF orientation applied), resizing, and the conversion to the
  * planar float layout the models take (C x H x W, RGB, values in [0, 1]).
  */
 import sharp from 'sharp';
@@ -26,16 +26,20 @@ export interface ReadImageOptions {
   channels?: 1 | 3;
   /**
    * Most pixels (width x height) an encoded image may declare; checked from its header before anything is
-   * decoded (sharp's `limitInputPixels`). Default 268402689 (16383 x 16383, sharp's own).
+   * decoded (sharp's `limitInputPixels`). Default 50,000,000 (a 48-megapixel photo fits): without `size`
+   * the planar floats alone take 12 bytes a pixel (600 MB at the limit); raise it for larger images.
    */
   limitInputPixels?: number;
 }
+
+/** readImage's default limitInputPixels (sharp's own, 16383 x 16383, let a 16000 x 16000 PNG of 746 KB take 3.7 GB). */
+export const DEFAULT_LIMIT_INPUT_PIXELS = 50_000_000;
 
 /** Decodes an image file or Buffer into planar floats. */
 export async function readImage(source: string | Buffer | Uint8Array, options: ReadImageOptions = {}): Promise<Image> {
   const opts = v.plainObject('options', options);
   v.knownKeys('options', opts, ['size', 'fit', 'channels', 'limitInputPixels']);
-  const limitInputPixels = v.optionalNumber('options.limitInputPixels', opts.limitInputPixels, 0x3fff * 0x3fff, { integer: true, min: 1 });
+  const limitInputPixels = v.optionalNumber('options.limitInputPixels', opts.limitInputPixels, DEFAULT_LIMIT_INPUT_PIXELS, { integer: true, min: 1 });
   const size = opts.size === undefined ? undefined : v.size('options.size', opts.size);
   const fit = v.oneOf<Fit>('options.fit', opts.fit, ['cover', 'contain', 'fill'], 'cover');
   const channels = opts.channels === undefined ? 3 : opts.channels;
@@ -57,6 +61,15 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
     throw invalidType('image', 'a file path, a Buffer or a Uint8Array', source);
   }
 
+  const format = sniffFormat(input);
+  if (format !== 'jpeg' && format !== 'png' && format !== 'webp') {
+    // sharp (libvips) would also decode SVG, TIFF, GIF, HEIF, PDF...: a wider surface than the one documented,
+    // and SVG may name external resources. Only the three formats the docs list reach the decoder.
+    throw new TorchSaliencyError('ERR_IMAGE_DECODE', `Cannot decode image ${what}: its first bytes say ${format} (expected JPEG, PNG or WebP)`, {
+      argument: 'image',
+    });
+  }
+
   let pipeline: ReturnType<typeof sharp>;
   try {
     pipeline = sharp(input, { failOn: 'error', limitInputPixels }).rotate();
@@ -74,16 +87,35 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
   }
 }
 
+/** The format an encoded image's first bytes announce ('jpeg', 'png', 'webp', a few others by name, or 'unknown data'). */
+export function sniffFormat(b: Uint8Array): string {
+  const ascii = (start: number, end: number) => String.fromCharCode(...b.subarray(start, end));
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && b[0] === 0x89 && ascii(1, 4) === 'PNG' && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'png';
+  if (b.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  if (b.length >= 6 && /^GIF8[79]a$/.test(ascii(0, 6))) return 'gif';
+  if (b.length >= 4 && (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*')) return 'tiff';
+  if (b.length >= 12 && ascii(4, 8) === 'ftyp') return 'heif/avif';
+  if (b.length >= 4 && ascii(0, 4) === '%PDF') return 'pdf';
+  const head = ascii(0, Math.min(b.length, 256)).trimStart().toLowerCase();
+  if (head.startsWith('<?xml') || head.startsWith('<svg')) return 'svg';
+  return b.length === 0 ? 'no data (0 bytes)' : 'unknown data';
+}
+
 /** The error for an image whose header declares more pixels than allowed (its size read from the header alone). */
 async function tooLarge(input: Buffer, limit: number, what: string, cause: unknown): Promise<TorchSaliencyError> {
   const meta = await sharp(input, { limitInputPixels: false })
     .metadata()
     .catch(() => undefined);
   const declared = meta?.width && meta?.height ? `${meta.width} x ${meta.height} = ${meta.width * meta.height} pixels` : 'more';
-  return new TorchSaliencyError('ERR_IMAGE_TOO_LARGE', `Expected an image of at most ${limit} pixels for image but received ${declared} (${what})`, {
-    argument: 'image',
-    cause,
-  });
+  return new TorchSaliencyError(
+    'ERR_IMAGE_TOO_LARGE',
+    `Expected an image of at most ${limit} pixels (options.limitInputPixels) for image but received ${declared} (${what})`,
+    {
+      argument: 'image',
+      cause,
+    },
+  );
 }
 
 /** Interleaved 8-bit (H x W x K) -> planar floats (C x H x W). Grey input is repeated to RGB if asked. */

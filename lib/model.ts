@@ -239,6 +239,13 @@ export class Model {
     const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
     const n = shape[0];
     const k = out.classes;
+    if (this.labels && this.labels.length !== k) {
+      throw new TorchSaliencyError(
+        'ERR_LABELS_MISMATCH',
+        `Expected ${k} labels (one per class the model scores) for options.labels but received ${this.labels.length} labels`,
+        { argument: 'options.labels' },
+      );
+    }
     this.#classes = k;
     const predictions: Prediction[] = [];
     for (let i = 0; i < n; i++) {
@@ -300,6 +307,7 @@ export class Model {
       }),
     );
 
+    if (parsed.every((specs) => specs.length === 0)) throw invalidValue('options.target', 'at least one target', target);
     let ranked: Prediction[] = [];
     if (top > 0) {
       const step = batchSize > 0 ? batchSize : images.length;

@@ -2,7 +2,7 @@
  * Options every method shares: which maps to make (target), how to batch (batchSize), how to report
  * (onProgress, progressEvery), how to stop (signal), and the post-processing of maps (resize, smooth).
  */
-import { invalidType } from '../errors.js';
+import { TorchSaliencyError, invalidType } from '../errors.js';
 import type { NativeProgress } from '../native.js';
 import * as v from '../validate.js';
 import { derived, type MethodContext, type OptionDefault } from './types.js';
@@ -35,6 +35,9 @@ export interface CommonOptions {
   /** For a size given instead of an image: the placeholder's channels (default: the model's, or 3). */
   channels?: number;
 }
+
+/** The most pixels a map may be resized to when that is more than the image's own. */
+export const MAX_RESIZE_PIXELS = 4096 * 4096;
 
 /** Defaults of the common options, as docs/methods/README.md shows them. */
 export const COMMON_DEFAULTS = Object.freeze({
@@ -85,6 +88,15 @@ export function normalizeCommon(
   if (r === true) resize = [context.height, context.width];
   else if (r === false) resize = null;
   else resize = v.size('options.resize', r);
+  // Maps at a size far above the image's only cost memory (jobs x areas x height x width floats, and more
+  // while resizing): [16384, 16384] on a 64-px image took 2 GB. Larger than the image up to MAX_RESIZE_PIXELS.
+  if (resize && resize[0] * resize[1] > Math.max(MAX_RESIZE_PIXELS, context.height * context.width)) {
+    throw new TorchSaliencyError(
+      'ERR_OUT_OF_RANGE',
+      `Expected a map size of at most ${MAX_RESIZE_PIXELS} pixels (4096 x 4096) or the image's own (${context.height} x ${context.width}) for options.resize but received ${resize[0]} x ${resize[1]}`,
+      { argument: 'options.resize' },
+    );
+  }
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal);
   const onProgress = options.onProgress;

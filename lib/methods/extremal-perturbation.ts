@@ -46,6 +46,15 @@ export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationO
 const AUTO_BATCH_PIXELS = 2 ** 19;
 
 /** TorchRay's defaults. */
+/** Most areas in one call: each is one mask in every batch through the model, so memory grows with them. */
+export const MAX_AREAS = 64;
+
+function areaList(value: unknown, fallback: readonly number[]): number[] {
+  const areas = v.numberList('options.areas', value, [...fallback], { above: 0, max: 0.999 });
+  if (areas.length > MAX_AREAS) throw outOfRange('options.areas', `at most ${MAX_AREAS} areas (call again for more)`, value);
+  return areas;
+}
+
 export const EP_DEFAULTS = Object.freeze({
   areas: Object.freeze([0.1]),
   perturbation: 'blur',
@@ -141,7 +150,7 @@ export const extremalPerturbation: MethodSpec<
   normalize(options, context) {
     const d = EP_DEFAULTS;
     const o = {
-      areas: Object.freeze(v.numberList('options.areas', options.areas, [...d.areas], { above: 0, max: 0.999 })),
+      areas: Object.freeze(areaList(options.areas, d.areas)),
       perturbation: v.oneOf('options.perturbation', options.perturbation, ['blur', 'fade'] as const, d.perturbation),
       maxBlur: v.optionalNumber('options.maxBlur', options.maxBlur, d.maxBlur, { above: 0, max: 1000 }),
       numLevels: v.optionalNumber('options.numLevels', options.numLevels, d.numLevels, { integer: true, min: 2, max: 256 }),

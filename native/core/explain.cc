@@ -69,7 +69,11 @@ ExplainResult run_method(Model& model, const ExplainRequest& request, RunContext
     for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("ERR_INVALID_ARG_VALUE", "Expected one of " + known + " for options.method but received '" + method + "'", "options.method");
   }
-  return (*fn)(model, request, context);
+  check_finite_input(request.images);
+  ExplainResult result = (*fn)(model, request, context);
+  // One check of the whole run at its end (none per iteration: that would sync the device every step).
+  check_finite_result(result.maps, "maps");
+  return result;
 }
 
 }  // namespace ts

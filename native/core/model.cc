@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/archive_check.h"
 #include "core/errors.h"
 
 namespace ts {
@@ -23,6 +24,20 @@ namespace {
 std::string first_line(const std::string& s) {
   auto end = s.find('\n');
   return end == std::string::npos ? s : s.substr(0, end);
+}
+
+// The reason in a libtorch message. When the TorchScript interpreter wraps an exception the model itself
+// raised ("The following operation failed in the TorchScript interpreter.", a traceback, then the
+// exception's own line), the model's own words are the last line; otherwise the first line.
+std::string reason_line(const std::string& msg) {
+  if (msg.rfind("The following operation failed", 0) != 0) return first_line(msg);
+  size_t end = msg.find_last_not_of(" \n");
+  if (end == std::string::npos) return first_line(msg);
+  size_t start = msg.rfind('\n', end);
+  std::string last = msg.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
+  const std::string builtins = "builtins.";
+  if (last.rfind(builtins, 0) == 0) last = last.substr(builtins.size());
+  return last;
 }
 
 std::string c10_message(const std::exception& e) {
@@ -171,6 +186,17 @@ std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOpti
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw Error("ERR_MODEL_LOAD", "Cannot load model '" + path + "': the file does not exist or cannot be read", "model");
+    probe.seekg(0, std::ios::end);
+    const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, probe.tellg()));
+    check_archive(
+        size,
+        [&](uint64_t offset, char* buf, size_t n) {
+          probe.clear();
+          probe.seekg(static_cast<std::streamoff>(offset));
+          probe.read(buf, static_cast<std::streamsize>(n));
+          return static_cast<size_t>(probe.gcount()) == n;
+        },
+        "model '" + path + "'");
   }
   torch::jit::Module module;
   try {
@@ -183,6 +209,14 @@ std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOpti
 
 std::shared_ptr<Model> Model::load_bytes(const std::string& bytes, const ModelOptions& options) {
   at::Device device = resolve_device(options.device);
+  check_archive(
+      bytes.size(),
+      [&](uint64_t offset, char* buf, size_t n) {
+        if (offset > bytes.size() || n > bytes.size() - offset) return false;
+        std::memcpy(buf, bytes.data() + offset, n);
+        return true;
+      },
+      "model from a Buffer of " + std::to_string(bytes.size()) + " bytes");
   torch::jit::Module module;
   try {
     std::istringstream in(bytes);
@@ -229,6 +263,51 @@ at::Tensor first_tensor(const c10::IValue& v) {
 }
 }  // namespace
 
+namespace {
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+// A classifier's output for n images: N x K floating-point scores, K >= 1 (dimensions after K, a fully
+// convolutional model's score maps, are averaged by scores()).
+void check_scores(const at::Tensor& y, int64_t n) {
+  auto fail = [&](const std::string& why) {
+    throw Error("ERR_MODEL_OUTPUT", "Expected N x K floating-point class scores (N = " + std::to_string(n) + " images, K >= 1 classes) from the model for " +
+                                        std::to_string(n) + " images but received " + c10::toString(y.scalar_type()) + " of shape " + shape_of(y) + why);
+  };
+  if (!at::isFloatingType(y.scalar_type())) fail(" (not floating point)");
+  if (y.dim() < 2) fail(" (one number per image or per batch, not one per class)");
+  if (y.size(0) != n) fail(" (not one row per image)");
+  if (y.size(1) == 0) fail(" (0 classes)");
+}
+}  // namespace
+
+void check_finite_input(const at::Tensor& images) {
+  if (images.numel() == 0 || at::isfinite(images).all().item<bool>()) return;
+  at::Tensor bad = at::logical_not(at::isfinite(images)).flatten().nonzero();
+  const int64_t first = bad[0].item<int64_t>(), per = images.numel() / std::max<int64_t>(1, images.size(0));
+  throw Error("ERR_NON_FINITE_INPUT",
+              "Expected finite values for image but received NaN or Infinity (" + std::to_string(bad.size(0)) + " values; the first in image " +
+                  std::to_string(first / per) + " at index " + std::to_string(first % per) + ")",
+              "image");
+}
+
+void check_finite_result(const at::Tensor& values, const std::string& what) {
+  if (values.numel() == 0 || at::isfinite(values).all().item<bool>()) return;
+  throw Error("ERR_NON_FINITE_RESULT", "The " + what +
+                                           " went non-finite (NaN or Infinity) on finite input: the model's scores, or an option that makes the "
+                                           "computation overflow, produced them");
+}
+
+at::Tensor Model::forward(const at::Tensor& images) {
+  check_finite_input(images);
+  at::Tensor y = scores(module_, prepare(images));
+  check_finite_result(y, "model's scores");
+  return y;
+}
+
 at::Tensor Model::scores(torch::jit::Module& module, const at::Tensor& input) const {
   c10::IValue out;
   try {
@@ -239,7 +318,7 @@ at::Tensor Model::scores(torch::jit::Module& module, const at::Tensor& input) co
     rethrow_run_error(e, input, input_channels_);
   }
   at::Tensor y = first_tensor(out);
-  if (y.dim() == 1) y = y.unsqueeze(0);
+  check_scores(y, input.size(0));
   if (y.dim() > 2) y = y.flatten(2).mean(2);  // fully convolutional models: average the score maps
   return y;
 }
@@ -255,13 +334,16 @@ void rethrow_run_error(const std::exception& e, const at::Tensor& input, int64_t
   }
   // Keep the part of TorchScript's message that names the failing operation.
   for (const char* key : {"size mismatch", "shapes cannot be multiplied", "Expected", "must match", "Given groups", "Calculated padded input size",
-                          "Kernel size can't be greater", "Sizes of tensors must match"}) {
+                          "Kernel size can't be greater", "Sizes of tensors must match", "Output size is too small", "Padding size should be less than"}) {
     auto pos = msg.find(key);
     if (pos != std::string::npos) {
-      throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + first_line(msg.substr(pos)), "image");
+      const size_t line = msg.rfind('\n', pos);
+      std::string said = first_line(msg.substr(line == std::string::npos ? 0 : line + 1));
+      if (said.rfind("RuntimeError: ", 0) == 0) said = said.substr(14);
+      throw Error("ERR_INPUT_SHAPE", what + " (wrong size for this model?): " + said, "image");
     }
   }
-  throw Error("ERR_MODEL_RUN", "The model failed on an input of shape " + shape.str() + ": " + first_line(msg));
+  throw Error("ERR_MODEL_RUN", "The model failed on an input of shape " + shape.str() + ": " + reason_line(msg));
 }
 
 std::vector<std::string> Model::submodule_names() const {

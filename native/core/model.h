@@ -33,10 +33,12 @@ class Model {
   // Images in [0, 1] (N x C x H x W, any device) -> the model's input (normalised when mean/std are set).
   at::Tensor prepare(const at::Tensor& images) const;
   // Runs `module` (the model itself or a clone of it) on already prepared input and reduces the
-  // output to N x K scores: the first tensor of a tuple/list/dict, spatial dimensions averaged.
+  // output to N x K scores: the first tensor of a tuple/list/dict, spatial dimensions averaged. An output
+  // that is not floating point, has fewer than 2 dimensions, not N rows or 0 classes is ERR_MODEL_OUTPUT.
   at::Tensor scores(torch::jit::Module& module, const at::Tensor& input) const;
   // prepare + scores on the model itself.
-  at::Tensor forward(const at::Tensor& images) { return scores(module_, prepare(images)); }
+  // Inputs and scores are checked to be finite (ERR_NON_FINITE_INPUT, ERR_NON_FINITE_RESULT).
+  at::Tensor forward(const at::Tensor& images);
 
   // Number of input channels the first convolution expects, or -1 if unknown.
   int64_t input_channels() const { return input_channels_; }
@@ -69,6 +71,11 @@ int available_cores();
 
 // Version of the libtorch this addon was built against, e.g. "1.13.1".
 std::string torch_version();
+
+// ERR_NON_FINITE_INPUT (argument "image") if `images` holds NaN or Infinity, saying where the first is.
+void check_finite_input(const at::Tensor& images);
+// ERR_NON_FINITE_RESULT if `values` (named by `what`: "model's scores", "maps") hold NaN or Infinity.
+void check_finite_result(const at::Tensor& values, const std::string& what);
 
 // Wraps a libtorch failure while running the model on `input` into an ERR_INPUT_SHAPE / ERR_MODEL_RUN
 // error that says what the model got and, when it can tell, what it expected.

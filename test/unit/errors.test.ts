@@ -11,8 +11,10 @@ describe('isCallerError', () => {
       'ERR_INPUT_SHAPE',
       'ERR_INVALID_ARG_TYPE',
       'ERR_INVALID_ARG_VALUE',
+      'ERR_LABELS_MISMATCH',
       'ERR_LAYER_NOT_FOUND',
       'ERR_MODEL_NOT_FOUND',
+      'ERR_NON_FINITE_INPUT',
       'ERR_OUT_OF_RANGE',
       'ERR_REQUEST_TIMEOUT',
       'ERR_UNSUPPORTED_MEDIA_TYPE',
@@ -22,7 +24,17 @@ describe('isCallerError', () => {
   });
 
   it('leaves out failures while running and anything that is not a TorchSaliencyError', () => {
-    for (const code of ['ERR_MODEL_LOAD', 'ERR_MODEL_RUN', 'ERR_TORCH', 'ERR_OUT_OF_MEMORY', 'ERR_NATIVE', 'ERR_DISPOSED', 'ABORT_ERR']) {
+    for (const code of [
+      'ERR_MODEL_LOAD',
+      'ERR_MODEL_RUN',
+      'ERR_MODEL_OUTPUT',
+      'ERR_NON_FINITE_RESULT',
+      'ERR_TORCH',
+      'ERR_OUT_OF_MEMORY',
+      'ERR_NATIVE',
+      'ERR_DISPOSED',
+      'ABORT_ERR',
+    ]) {
       expect(isCallerError(new TorchSaliencyError(code, 'x')), code).toBe(false);
     }
     expect(isCallerError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' }))).toBe(false);

@@ -203,3 +203,35 @@ describe('readImage', () => {
     expect(Array.from(toInterleaved(im))).toEqual(Array.from(bytes));
   });
 });
+
+describe('formats', () => {
+  it('only JPEG, PNG and WebP reach the decoder: SVG (with a file reference), GIF, TIFF and PDF are ERR_IMAGE_DECODE naming the format', async () => {
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><image href="file:///etc/passwd" width="4" height="4"/></svg>');
+    const gif = await raw(2, 2, () => RED)
+      .gif()
+      .toBuffer();
+    const tiff = await raw(2, 2, () => RED)
+      .tiff()
+      .toBuffer();
+    const cases: [Buffer, string][] = [
+      [svg, 'svg'],
+      [Buffer.concat([Buffer.from('<?xml version="1.0"?>\n'), svg]), 'svg'],
+      [gif, 'gif'],
+      [tiff, 'tiff'],
+      [Buffer.from('%PDF-1.4\n'), 'pdf'],
+    ];
+    for (const [bytes, format] of cases) {
+      const e = await rejection(readImage(bytes));
+      expect([e.code, e.argument]).toEqual(['ERR_IMAGE_DECODE', 'image']);
+      expect(e.message).toContain(`its first bytes say ${format}`);
+    }
+    for (const make of [
+      (s: ReturnType<typeof raw>) => s.png(),
+      (s: ReturnType<typeof raw>) => s.jpeg(),
+      (s: ReturnType<typeof raw>) => s.webp({ lossless: true }),
+    ]) {
+      const im = await readImage(await make(raw(2, 2, () => RED)).toBuffer());
+      expect([im.height, im.width]).toEqual([2, 2]);
+    }
+  });
+});

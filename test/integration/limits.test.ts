@@ -1,0 +1,116 @@
+// Inputs and options that scale memory are capped with typed errors before anything large is allocated:
+// decoded pixels (readImage's limitInputPixels), map size (resize), the number of areas; and a call with
+// no target at all is a typed error, not a raw libtorch one.
+import { deflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { loadModel, readImage } from '../../lib/index.js';
+import { goldenImage, model, rejection } from './helpers.js';
+
+function crc32(bytes: Buffer): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE(crc32(body), 8 + data.length);
+  return out;
+}
+
+/** A grey 8-bit PNG of width x height; `rows` rows of pixel data (all of them for a valid image, fewer for a header that lies). */
+export function greyPNG(width: number, height: number, rows = height): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grey
+  const raw = Buffer.alloc(rows * (width + 1), 0x80);
+  for (let y = 0; y < rows; y++) raw[y * (width + 1)] = 0; // filter: none
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+describe('decoded pixels', () => {
+  it('a 16000 x 16000 PNG header is ERR_IMAGE_TOO_LARGE at the default limit, saying the limit and its option', async () => {
+    const e = await rejection(readImage(greyPNG(16000, 16000, 4)));
+    expect(e.code).toBe('ERR_IMAGE_TOO_LARGE');
+    expect(e.message).toContain('16000 x 16000');
+    expect(e.message).toContain('50000000 pixels (options.limitInputPixels)');
+  });
+
+  it('7100 x 7100 (50.4 megapixels) is refused by default and decodes, resized while decoding, with the limit raised', async () => {
+    const png = greyPNG(7100, 7100);
+    expect((await rejection(readImage(png, { size: 32 }))).code).toBe('ERR_IMAGE_TOO_LARGE');
+    const im = await readImage(png, { size: 32, limitInputPixels: 60_000_000 });
+    expect([im.channels, im.height, im.width]).toEqual([3, 32, 32]);
+    expect(Math.abs(im.data[0] - 0x80 / 255)).toBeLessThan(0.01);
+  });
+});
+
+describe('options that scale memory', () => {
+  it('resize above the image and above 4096 x 4096 pixels is ERR_OUT_OF_RANGE before the run', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    for (const resize of [[16384, 16384], 5000] as const) {
+      const e = await rejection(m.explain(goldenImage(0), { method: 'gradient', target: 0, resize }));
+      expect(e.code).toBe('ERR_OUT_OF_RANGE');
+      expect(e.argument).toBe('options.resize');
+      expect(e.message).toContain('4096 x 4096');
+    }
+    const r = await m.explain(goldenImage(0), { method: 'gradient', target: 0, resize: 64 });
+    expect([r.maps[0].height, r.maps[0].width]).toEqual([64, 64]);
+  });
+
+  it('more than 64 areas is ERR_OUT_OF_RANGE', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const areas = Array.from({ length: 1000 }, (_, i) => 0.01 + (0.9 * i) / 1000);
+    const e = await rejection(m.explain(goldenImage(0), { method: 'extremal-perturbation', target: 0, maxIter: 1, areas }));
+    expect(e.code).toBe('ERR_OUT_OF_RANGE');
+    expect(e.argument).toBe('options.areas');
+  });
+});
+
+describe('targets', () => {
+  it('no target at all (target: [] or one empty list per image) is ERR_INVALID_ARG_VALUE, not ERR_TORCH', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    for (const [input, target] of [
+      [goldenImage(0), []],
+      [
+        [goldenImage(0), goldenImage(1)],
+        [[], []],
+      ],
+    ] as const) {
+      for (const method of ['gradient', 'rise', 'extremal-perturbation'] as const) {
+        const e = await rejection(
+          m.explain(input as never, { method, target: target as never, ...(method === 'extremal-perturbation' ? { maxIter: 1 } : {}) }),
+        );
+        expect(e.code, e.message).toBe('ERR_INVALID_ARG_VALUE');
+        expect(e.argument).toBe('options.target');
+      }
+    }
+  });
+});
+
+describe('inputs too small for the model', () => {
+  it("an image smaller than the model's pooling is ERR_INPUT_SHAPE (the caller's), keeping libtorch's sizes", async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const tiny = { data: new Float32Array(3), channels: 3, height: 1, width: 1 };
+    for (const call of [() => m.predict(tiny), () => m.explain(tiny, { method: 'gradient', target: 0 })]) {
+      const e = await rejection(call());
+      expect(e.code, e.message).toBe('ERR_INPUT_SHAPE');
+      expect(e.argument).toBe('image');
+      expect(e.message).toContain('Output size is too small');
+      expect(e.message).toContain('Given input size');
+    }
+  });
+});
