@@ -246,7 +246,7 @@ export const explain: Command = {
   --method LIST        one or more methods, comma-separated (default extremal-perturbation; see "torch-saliency methods")
   --target T           class index, label, top-1 (default) or top-k; a comma list gives several
   --out DIR            output folder (default ./saliency-out): DIR/<image>/{image.png, pictures, result.json}, DIR/summary.json
-  --pictures LIST      which pictures: mask,overlay,heatmap,preserved (default: all that apply)
+  --pictures LIST      which pictures: overlay,heatmap,mask,preserved (default: all that apply)
   --report             also write DIR/report.html (with deletion and insertion curves)
   --curves             deletion and insertion curves of each map in result.json (--curve-steps N, default 16)
   --resume             skip images whose result.json is complete for these methods
