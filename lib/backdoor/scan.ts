@@ -17,10 +17,10 @@
  *    test, (x - median) / (1.4826 MAD).
  * A class is flagged when its anomaly index, flip rate and area pass their thresholds together.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { abortError, invalidType, outOfRange } from '../errors.js';
 import { colorize } from '../pictures.js';
+import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import type { Model } from '../model.js';
 import type { ExplanationFor } from '../methods/index.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
@@ -118,21 +118,21 @@ export class BackdoorScan {
    */
   async writePictures(dir: string, options: { scale?: number } = {}): Promise<string[]> {
     const scale = v.optionalNumber('options.scale', options.scale, 4, { integer: true, min: 1, max: 32 });
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir, 'dir');
     const details = this.explanation.details;
     const paths: string[] = [];
     for (let j = 0; j < this.classes.length; j++) {
       const c = this.classes[j];
       const map = this.explanation.maps[j];
       const mapPath = join(dir, `class-${c.class}-map.png`);
-      await writeFile(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
+      await writeFileAtomic(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
       const picture = withBox(details.visualizations[j], c.box);
       const picturePath = join(dir, `class-${c.class}-picture.png`);
-      await writeFile(picturePath, await magnified(picture, details.visualizations[j].height, details.visualizations[j].width, scale));
+      await writeFileAtomic(picturePath, await magnified(picture, details.visualizations[j].height, details.visualizations[j].width, scale));
       paths.push(mapPath, picturePath);
     }
     const jsonPath = join(dir, 'scan.json');
-    await writeFile(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n');
+    await writeFileAtomic(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n');
     paths.push(jsonPath);
     return paths;
   }
