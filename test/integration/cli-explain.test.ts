@@ -83,4 +83,26 @@ describe('cli explain: several methods', () => {
     expect(r.stderr).toMatch(/numMasks/);
     expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).complete).toBe(false);
   });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('draws one progress bar of (image, method) steps on stderr on a terminal, none otherwise', () => {
+    const args = ['explain', '--model', MODEL, '--method', 'gradient,grad-cam', '--layer', 'features.3', '--pictures', 'mask'];
+    const images = [DISC, join(ROOT, 'examples/images/cross.png')];
+    const plain = cli(...args, '--out', mkdtempSync(join(tmpdir(), 'ts-cli-explain-')), ...images);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).not.toMatch(/explain \[/);
+    // script(1) runs the command on a pseudo-terminal (its output, stdout and stderr, comes back on script's stdout).
+    const command = [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(ROOT, 'lib', 'cli', 'index.ts'),
+      ...args,
+      '--out',
+      mkdtempSync(join(tmpdir(), 'ts-cli-explain-')),
+      ...images,
+    ].join(' ');
+    const tty = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(tty.status, tty.stdout).toBe(0);
+    expect(tty.stdout).toMatch(/explain \[[^\]]*\] 4\/4/);
+  });
 });
