@@ -66,3 +66,5 @@ export { createProducer, QueueProducer } from './queue/producer.js';
 export type { ProducerOptions, EnqueueOptions, ResultOptions } from './queue/producer.js';
 export { createWorker, QueueWorker } from './queue/worker.js';
 export type { WorkerOptions } from './queue/worker.js';
+export { renderReport, writeReport } from './report/index.js';
+export type { RunSummary, ImageEntry, ImageResult, MethodResult, MapResult, CurveJSON } from './report/index.js';

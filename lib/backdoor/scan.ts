@@ -14,13 +14,13 @@
  *  - 'neural-cleanse': each class's smallest reversed mask and pattern; a class whose mask is a low outlier.
  * This file holds what both share: the options every scan takes, the result, and the dispatch.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalidType, outOfRange } from '../errors.js';
 import { colorize } from '../pictures.js';
 import type { Explanation } from '../explanation.js';
 import type { Image } from '../image.js';
 import type { MapData } from '../map.js';
+import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import type { Model } from '../model.js';
 import * as v from '../validate.js';
 import { magnified, withBox } from './pictures.js';
@@ -126,20 +126,20 @@ export class BackdoorScan<C extends ClassScanBase = ClassScan> {
    */
   async writePictures(dir: string, options: { scale?: number } = {}): Promise<string[]> {
     const scale = v.optionalNumber('options.scale', options.scale, 4, { integer: true, min: 1, max: 32 });
-    await mkdir(dir, { recursive: true });
+    await makeFolder(dir, 'dir');
     const paths: string[] = [];
     for (let j = 0; j < this.classes.length; j++) {
       const c = this.classes[j];
       const map = this.maps[j];
       const mapPath = join(dir, `class-${c.class}-map.png`);
-      await writeFile(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
+      await writeFileAtomic(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
       const picture = this.pictures[j];
       const picturePath = join(dir, `class-${c.class}-picture.png`);
-      await writeFile(picturePath, await magnified(withBox(picture, c.box), picture.height, picture.width, scale));
+      await writeFileAtomic(picturePath, await magnified(withBox(picture, c.box), picture.height, picture.width, scale));
       paths.push(mapPath, picturePath);
     }
     const jsonPath = join(dir, 'scan.json');
-    await writeFile(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n');
+    await writeFileAtomic(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n');
     paths.push(jsonPath);
     return paths;
   }

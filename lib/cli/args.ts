@@ -176,7 +176,10 @@ export function reportError(e: unknown): number {
     log(`torch-saliency: ${e.message} [${e.code}]`);
     return isCallerError(e) ? 2 : 1;
   }
-  log(`torch-saliency: ${(e as Error)?.stack ?? String(e)}`);
+  // A system error (a port in use, a disk full) is one line; anything else is a bug: its stack helps.
+  const sys = e as { code?: unknown; message?: unknown };
+  if (typeof sys?.code === 'string' && typeof sys.message === 'string') log(`torch-saliency: ${sys.message} [${sys.code}]`);
+  else log(`torch-saliency: ${(e as Error)?.stack ?? String(e)}`);
   return 1;
 }
 

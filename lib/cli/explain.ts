@@ -129,6 +129,28 @@ async function explainOne(run: Run, file: string, name: string, image: Image, st
   return result;
 }
 
+/**
+ * Checks each method's options before any image is read: explain with a signal that is already aborted
+ * validates and normalises the options, then stops before any work (ABORT_ERR). Any other error is the
+ * options' fault, the same for every image: the run stops before writing anything (exit 2).
+ */
+async function checkOptions(
+  model: Model,
+  methods: readonly MethodName[],
+  options: Map<MethodName, Record<string, unknown>>,
+  target: unknown,
+  size: [number, number] | undefined,
+) {
+  for (const method of methods) {
+    const given = { ...options.get(method), method, ...(target !== undefined ? { target } : {}), signal: AbortSignal.abort() };
+    try {
+      await model.explain(size ?? null, given as unknown as ExplainOptions);
+    } catch (e) {
+      if ((e as TorchSaliencyError).code !== 'ABORT_ERR') throw e;
+    }
+  }
+}
+
 async function run(p: ParsedArgs): Promise<number> {
   const v = p.values;
   if (typeof v.model !== 'string') throw new UsageError('Expected a TorchScript file for --model but received nothing (see --help)', '--model');
@@ -141,6 +163,12 @@ async function run(p: ParsedArgs): Promise<number> {
   const out = await OutputFolder.open((v.out as string | undefined) ?? 'saliency-out', files);
   const curves = v.report === true || v.curves === true || v['curve-steps'] !== undefined;
   const model = await openModel(v);
+  try {
+    await checkOptions(model, methods, options, target, sizeOf(v));
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   const controller = new AbortController();
   const onSigint = () => controller.abort(new TorchSaliencyError('ABORT_ERR', 'Interrupted (SIGINT)'));
   process.once('SIGINT', onSigint);
@@ -246,7 +274,7 @@ export const explain: Command = {
   --method LIST        one or more methods, comma-separated (default extremal-perturbation; see "torch-saliency methods")
   --target T           class index, label, top-1 (default) or top-k; a comma list gives several
   --out DIR            output folder (default ./saliency-out): DIR/<image>/{image.png, pictures, result.json}, DIR/summary.json
-  --pictures LIST      which pictures: mask,overlay,heatmap,preserved (default: all that apply)
+  --pictures LIST      which pictures: overlay,heatmap,mask,preserved (default: all that apply)
   --report             also write DIR/report.html (with deletion and insertion curves)
   --curves             deletion and insertion curves of each map in result.json (--curve-steps N, default 16)
   --resume             skip images whose result.json is complete for these methods

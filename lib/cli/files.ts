@@ -17,7 +17,7 @@ import type { PictureKind } from '../explanation.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import { UsageError } from './args.js';
 
-export const PICTURE_KINDS: readonly PictureKind[] = ['mask', 'overlay', 'heatmap', 'preserved'];
+export const PICTURE_KINDS: readonly PictureKind[] = ['overlay', 'heatmap', 'mask', 'preserved'];
 
 /** File name endings taken from a folder or a glob (others there are left alone). */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif'];

@@ -65,7 +65,7 @@ function run(argv: string[]): Promise<number> {
       dispose = async () => served.forEach((s) => s.model.dispose());
       what = single ? String(values.model) : `${served.length} models from ${values.models} (${served.map((s) => s.name).join(', ')})`;
     }
-    const address = await service.listen(integer(values, 'port') ?? 8080, (values.host as string | undefined) ?? '127.0.0.1');
+    const address = await service.listen(integer(values, 'port', 65535) ?? 8080, (values.host as string | undefined) ?? '127.0.0.1');
     log(`serving ${what} on http://${address.address}:${address.port}`);
     const signal = await stopSignal();
     log(`${signal}: stopping (new requests refused; work in flight has ${service.limits.graceMs} ms to finish, then it is cancelled)`);

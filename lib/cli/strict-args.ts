@@ -33,11 +33,15 @@ export function parse(argv: string[], options: Options, positionals = false): { 
   return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
 }
 
-export function integer(values: Record<string, unknown>, flag: string): number | undefined {
+export function integer(values: Record<string, unknown>, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const text = values[flag];
   if (text === undefined) return undefined;
-  if (typeof text !== 'string' || !/^\d+$/.test(text))
-    throw new UsageError(`Expected a whole number for --${flag} but received ${JSON.stringify(text)}`, `--${flag}`);
+  if (typeof text !== 'string' || !/^\d+$/.test(text) || Number(text) > max) {
+    throw new UsageError(
+      `Expected a whole number${max < Number.MAX_SAFE_INTEGER ? ` from 0 to ${max}` : ''} for --${flag} but received ${JSON.stringify(text)}`,
+      `--${flag}`,
+    );
+  }
   return Number(text);
 }
 

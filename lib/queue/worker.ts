@@ -12,7 +12,6 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { rename, writeFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TorchSaliencyError } from '../errors.js';
@@ -25,6 +24,7 @@ import * as v from '../validate.js';
 import { DEFAULT_QUEUE, failureReason, jobChecker, type JobData } from './job.js';
 import { queueKeys } from './producer.js';
 import { redisConnection } from './redis.js';
+import { writeFileAtomic } from '../safe-write.js';
 
 export interface WorkerOptions {
   redis: string;
@@ -177,12 +177,8 @@ export class QueueWorker {
 
   /** Written to a temporary name then renamed: a reader never sees half a file, and a re-run replaces it whole. */
   async #writeResult(jobId: string, result: Record<string, unknown>): Promise<void> {
-    const dir = this.#results!;
-    await mkdir(dir, { recursive: true });
     const safe = jobId.replace(/[^A-Za-z0-9._-]/g, '_');
-    const tmp = join(dir, `.${safe}.${process.pid}.tmp`);
-    await writeFile(tmp, JSON.stringify(result));
-    await rename(tmp, join(dir, `${safe}.json`));
+    await writeFileAtomic(join(this.#results!, `${safe}.json`), JSON.stringify(result), { argument: 'results' });
   }
 
   /**

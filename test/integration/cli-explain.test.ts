@@ -2,7 +2,7 @@
 // to one method, and each method's maps, pictures, options and timings land in the image's result.json.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readImage } from '../../lib/index.js';
@@ -76,11 +76,33 @@ describe('cli explain: several methods', () => {
     }
   });
 
-  it('stops the run on a bad option of one method (exit 2), its summary saying it is incomplete', () => {
+  it('checks every method option before reading any image: a bad one exits 2 and nothing is written', () => {
     const out = mkdtempSync(join(tmpdir(), 'ts-cli-explain-'));
     const r = cli('explain', '--model', MODEL, '--out', out, '--method', 'gradient,rise', '--rise.num-masks', '-5', DISC);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/numMasks/);
-    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).complete).toBe(false);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('draws one progress bar of (image, method) steps on stderr on a terminal, none otherwise', () => {
+    const args = ['explain', '--model', MODEL, '--method', 'gradient,grad-cam', '--layer', 'features.3', '--pictures', 'mask'];
+    const images = [DISC, join(ROOT, 'examples/images/cross.png')];
+    const plain = cli(...args, '--out', mkdtempSync(join(tmpdir(), 'ts-cli-explain-')), ...images);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).not.toMatch(/explain \[/);
+    // script(1) runs the command on a pseudo-terminal (its output, stdout and stderr, comes back on script's stdout).
+    const command = [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(ROOT, 'lib', 'cli', 'index.ts'),
+      ...args,
+      '--out',
+      mkdtempSync(join(tmpdir(), 'ts-cli-explain-')),
+      ...images,
+    ].join(' ');
+    const tty = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(tty.status, tty.stdout).toBe(0);
+    expect(tty.stdout).toMatch(/explain \[[^\]]*\] 4\/4/);
   });
 });

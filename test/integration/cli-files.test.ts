@@ -51,6 +51,8 @@ describe('cli files: names', () => {
     expect(walk(dir)).toEqual(['a/b/p.png']);
     writeFileSync(join(dir, 'file'), 'x');
     await expect(writePicture(join(dir, 'file', 'p.png'), png)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    // Node 20's recursive mkdir spins forever under /proc; made level by level, it is an error at once.
+    await expect(writePicture('/proc/forbidden/p.png', png)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
 });
 

@@ -1,6 +1,7 @@
 // The command line as a user runs it: data on stdout, logs on stderr, exit codes 0 / 1 / 2.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +87,7 @@ describe('cli', () => {
       // submit no longer passes unknown flags on as job options: rejected before Redis is reached.
       [['submit', '--redis', 'redis://127.0.0.1:1', '--model', 'm', '--bogus', '1', 'examples/images/disc.png'], /Unknown option --bogus/],
       [['serve', '--model', 'm.pt', '--port'], /Expected a value after --port/],
+      [['serve', ...model, '--port', '99999'], /from 0 to 65535 for --port/],
     ];
     for (const [args, message] of cases) {
       const r = cli(...args);
@@ -93,6 +95,27 @@ describe('cli', () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toMatch(/\[ERR_USAGE\]/);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('says a failure while running in one line: serve on a port in use exits 1 without a stack', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'serve', ...model, '--port', String(port)],
+          { cwd: ROOT, timeout: 60_000 },
+          (e, _out, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, stderr }),
+        );
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/EADDRINUSE/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      server.close();
     }
   });
 });
