@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_NATIVE'
   | 'ABORT_ERR'
+  | 'ERR_ANNOTATIONS'
   | (string & {});
 
 export class TorchSaliencyError extends Error {
@@ -50,6 +51,7 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_MODEL_NOT_FOUND',
   'ERR_UNSUPPORTED_MEDIA_TYPE',
   'ERR_REQUEST_TIMEOUT',
+  'ERR_ANNOTATIONS',
 ]);
 
 /** Whether `code` is one of CALLER_ERROR_CODES. */
