@@ -62,6 +62,8 @@ export interface PointingGameScore {
   all: PointingGameSummary;
   /** Pairs whose class covers less than 1/4 of the image in an image with another class (Zhang et al.). */
   difficult: PointingGameSummary;
+  /** Hit or miss per pair, in the order of Evaluation.pairList. */
+  hits: boolean[];
 }
 
 export interface CurveScore {
@@ -93,6 +95,8 @@ export interface Evaluation {
   images: number;
   /** (image, class) pairs scored per method. */
   pairs: number;
+  /** The pairs: image name, class index, whether difficult (image order, then the order classes first appear). */
+  pairList: { image: string; target: number; difficult: boolean }[];
   tolerance: number;
   /** The centre baseline: the image's centre as the "maximum" of every map. */
   baseline: { pointingGame: PointingGameScore };
@@ -190,13 +194,14 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
   const playPointingGame = (point: (p: Pair) => [number, number]): PointingGameScore => {
     const all = new PointingGame(classes, { tolerance });
     const difficult = new PointingGame(classes, { tolerance });
-    for (const p of pairs) {
+    const hits = pairs.map((p) => {
       const { height, width } = items[p.image].image;
       const hit = pointHits(point(p), { boxes: p.boxes }, height, width, tolerance);
       all.record(p.target, hit);
       if (p.difficult) difficult.record(p.target, hit);
-    }
-    return { all: all.summary(), difficult: difficult.summary() };
+      return hit;
+    });
+    return { all: all.summary(), difficult: difficult.summary(), hits };
   };
   const baseline = { pointingGame: playPointingGame((p) => [Math.floor(items[p.image].image.height / 2), Math.floor(items[p.image].image.width / 2)]) };
 
@@ -257,5 +262,6 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
     }
     results.push(result);
   }
-  return { images: items.length, pairs: pairs.length, tolerance, baseline, methods: results, timings };
+  const pairList = pairs.map((p) => ({ image: items[p.image].name, target: p.target, difficult: p.difficult }));
+  return { images: items.length, pairs: pairs.length, pairList, tolerance, baseline, methods: results, timings };
 }
