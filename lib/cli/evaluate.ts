@@ -28,7 +28,8 @@ Options:
   --images DIR         the images (those the annotations name)  [required]
   --boxes PATH         annotations: plain JSON of boxes per image, COCO JSON, or a folder of VOC XML  [required]
   --methods LIST       comma list of methods, each with options as name:key=value:key=value
-                       (default gradient); e.g. grad-cam:layer=features.5, rise:num-masks=2000
+                       (default gradient); e.g. grad-cam:layer=features.5, rise:num-masks=2000,
+                       extremal-perturbation:areas=0.05,0.1:max-iter=300
   --scores LIST        of ${SCORE_NAMES.join(', ')} (default all)
   --size N | HxW       resize the images (boxes follow); --fit cover | contain | fill (default cover)
   --tolerance PX       pointing-game tolerance (default 15)
@@ -56,6 +57,19 @@ export function methodSpec(text: string): MethodSpec {
     spec[part.slice(0, eq).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = parseValue(part.slice(eq + 1));
   }
   return spec;
+}
+
+/**
+ * Splits --methods at its commas, except those inside a list value: a piece that starts with a number
+ * continues the one before ("extremal-perturbation:areas=0.05,0.1,gradient" is two methods).
+ */
+export function splitMethods(text: string): string[] {
+  const out: string[] = [];
+  for (const piece of text.split(',')) {
+    if (out.length > 0 && /^-?[\d.]/.test(piece)) out[out.length - 1] += `,${piece}`;
+    else out.push(piece);
+  }
+  return out;
 }
 
 function run(argv: string[]): Promise<number> {
@@ -90,7 +104,7 @@ function run(argv: string[]): Promise<number> {
       if (typeof values[flag] !== 'string') throw new UsageError(`Expected --${flag} (see --help)`);
     }
     const scores = typeof values.scores === 'string' ? (values.scores.split(',') as ScoreName[]) : undefined;
-    const methods = (typeof values.methods === 'string' ? values.methods : 'gradient').split(',').map(methodSpec);
+    const methods = splitMethods(typeof values.methods === 'string' ? values.methods : 'gradient').map(methodSpec);
     const fit = (values.fit as Fit | undefined) ?? 'cover';
     const wanted = size(values.size);
     const annotations = await readAnnotations(values.boxes as string);

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argmax2d } from '../../lib/map.js';
+import { methodSpec, splitMethods } from '../../lib/cli/evaluate.js';
 import { evaluate, fidelity, loadModel, readImage, spearman, ssim, type EvaluationImage } from '../../lib/index.js';
 import { FIXTURES, ROOT, rejection } from './helpers.js';
 
@@ -137,6 +138,21 @@ describe('evaluate', () => {
 });
 
 describe('evaluate command', () => {
+  it('reads --methods: options after colons, list values keep their commas', () => {
+    expect(splitMethods('gradient,extremal-perturbation:areas=0.05,0.1:max-iter=300,grad-cam:layer=features.9')).toEqual([
+      'gradient',
+      'extremal-perturbation:areas=0.05,0.1:max-iter=300',
+      'grad-cam:layer=features.9',
+    ]);
+    expect(methodSpec('extremal-perturbation:areas=0.05,0.1:max-iter=300')).toEqual({
+      method: 'extremal-perturbation',
+      name: 'extremal-perturbation:areas=0.05,0.1:max-iter=300',
+      areas: [0.05, 0.1],
+      maxIter: 300,
+    });
+    expect(() => methodSpec('rise:num-masks')).toThrow(/key=value/);
+  });
+
   const cli = (...args: string[]) => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'evaluate', ...args], {
       cwd: ROOT,
