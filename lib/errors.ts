@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_NATIVE'
   | 'ABORT_ERR'
   | 'ERR_USAGE'
+  | 'ERR_ANNOTATIONS'
   | (string & {});
 
 export class TorchSaliencyError extends Error {
@@ -57,6 +58,7 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_USAGE',
   'ERR_NON_FINITE_INPUT',
   'ERR_LABELS_MISMATCH',
+  'ERR_ANNOTATIONS',
 ]);
 
 /** Whether `code` is one of CALLER_ERROR_CODES. */

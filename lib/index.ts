@@ -46,8 +46,43 @@ export function releaseCpuCache(): number {
 export function runtime(): ReturnType<ReturnType<typeof binding>['runtime']> {
   return binding().runtime();
 }
-export { PointingGame, pointHits, fidelity, blurImage } from './evaluate/index.js';
-export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore, FidelityOptions, FidelityResult, Curve } from './evaluate/index.js';
+export {
+  PointingGame,
+  pointHits,
+  fidelity,
+  fidelityCurve,
+  blurImage,
+  spearman,
+  ssim,
+  sanityCheck,
+  readAnnotations,
+  parseAnnotations,
+  evaluate,
+  formatEvaluation,
+  evaluationCSV,
+  evaluationJSON,
+} from './evaluate/index.js';
+export type {
+  ObjectRegion,
+  PointingGameOptions,
+  PointingGameSummary,
+  ClassScore,
+  FidelityOptions,
+  FidelityResult,
+  Curve,
+  SanityOptions,
+  SanityResult,
+  SanityStep,
+  ImageAnnotation,
+  AnnotatedObject,
+  EvaluateOptions,
+  EvaluateProgress,
+  Evaluation,
+  EvaluationImage,
+  MethodEvaluation,
+  MethodSpec,
+  ScoreName,
+} from './evaluate/index.js';
 export { scanBackdoor, BackdoorScan } from './backdoor/index.js';
 export type { ScanBackdoorOptions, ScanMethod, ClassScan, Box, InputAgnosticClassScan, NeuralCleanseClassScan, InputKind } from './backdoor/index.js';
 export type {

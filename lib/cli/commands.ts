@@ -3,6 +3,7 @@
  * exporting a Command (see args.ts) and one line here.
  */
 import type { Command } from './args.js';
+import { evaluateCommand } from './evaluate.js';
 import { explain } from './explain.js';
 import { layers } from './layers.js';
 import { methods } from './methods.js';
@@ -11,4 +12,4 @@ import { serve } from './serve.js';
 import { submit } from './submit.js';
 import { worker } from './worker.js';
 
-export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, serve, worker, submit];
+export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, evaluateCommand, serve, worker, submit];

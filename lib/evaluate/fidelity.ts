@@ -87,6 +87,20 @@ function auc(fractions: Float32Array, values: Float32Array): number {
 
 /** Deletion and insertion curves of one map for one image and class. */
 export async function fidelity(model: Model, image: Image, map: MapData, target: number, options: FidelityOptions = {}): Promise<FidelityResult> {
+  const deletion = await fidelityCurve(model, image, map, target, 'deletion', options);
+  const insertion = await fidelityCurve(model, image, map, target, 'insertion', options);
+  return { deletion, insertion };
+}
+
+/** One of the two curves (see fidelity). */
+export async function fidelityCurve(
+  model: Model,
+  image: Image,
+  map: MapData,
+  target: number,
+  kind: 'deletion' | 'insertion',
+  options: FidelityOptions = {},
+): Promise<Curve> {
   const steps = v.optionalNumber('options.steps', options.steps, 32, { integer: true, min: 1, max: 4096 });
   const kinds = ['zero', 'blur', 'mean'] as const;
   const delBase = v.oneOf('options.deletionBaseline', options.deletionBaseline, kinds, 'zero');
@@ -121,7 +135,5 @@ export async function fidelity(model: Model, image: Image, map: MapData, target:
     return { fractions, probabilities, auc: auc(fractions, probabilities) };
   };
 
-  const deletion = await curve(image.data, baseline(image, delBase, sigma));
-  const insertion = await curve(baseline(image, insBase, sigma), image.data);
-  return { deletion, insertion };
+  return kind === 'deletion' ? curve(image.data, baseline(image, delBase, sigma)) : curve(baseline(image, insBase, sigma), image.data);
 }

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { CALLER_ERROR_CODES, TorchSaliencyError, isCallerError } from '../../lib/errors.js';
 
 describe('isCallerError', () => {
-  it('holds bad arguments, undecodable, oversized or ill-fitting images, unknown layers and models, bad requests', () => {
+  it('holds bad arguments, unreadable annotations, undecodable, oversized or ill-fitting images, unknown layers and models, bad requests', () => {
     expect([...CALLER_ERROR_CODES].sort()).toEqual([
+      'ERR_ANNOTATIONS',
       'ERR_BODY_TOO_LARGE',
       'ERR_IMAGE_DECODE',
       'ERR_IMAGE_TOO_LARGE',

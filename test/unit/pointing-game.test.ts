@@ -13,18 +13,19 @@ describe('pointing game', () => {
     const box = { boxes: [[10, 20, 30, 40]] as [number, number, number, number][] };
     expect(pointHits([25, 15], box, 100, 100, 0)).toBe(true); // inside
     expect(pointHits([25, 30], box, 100, 100, 0)).toBe(false); // x1 is exclusive
-    expect(pointHits([25, 29 + 15], box, 100, 100, 15)).toBe(true); // 15 px right of the last column
-    expect(pointHits([25, 29 + 16], box, 100, 100, 15)).toBe(false);
-    // diagonal: 9^2 + 12^2 = 15^2 from the corner (39, 29)
-    expect(pointHits([39 + 9, 29 + 12], box, 100, 100, 15)).toBe(true);
-    expect(pointHits([39 + 10, 29 + 12], box, 100, 100, 15)).toBe(false);
+    expect(pointHits([25, 29 + 14], box, 100, 100, 15)).toBe(true); // 14 px right of the last column
+    expect(pointHits([25, 29 + 15], box, 100, 100, 15)).toBe(false); // 15 px: not closer than 15 (TorchRay's d^2 < 15^2)
+    // diagonal: 9^2 + 12^2 = 15^2 from the corner (39, 29) misses; 8^2 + 12^2 < 15^2 hits
+    expect(pointHits([39 + 9, 29 + 12], box, 100, 100, 15)).toBe(false);
+    expect(pointHits([39 + 8, 29 + 12], box, 100, 100, 15)).toBe(true);
   });
 
   it('uses masks as well as boxes', () => {
     const mask = new Uint8Array(50 * 50);
     mask[10 * 50 + 10] = 1;
-    expect(pointHits([10, 13], { mask }, 50, 50, 3)).toBe(true);
-    expect(pointHits([10, 14], { mask }, 50, 50, 3)).toBe(false);
+    expect(pointHits([10, 12], { mask }, 50, 50, 3)).toBe(true);
+    expect(pointHits([10, 13], { mask }, 50, 50, 3)).toBe(false);
+    expect(pointHits([10, 10], { mask }, 50, 50, 0)).toBe(true); // on the object hits even with no tolerance
   });
 
   it('averages per-class hit rates, so frequent classes do not dominate', () => {

@@ -1,0 +1,173 @@
+/**
+ * `torch-saliency evaluate`: scores methods on annotated images (pointing game, deletion, insertion,
+ * randomisation sanity check); a table on stdout (or --json), evaluation.json and .csv in --out.
+ */
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import sharp from 'sharp';
+import { readImage, type Fit } from '../image.js';
+import { loadModel, type Device } from '../model.js';
+import { parseValue } from '../parse.js';
+import type { MethodName } from '../methods/index.js';
+import { annotationFor, classIndexOf, readAnnotations, transformBox, type Box } from '../evaluate/annotations.js';
+import { evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
+import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/output.js';
+import type { Command } from './args.js';
+import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
+
+export const EVALUATE_HELP = `torch-saliency evaluate: which map to trust, scored on your annotated images (docs/evaluation.md)
+
+Examples:
+  torch-saliency evaluate --model m.pt --labels labels.txt --images photos/ --boxes boxes.json --size 224 \\
+      --methods gradient,grad-cam:layer=features.5,rise,extremal-perturbation
+  torch-saliency evaluate --model m.pt --images voc/JPEGImages --boxes voc/Annotations --scores pointing-game --json
+
+Options:
+  --model PATH         TorchScript model  [required]
+  --labels PATH        class names, one per line (to match the annotations' labels)
+  --images DIR         the images (those the annotations name)  [required]
+  --boxes PATH         annotations: plain JSON of boxes per image, COCO JSON, or a folder of VOC XML  [required]
+  --methods LIST       comma list of methods, each with options as name:key=value:key=value
+                       (default gradient); e.g. grad-cam:layer=features.5, rise:num-masks=2000,
+                       extremal-perturbation:areas=0.05,0.1:max-iter=300
+  --scores LIST        of ${SCORE_NAMES.join(', ')} (default all)
+  --size N | HxW       resize the images (boxes follow); --fit cover | contain | fill (default cover)
+  --tolerance PX       pointing-game tolerance (default 15)
+  --steps N            points on the deletion/insertion curves (default 32)
+  --sanity-images N    images the randomisation test runs on (default 4)
+  --sanity-order O     cascading (default) | independent
+  --sanity-points N    measure after at most N layers (default 12)
+  --seed N             seed of the re-drawn weights (default 42)
+  --batch-size N       images per explain call (default 8)
+  --out DIR            also write evaluation.json and evaluation.csv there
+  --json               the JSON on stdout instead of the table
+  --device D, --threads N
+`;
+
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif']);
+
+/** "grad-cam:layer=features.5:num-masks=2000" -> { method: 'grad-cam', layer: 'features.5', numMasks: 2000 } */
+export function methodSpec(text: string): MethodSpec {
+  const [method, ...parts] = text.split(':');
+  if (!method) throw new UsageError(`Expected a method name in --methods but received ${JSON.stringify(text)}`);
+  const spec: MethodSpec = { method: method as MethodName, name: text };
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UsageError(`Expected key=value after '${method}:' in --methods but received ${JSON.stringify(part)}`);
+    spec[part.slice(0, eq).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = parseValue(part.slice(eq + 1));
+  }
+  return spec;
+}
+
+/**
+ * Splits --methods at its commas, except those inside a list value: a piece that starts with a number
+ * continues the one before ("extremal-perturbation:areas=0.05,0.1,gradient" is two methods).
+ */
+export function splitMethods(text: string): string[] {
+  const out: string[] = [];
+  for (const piece of text.split(',')) {
+    if (out.length > 0 && /^-?[\d.]/.test(piece)) out[out.length - 1] += `,${piece}`;
+    else out.push(piece);
+  }
+  return out;
+}
+
+function run(argv: string[]): Promise<number> {
+  return exitCode(async () => {
+    const { values } = parse(argv, {
+      model: { type: 'string' },
+      labels: { type: 'string' },
+      images: { type: 'string' },
+      boxes: { type: 'string' },
+      methods: { type: 'string' },
+      scores: { type: 'string' },
+      size: { type: 'string' },
+      fit: { type: 'string' },
+      tolerance: { type: 'string' },
+      steps: { type: 'string' },
+      'sanity-images': { type: 'string' },
+      'sanity-order': { type: 'string' },
+      'sanity-points': { type: 'string' },
+      seed: { type: 'string' },
+      'batch-size': { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    });
+    if (values.help) {
+      process.stdout.write(EVALUATE_HELP);
+      return 0;
+    }
+    for (const flag of ['model', 'images', 'boxes']) {
+      if (typeof values[flag] !== 'string') throw new UsageError(`Expected --${flag} (see --help)`);
+    }
+    const scores = typeof values.scores === 'string' ? (values.scores.split(',') as ScoreName[]) : undefined;
+    const methods = splitMethods(typeof values.methods === 'string' ? values.methods : 'gradient').map(methodSpec);
+    const fit = (values.fit as Fit | undefined) ?? 'cover';
+    const wanted = size(values.size);
+    const annotations = await readAnnotations(values.boxes as string);
+    const dir = values.images as string;
+    const files = (await readdir(dir)).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    const annotated = files.map((f) => ({ file: f, annotation: annotationFor(annotations, f) })).filter((x) => x.annotation && x.annotation.objects.length > 0);
+    if (annotated.length === 0) throw new UsageError(`None of the ${files.length} images in ${dir} has annotations in ${values.boxes}`);
+    if (annotated.length < files.length) log(`${files.length - annotated.length} image(s) in ${dir} have no annotations and are left out`);
+
+    const model = await loadModel(values.model as string, {
+      device: (values.device as Device | undefined) ?? 'auto',
+      threads: integer(values, 'threads'),
+      labels: values.labels as string | undefined,
+    });
+    try {
+      const items: EvaluationImage[] = [];
+      let classes = 0;
+      for (const { file, annotation } of annotated) {
+        const path = join(dir, file);
+        const image = await readImage(path, { size: wanted, fit });
+        classes ||= (await model.predict(image, { top: 0 })).logits.length;
+        const meta = await sharp(path).metadata();
+        const from: [number, number] = [annotation!.height ?? meta.height ?? image.height, annotation!.width ?? meta.width ?? image.width];
+        const objects = annotation!.objects.flatMap((o) => {
+          const box = transformBox(o.box, from, [image.height, image.width], fit);
+          const classIndex = classIndexOf(o, model.labels, classes, `for '${file}'`);
+          return box ? [{ classIndex, boxes: [box as Box], difficult: o.difficult }] : [];
+        });
+        if (objects.length > 0) items.push({ name: file, image, objects });
+      }
+      log(`evaluating ${methods.map((m) => m.name).join(', ')} on ${items.length} image(s), device ${model.device}`);
+      const result = await evaluate(model, items, {
+        methods,
+        scores,
+        tolerance: values.tolerance === undefined ? undefined : Number(values.tolerance),
+        fidelity: { steps: integer(values, 'steps') },
+        sanity: {
+          images: integer(values, 'sanity-images'),
+          order: values['sanity-order'] as 'cascading' | undefined,
+          points: integer(values, 'sanity-points'),
+          seed: integer(values, 'seed'),
+        },
+        batchSize: integer(values, 'batch-size'),
+        onProgress: process.stderr.isTTY ? (p) => process.stderr.write(`\r${p.method} ${p.score} ${p.done}/${p.total}   `) : undefined,
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      const json = evaluationJSON(result);
+      if (typeof values.out === 'string') {
+        await mkdir(values.out, { recursive: true });
+        await writeFile(join(values.out, 'evaluation.json'), json);
+        await writeFile(join(values.out, 'evaluation.csv'), evaluationCSV(result));
+      }
+      process.stdout.write(values.json ? `${json}\n` : formatEvaluation(result));
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+export const evaluateCommand: Command = {
+  name: 'evaluate',
+  summary: ['score methods on annotated images: pointing game, deletion/insertion, sanity check (evaluate --help)'],
+  examples: ['evaluate --model m.pt --labels labels.txt --images photos/ --boxes boxes.json --methods gradient,rise --size 224'],
+  main: run,
+};
