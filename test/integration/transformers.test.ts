@@ -207,3 +207,43 @@ describe('a model whose size is fixed', () => {
     expect([c.maps[0].height, c.maps[0].width]).toEqual([224, 224]);
   });
 });
+
+describe('attention without a submodule of its own (the forward graph softmax nodes)', () => {
+  const variants = JSON.parse(readFileSync(join(VIT, 'variants.json'), 'utf8')) as {
+    images: string[];
+    targets: number[];
+    bare: { logits: number[]; rollout: number[]; relevance: number[] };
+    mha: { logits: number[]; rollout: number[] };
+  };
+  const four = () => images.slice(0, variants.images.length);
+
+  for (const file of ['bare_traced.pt', 'bare_scripted.pt']) {
+    it(`a bare torch.softmax in the block's forward (${file}): rollout and relevance equal PyTorch`, async () => {
+      const model = await loadModel(join(VIT, file));
+      expectClose(
+        (await model.predict(four())).flatMap((p) => Array.from(p.logits)),
+        variants.bare.logits,
+        1e-4,
+        1e-4,
+      );
+      const rollout = await model.explain(four(), { method: 'attention-rollout', resize: false });
+      expect(rollout.details.attentionLayers).toBe(2);
+      closeTo(flatMaps(rollout.maps), variants.bare.rollout);
+      const relevance = await model.explain(four(), { method: 'attention-relevance', target: variants.targets, resize: false });
+      closeTo(flatMaps(relevance.maps), variants.bare.relevance);
+    });
+  }
+
+  it("nn.MultiheadAttention's weights path ((N * heads) x T x T softmax), traced: rollout equals PyTorch", async () => {
+    const model = await loadModel(join(VIT, 'mha_traced.pt'));
+    expectClose(
+      (await model.predict(four())).flatMap((p) => Array.from(p.logits)),
+      variants.mha.logits,
+      1e-4,
+      1e-4,
+    );
+    const rollout = await model.explain(four(), { method: 'attention-rollout', resize: false });
+    expect(rollout.details.attentionLayers).toBe(2);
+    closeTo(flatMaps(rollout.maps), variants.mha.rollout);
+  });
+});

@@ -27,13 +27,13 @@ ExplainResult attention_relevance(Model& model, const ExplainRequest& request, R
     at::Tensor x = model.prepare(job_images(request, b, e)).detach().requires_grad_(true);
     at::Tensor targets = at::tensor(std::vector<int64_t>(request.job_target.begin() + b, request.job_target.begin() + e), at::kLong).to(x.device());
     at::Tensor score = target_score_sum(model.scores(probe.module(), x), targets);
-    std::vector<at::Tensor> attention = probe.maps();
+    std::vector<at::Tensor> attention = probe.outputs();
     std::vector<at::Tensor> grads = torch::autograd::grad({score}, attention, {}, c10::nullopt, false, /*allow_unused=*/true);
     at::NoGradGuard no_grad;
     at::Tensor relevance;
     for (size_t l = 0; l < attention.size(); ++l) {
-      at::Tensor a = attention[l].detach();
-      at::Tensor g = grads[l].defined() ? grads[l] : at::zeros_like(a);  // a block the score does not reach
+      at::Tensor a = attention_heads(attention[l].detach(), x.size(0));
+      at::Tensor g = grads[l].defined() ? attention_heads(grads[l], x.size(0)) : at::zeros_like(a);  // a block the score does not reach
       at::Tensor cam = (g * a).clamp_min(0).mean(1).to(at::kDouble);
       if (!relevance.defined()) relevance = at::eye(cam.size(1), cam.options()).expand({cam.size(0), -1, -1});
       relevance = relevance + at::matmul(cam, relevance);

@@ -39,7 +39,7 @@ ExplainResult attention_rollout(Model& model, const ExplainRequest& request, Run
     at::Tensor x = model.prepare(job_images(request, b, e));
     model.scores(probe.module(), x);
     at::Tensor rollout;
-    for (const at::Tensor& attention : probe.maps()) {
+    for (const at::Tensor& attention : probe.maps(x.size(0))) {
       at::Tensor a = fuse_heads(attention.to(at::kDouble), fusion);
       if (discard > 0) a = discard_lowest(a, discard);
       if (!rollout.defined()) rollout = at::eye(a.size(1), a.options()).expand({a.size(0), -1, -1});
