@@ -10,7 +10,10 @@ export type { LoadModelOptions, ImageInput, ImageBatch, Prediction, PredictOptio
 export type { ExplainOptions, ExplainOptionsFor, ExplanationFor, MethodName, MethodOptions, MethodDetails, NormalizedMethodOptions } from './methods/index.js';
 export type { CommonOptions, NormalizedCommon, TargetSpec, ProgressEvent } from './methods/common.js';
 export type { BackpropOptions, LayerOptions, ContrastiveOptions, NormalizedBackprop, NormalizedContrastive } from './methods/backprop.js';
+export type { TokenOptions, NormalizedTokens, TokenLayoutName } from './methods/tokens.js';
 export type { RiseOptions, NormalizedRise } from './methods/rise.js';
+export type { AttentionRolloutOptions, NormalizedAttentionRollout, AttentionDetails } from './methods/attention-rollout.js';
+export type { AttentionRelevanceOptions, NormalizedAttentionRelevance } from './methods/attention-relevance.js';
 export type { ChannelPerturbationOptions, NormalizedChannelPerturbation, ChannelPerturbationDetails, ChannelScore } from './methods/channel-perturbation.js';
 export { readImage, fromInterleaved, toInterleaved } from './image.js';
 export type { Image, ReadImageOptions, Fit } from './image.js';

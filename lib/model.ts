@@ -100,7 +100,7 @@ function imagesOf(input: unknown, name: string): { images: Image[]; batch: boole
   return { images: [checkImage(input, name)], batch: false };
 }
 
-/** For input-agnostic methods: no image, only its size (null: 224 x 224). */
+/** For input-agnostic methods: no image, only its size (null: 224 x 224, checked to run before the method does). */
 export type PlaceholderSize = null | number | readonly [number, number];
 
 function isPlaceholder(input: unknown): input is PlaceholderSize {
@@ -259,6 +259,28 @@ export class Model {
     return batch ? predictions : predictions[0];
   }
 
+  #runsOnDefaultSize = false;
+
+  /**
+   * `explain(null, ...)` stands for a 224 x 224 placeholder: a model that does not run on it (a ViT's
+   * positional embedding, a flatten into a linear layer fix its size) gets an error that asks for the size,
+   * before the method runs, instead of the model's own shape error from inside it.
+   */
+  async #checkDefaultSize(placeholder: Image): Promise<void> {
+    if (this.#runsOnDefaultSize) return;
+    try {
+      await this.predict(placeholder, { top: 0 });
+      this.#runsOnDefaultSize = true;
+    } catch (e) {
+      if (!(e instanceof TorchSaliencyError) || (e.code !== 'ERR_MODEL_RUN' && e.code !== 'ERR_INPUT_SHAPE')) throw e;
+      throw new TorchSaliencyError(
+        'ERR_INPUT_SHAPE',
+        `Expected the model's input size ([height, width] or a side) for image but received null, which stands for ${placeholder.height} x ${placeholder.width}, and the model does not run on that size (${e.message})`,
+        { argument: 'image', cause: e },
+      );
+    }
+  }
+
   /** The number of classes the model scores: from its last prediction, or one prediction of `image`. */
   async #classCount(image: Image): Promise<number> {
     this.#classes ??= (await this.predict(image, { top: 0 })).logits.length;
@@ -354,6 +376,7 @@ export class Model {
     // The method's options after the common ones: a batchSize of its own is its real default for it.
     const normalized = Object.freeze({ method: spec.name, ...common, ...spec.normalize(opts, { ...context, batchSize: given.batchSize }) });
     if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
+    if (input === null) await this.#checkDefaultSize(images[0]);
     const jobs = await this.#jobs(opts.target, images, batch, normalized.batchSize);
     if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
 

@@ -6,19 +6,21 @@
  */
 import { invalidType } from '../errors.js';
 import * as v from '../validate.js';
+import { TOKEN_DEFAULTS, tokenOptions, type NormalizedTokens, type TokenOptions } from './tokens.js';
 import { REQUIRED, type MethodSpec, type NoDetails } from './types.js';
 
-export interface BackpropOptions {
+/** `layout`, `prefixTokens` and `grid` say how a token layer's output becomes N x C x h x w (docs/layers.md). */
+export interface BackpropOptions extends TokenOptions {
   /** Named submodule (see model.layers()) whose output the map is read at; null or absent: the input. */
   layer?: string | null;
 }
 
-export interface NormalizedBackprop {
+export interface NormalizedBackprop extends NormalizedTokens {
   layer: string | null;
 }
 
 /** Options of the methods whose `layer` is required (Grad-CAM, linear approximation). */
-export interface LayerOptions {
+export interface LayerOptions extends TokenOptions {
   layer: string;
 }
 
@@ -48,8 +50,8 @@ export function backpropSpec<Name extends string>(name: Name, summary: string): 
   return {
     name,
     summary,
-    defaults: Object.freeze({ layer: null }),
-    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', false) }),
+    defaults: Object.freeze({ layer: null, ...TOKEN_DEFAULTS }),
+    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', false), ...tokenOptions(options) }),
   };
 }
 
@@ -58,8 +60,8 @@ export function layerSpec<Name extends string>(name: Name, summary: string): Met
   return {
     name,
     summary,
-    defaults: Object.freeze({ layer: REQUIRED }),
-    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', true) }),
+    defaults: Object.freeze({ layer: REQUIRED, ...TOKEN_DEFAULTS }),
+    normalize: (options) => Object.freeze({ layer: layerOption(options, 'layer', true), ...tokenOptions(options) }),
   };
 }
 
@@ -67,11 +69,11 @@ export function contrastiveSpec<Name extends string>(name: Name, summary: string
   return {
     name,
     summary,
-    defaults: Object.freeze({ layer: null, contrastLayer: REQUIRED }),
+    defaults: Object.freeze({ layer: null, contrastLayer: REQUIRED, ...TOKEN_DEFAULTS }),
     normalize(options) {
       const layer = layerOption(options, 'layer', false);
       const contrastLayer = layerOption(options, 'contrastLayer', true);
-      return Object.freeze({ layer, contrastLayer });
+      return Object.freeze({ layer, contrastLayer, ...tokenOptions(options) });
     },
   };
 }

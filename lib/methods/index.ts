@@ -5,6 +5,8 @@
  */
 import { invalidType, invalidValue } from '../errors.js';
 import type { Explanation } from '../explanation.js';
+import { attentionRelevance } from './attention-relevance.js';
+import { attentionRollout } from './attention-rollout.js';
 import { channelPerturbation } from './channel-perturbation.js';
 import type { CommonOptions, NormalizedCommon } from './common.js';
 import { contrastiveExcitationBackprop } from './contrastive-excitation-backprop.js';
@@ -34,6 +36,8 @@ const SPECS = [
   inputAgnostic,
   neuralCleanse,
   extremalPerturbation,
+  attentionRollout,
+  attentionRelevance,
 ] as const satisfies readonly MethodSpec<string, object, object, object, object>[];
 
 type Methods = { readonly [S in (typeof SPECS)[number] as S['name']]: S };

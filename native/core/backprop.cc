@@ -17,6 +17,7 @@ MethodFn backprop_method(BackwardRule rule, MapFn to_map) {
     BackpropSpec spec;
     spec.rules.rule = rule;
     spec.layer = request.options.string_or_null("layer");
+    spec.tokens = TokenLayout::from(request.options);
     spec.to_map = to_map;
     return run_backprop(model, request, context, spec);
   };
@@ -95,9 +96,11 @@ ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunConte
       gradient = torch::autograd::grad({s}, {activation}, {}, c10::nullopt, false, /*allow_unused=*/true)[0];
       if (!gradient.defined()) gradient = at::zeros_like(activation);  // the layer does not reach the scores
     }
-    if (activation.dim() != 4)
-      throw_layer_not_found(model, spec.layer.value_or(""),
-                            "has no spatial output (expected N x C x H x W, got " + std::to_string(activation.dim()) + " dimensions)", "options.layer");
+    if (main->layer_slot >= 0) {
+      // Token layers (N x T x C, N x H x W x C) as N x C x h x w; the gradient the same way.
+      activation = to_spatial(activation, spec.tokens, x.size(2), x.size(3), *spec.layer);
+      gradient = to_spatial(gradient, spec.tokens, x.size(2), x.size(3), *spec.layer);
+    }
     {
       at::NoGradGuard no_grad;
       maps.push_back(spec.to_map(activation.detach(), gradient.detach()));

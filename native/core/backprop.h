@@ -11,6 +11,7 @@
 
 #include "core/backward_rules.h"
 #include "core/explain.h"
+#include "core/tokens.h"
 
 namespace ts {
 
@@ -25,12 +26,14 @@ struct BackpropSpec {
   // negated classifier weights, and its gradient at this layer is subtracted, clamped at zero, before going
   // on to `layer`).
   std::optional<std::string> contrast_layer;
+  // How the layer's output becomes N x C x h x w (token layers; options layout, prefixTokens, grid).
+  TokenLayout tokens;
   MapFn to_map;
 };
 
 ExplainResult run_backprop(Model& model, const ExplainRequest& request, RunContext& context, const BackpropSpec& spec);
 
-// A method that reads the request's `layer` option (null: the input) and runs run_backprop with `rule`
+// A method that reads the request's `layer` option (null: the input) and the token options, and runs run_backprop with `rule`
 // and `to_map`: what each single-pass backpropagation method registers.
 MethodFn backprop_method(BackwardRule rule, MapFn to_map);
 

@@ -61,6 +61,11 @@ std::optional<std::vector<double>> Options::list_or_null(const std::string& key)
   return list(key);
 }
 
+std::optional<double> Options::number_or_null(const std::string& key) const {
+  if (std::holds_alternative<std::monostate>(find(key))) return std::nullopt;
+  return number(key);
+}
+
 ExplainResult run_method(Model& model, const ExplainRequest& request, RunContext& context) {
   const std::string& method = request.options.string("method");
   const MethodFn* fn = find_method(method);

@@ -37,6 +37,8 @@ class Options {
   std::optional<std::string> string_or_null(const std::string& key) const;
   // A list of numbers, or nullopt for null.
   std::optional<std::vector<double>> list_or_null(const std::string& key) const;
+  // A number, or nullopt for null.
+  std::optional<double> number_or_null(const std::string& key) const;
 
   void set(const std::string& key, Value value) { values_[key] = std::move(value); }
 

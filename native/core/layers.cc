@@ -167,16 +167,45 @@ ProbedModule::ProbedModule(Model& model, const std::vector<LayerRef>& layers, bo
     ids[i] = id;
   }
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (!ok[i]) continue;
-    auto slot = std::make_shared<ProbeSlot>();
-    {
-      std::lock_guard<std::mutex> lock(g_slots_mutex);
-      slots()[ids[i]] = slot;
-    }
-    probed_.push_back(layers[i].name);
-    slots_.push_back(slot);
-    ids_.push_back(ids[i]);
+    if (ok[i]) add_slot(layers[i].name, ids[i]);
   }
+}
+
+namespace {
+void collect_kind(torch::jit::Block* block, c10::Symbol kind, std::vector<torch::jit::Node*>& out) {
+  for (torch::jit::Node* n : block->nodes()) {
+    if (n->kind() == kind) out.push_back(n);
+    for (torch::jit::Block* b : n->blocks()) collect_kind(b, kind, out);
+  }
+}
+}  // namespace
+
+ProbedModule::ProbedModule(Model& model, c10::Symbol kind) {
+  clone_ = model.module().clone(/*inplace=*/true);
+  auto graph = forward_graph(clone_);
+  torch::jit::Inline(*graph);
+  std::vector<torch::jit::Node*> nodes;
+  collect_kind(graph->block(), kind, nodes);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    torch::jit::Node* node = nodes[i];
+    int64_t id = g_next_id.fetch_add(1);
+    torch::jit::WithInsertPoint guard(node->next());
+    torch::jit::Value* out = node->output();
+    torch::jit::Value* probed = graph->insert(c10::Symbol::fromQualString("ts_probe::probe"), {out, id});
+    out->replaceAllUsesAfterNodeWith(probed->node(), probed);
+    add_slot(std::string(kind.toQualString()) + " #" + std::to_string(i), id);
+  }
+}
+
+void ProbedModule::add_slot(const std::string& name, int64_t id) {
+  auto slot = std::make_shared<ProbeSlot>();
+  {
+    std::lock_guard<std::mutex> lock(g_slots_mutex);
+    slots()[id] = slot;
+  }
+  probed_.push_back(name);
+  slots_.push_back(slot);
+  ids_.push_back(id);
 }
 
 ProbedModule::~ProbedModule() {

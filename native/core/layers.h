@@ -39,6 +39,9 @@ class ProbedModule {
   // be probed (not called through its forward, or not returning a tensor), throws ERR_LAYER_NOT_FOUND
   // naming the valid layers and the option; with `skip_unusable` such layers are left out silently instead.
   ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable = false);
+  // Clones `model`'s module, inlines its whole forward graph and probes the output of every node of `kind`
+  // (aten::softmax: attention written without a submodule of its own), in graph order, named "<kind> #i".
+  ProbedModule(Model& model, c10::Symbol kind);
   ~ProbedModule();
   ProbedModule(const ProbedModule&) = delete;
   ProbedModule& operator=(const ProbedModule&) = delete;
@@ -52,6 +55,7 @@ class ProbedModule {
   void set_transform(size_t i, Transform transform);
 
  private:
+  void add_slot(const std::string& name, int64_t id);
   torch::jit::Module clone_;
   std::vector<std::string> probed_;
   std::vector<std::shared_ptr<ProbeSlot>> slots_;

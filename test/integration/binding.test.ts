@@ -11,7 +11,7 @@ beforeAll(async () => {
 afterAll(() => model.dispose());
 
 // The options a 'gradient' call sends (result.options): every key its native side reads.
-const gradient = { method: 'gradient', batchSize: 0, progressEvery: 10, resize: null, smooth: 0, layer: null };
+const gradient = { method: 'gradient', batchSize: 0, progressEvery: 10, resize: null, smooth: 0, layer: null, layout: 'auto', prefixTokens: null, grid: null };
 const image = goldenImage(0);
 const shape = [1, image.channels, image.height, image.width];
 

@@ -21,6 +21,8 @@ describe('every method', () => {
         'channel-perturbation',
         'input-agnostic',
         'extremal-perturbation',
+        'attention-rollout',
+        'attention-relevance',
       ]),
     );
   });
@@ -44,8 +46,9 @@ describe('every method', () => {
   });
 
   it('layer: optional for gradient methods, required for grad-cam / linear-approx / channel-perturbation', () => {
-    expect(getMethod('gradient').normalize({}, context)).toEqual({ layer: null });
-    expect(getMethod('guided-backprop').normalize({ layer: 'features.2' }, context)).toEqual({ layer: 'features.2' });
+    const tokens = { layout: 'auto', prefixTokens: null, grid: null };
+    expect(getMethod('gradient').normalize({}, context)).toEqual({ layer: null, ...tokens });
+    expect(getMethod('guided-backprop').normalize({ layer: 'features.2' }, context)).toEqual({ layer: 'features.2', ...tokens });
     for (const name of ['grad-cam', 'linear-approx', 'channel-perturbation']) {
       expect(() => getMethod(name).normalize({}, context)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', argument: 'options.layer' }));
     }
@@ -53,6 +56,45 @@ describe('every method', () => {
     expect(() => getMethod('contrastive-excitation-backprop').normalize({ layer: 'a' }, context)).toThrow(
       expect.objectContaining({ argument: 'options.contrastLayer' }),
     );
+  });
+
+  it('token options of the layer methods: layout, prefixTokens, grid', () => {
+    const gradCam = getMethod('grad-cam');
+    expect(gradCam.normalize({ layer: 'blocks.3', layout: 'nhwc', prefixTokens: 1, grid: 8 }, context)).toEqual({
+      layer: 'blocks.3',
+      layout: 'nhwc',
+      prefixTokens: 1,
+      grid: [8, 8],
+    });
+    expect(gradCam.normalize({ layer: 'b', grid: [7, 9] }, context)).toMatchObject({ grid: [7, 9] });
+    const fails = (options: Record<string, unknown>, argument: string, code: string) =>
+      expect(() => gradCam.normalize({ layer: 'b', ...options }, context)).toThrow(expect.objectContaining({ argument, code }));
+    fails({ layout: 'nwhc' }, 'options.layout', 'ERR_INVALID_ARG_VALUE');
+    fails({ prefixTokens: -1 }, 'options.prefixTokens', 'ERR_OUT_OF_RANGE');
+    fails({ prefixTokens: 1.5 }, 'options.prefixTokens', 'ERR_OUT_OF_RANGE');
+    fails({ grid: [8] }, 'options.grid', 'ERR_INVALID_ARG_TYPE');
+    fails({ grid: [0, 8] }, 'options.grid[0]', 'ERR_OUT_OF_RANGE');
+  });
+
+  it('attention methods: defaults and typed errors', () => {
+    expect(getMethod('attention-rollout').normalize({}, context)).toEqual({
+      attentionLayers: null,
+      headFusion: 'mean',
+      discardRatio: 0,
+      prefixTokens: null,
+      grid: null,
+    });
+    expect(getMethod('attention-relevance').normalize({ attentionLayers: 'blocks.*.attn.attn_drop' }, context)).toEqual({
+      attentionLayers: 'blocks.*.attn.attn_drop',
+      prefixTokens: null,
+      grid: null,
+    });
+    const rollout = getMethod('attention-rollout');
+    expect(() => rollout.normalize({ headFusion: 'sum' }, context)).toThrow(expect.objectContaining({ argument: 'options.headFusion' }));
+    expect(() => rollout.normalize({ discardRatio: 1 }, context)).toThrow(
+      expect.objectContaining({ argument: 'options.discardRatio', code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => rollout.normalize({ attentionLayers: 3 }, context)).toThrow(expect.objectContaining({ argument: 'options.attentionLayers' }));
   });
 
   it("rise: the paper's defaults, typed errors", () => {

@@ -12,6 +12,7 @@ ExplainResult contrastive(Model& model, const ExplainRequest& request, RunContex
   spec.rules.rule = BackwardRule::kExcitation;
   spec.layer = request.options.string_or_null("layer");
   spec.contrast_layer = request.options.string("contrastLayer");
+  spec.tokens = TokenLayout::from(request.options);
   spec.to_map = [](const at::Tensor&, const at::Tensor& g) { return g.sum(1).clamp_min(0); };
   return run_backprop(model, request, context, spec);
 }
