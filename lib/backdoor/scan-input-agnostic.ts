@@ -20,7 +20,7 @@ import type { Model } from '../model.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
 import * as v from '../validate.js';
 import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
-import { anomalyIndices, peakRegion } from './scores.js';
+import { anomalyIndices, boxBlur, peakRegion } from './scores.js';
 import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
 import type { CommonScanOptions } from './scan.js';
 
@@ -31,6 +31,8 @@ export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<Inp
   maxArea?: number;
   /** Where the region is grown: pixels at or above this fraction of the map's peak (default 0.5). */
   regionThreshold?: number;
+  /** Radius (pixels) of the box filter the map is smoothed with before the region is grown (default floor(side / 64)). */
+  regionBlur?: number;
   /** Random inputs for the flip test when no images are given (default 32). */
   trials?: number;
   /** Kinds of random inputs, taken in turn (default all: 'uniform', 'grey', 'smooth'). */
@@ -58,7 +60,7 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   fidelity: number;
 }
 
-const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'inputKinds', 'pasteMargin'];
+const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'regionBlur', 'trials', 'inputKinds', 'pasteMargin'];
 
 export async function scanInputAgnostic(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<InputAgnosticClassScan>> {
   const opts = context.options;
@@ -67,6 +69,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.7, { min: 0, max: 1 });
   const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
+  const blur = v.optionalNumber('options.regionBlur', opts.regionBlur, Math.floor(Math.min(height, width) / 64), { integer: true, min: 0, max: 64 });
   const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
   const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
   let kinds: InputKind[] = [...INPUT_KINDS];
@@ -89,7 +92,9 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   // Region, concentration and lift per class. The map's median is its background level: mass is counted
   // above it, so that a diffuse floor spread over the whole image does not drown a compact peak.
   const scored = explanation.maps.map((map) => {
-    const box = peakRegion(map, region);
+    // The map is per pixel and spiky at larger sizes (its peak a few pixels where the trigger has tens): the
+    // region is grown on a smoothed copy, so that it spans the pattern rather than its sharpest pixel.
+    const box = peakRegion(blur > 0 ? boxBlur(map, blur) : map, region);
     const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
     let inside = 0;
     let total = 0;
@@ -190,7 +195,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     pictures: details.visualizations,
     maps: explanation.maps,
     explanation,
-    thresholds: { anomaly: context.anomaly, flip, maxArea, region },
+    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur },
     options: explanation.options,
     methodMs,
   };
