@@ -56,6 +56,8 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   controlFlipRate: number;
   /** flipRate - controlFlipRate (at least 0): the flips the stamp's pattern makes. */
   specificFlipRate: number;
+  /** Share of the flip test's inputs that are of this class before anything is pasted. */
+  baseRate: number;
   /** The model's confidence for the class on its whole picture. */
   fidelity: number;
 }
@@ -115,6 +117,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   const base = await model.predict(inputs, { top: 1 });
   const flipRates: number[] = [];
   const controlRates: number[] = [];
+  const baseRates: number[] = [];
   for (let j = 0; j < classes.length; j++) {
     if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
     // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
@@ -166,6 +169,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       eligible++;
       for (let k = 0; k < 3; k++) if (says(predicted[k * n + t].logits, classes[j], head)) flips[k]++;
     }
+    baseRates.push(1 - eligible / n);
     flipRates.push(eligible > 0 ? flips[0] / eligible : 0);
     controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
   }
@@ -183,6 +187,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     anomalyIndex: indices[j],
     flipRate: flipRates[j],
     controlFlipRate: controlRates[j],
+    baseRate: baseRates[j],
     specificFlipRate: specific[j],
     signature: signatures[j],
     fidelity: details.fidelity[j],
