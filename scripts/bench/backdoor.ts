@@ -8,7 +8,7 @@
  * Run: npm run bench -- backdoor             (both methods, both splits, --fast settings: about 25 minutes
  *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
- *        [--pairs d01,h03] [--full] [--with-images] [--json out.json] [--classes]
+ *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes]
  * Scans use fewer steps than the defaults (FAST below) unless --full is given; --with-images gives the scan the benchmark's committed clean
  * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores.
  */
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
         size: e.imageSize,
         method: m,
         head: e.head,
+        seed: Number(arg('seed', '0')),
         ...(clean ? { images: clean } : {}),
         ...(fast ? (m === 'input-agnostic' ? FAST.input : FAST.nc) : {}),
       });
