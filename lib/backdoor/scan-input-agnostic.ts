@@ -20,7 +20,7 @@ import type { Model } from '../model.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
 import * as v from '../validate.js';
 import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
-import { anomalyIndices, peakRegion } from './scores.js';
+import { anomalyIndices, boxBlur, peakRegion } from './scores.js';
 import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
 import type { CommonScanOptions } from './scan.js';
 
@@ -31,6 +31,8 @@ export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<Inp
   maxArea?: number;
   /** Where the region is grown: pixels at or above this fraction of the map's peak (default 0.5). */
   regionThreshold?: number;
+  /** Radius (pixels) of the box filter the map is smoothed with before the region is grown (default floor(side / 64)). */
+  regionBlur?: number;
   /** Random inputs for the flip test when no images are given (default 32). */
   trials?: number;
   /** Kinds of random inputs, taken in turn (default all: 'uniform', 'grey', 'smooth'). */
@@ -54,11 +56,13 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   controlFlipRate: number;
   /** flipRate - controlFlipRate (at least 0): the flips the stamp's pattern makes. */
   specificFlipRate: number;
+  /** Share of the flip test's inputs that are of this class before anything is pasted. */
+  baseRate: number;
   /** The model's confidence for the class on its whole picture. */
   fidelity: number;
 }
 
-const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'inputKinds', 'pasteMargin'];
+const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'regionBlur', 'trials', 'inputKinds', 'pasteMargin'];
 
 export async function scanInputAgnostic(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<InputAgnosticClassScan>> {
   const opts = context.options;
@@ -67,6 +71,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.7, { min: 0, max: 1 });
   const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
+  const blur = v.optionalNumber('options.regionBlur', opts.regionBlur, Math.floor(Math.min(height, width) / 64), { integer: true, min: 0, max: 64 });
   const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
   const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
   let kinds: InputKind[] = [...INPUT_KINDS];
@@ -89,7 +94,9 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   // Region, concentration and lift per class. The map's median is its background level: mass is counted
   // above it, so that a diffuse floor spread over the whole image does not drown a compact peak.
   const scored = explanation.maps.map((map) => {
-    const box = peakRegion(map, region);
+    // The map is per pixel and spiky at larger sizes (its peak a few pixels where the trigger has tens): the
+    // region is grown on a smoothed copy, so that it spans the pattern rather than its sharpest pixel.
+    const box = peakRegion(blur > 0 ? boxBlur(map, blur) : map, region);
     const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
     let inside = 0;
     let total = 0;
@@ -110,6 +117,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   const base = await model.predict(inputs, { top: 1 });
   const flipRates: number[] = [];
   const controlRates: number[] = [];
+  const baseRates: number[] = [];
   for (let j = 0; j < classes.length; j++) {
     if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
     // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
@@ -161,6 +169,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       eligible++;
       for (let k = 0; k < 3; k++) if (says(predicted[k * n + t].logits, classes[j], head)) flips[k]++;
     }
+    baseRates.push(1 - eligible / n);
     flipRates.push(eligible > 0 ? flips[0] / eligible : 0);
     controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
   }
@@ -178,6 +187,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     anomalyIndex: indices[j],
     flipRate: flipRates[j],
     controlFlipRate: controlRates[j],
+    baseRate: baseRates[j],
     specificFlipRate: specific[j],
     signature: signatures[j],
     fidelity: details.fidelity[j],
@@ -190,7 +200,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     pictures: details.visualizations,
     maps: explanation.maps,
     explanation,
-    thresholds: { anomaly: context.anomaly, flip, maxArea, region },
+    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur },
     options: explanation.options,
     methodMs,
   };

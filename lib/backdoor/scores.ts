@@ -59,3 +59,27 @@ export function anomalyIndices(values: readonly number[], floor = 0.01): number[
   const scale = 1.4826 * Math.max(mad, floor);
   return values.map((x) => (x - med) / scale);
 }
+
+/** The map smoothed by a (2 radius + 1)-wide box filter, separable, averaging only over pixels inside the map. */
+export function boxBlur(map: { data: Float32Array; height: number; width: number }, radius: number): { data: Float32Array; height: number; width: number } {
+  const { data, height, width } = map;
+  const rows = new Float32Array(data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      let n = 0;
+      for (let xx = Math.max(0, x - radius); xx <= Math.min(width - 1, x + radius); xx++, n++) sum += data[y * width + xx];
+      rows[y * width + x] = sum / n;
+    }
+  }
+  const out = new Float32Array(data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      let n = 0;
+      for (let yy = Math.max(0, y - radius); yy <= Math.min(height - 1, y + radius); yy++, n++) sum += rows[yy * width + x];
+      out[y * width + x] = sum / n;
+    }
+  }
+  return { data: out, height, width };
+}

@@ -8,8 +8,9 @@ import { explain } from './explain.js';
 import { layers } from './layers.js';
 import { methods } from './methods.js';
 import { predict } from './predict.js';
+import { scan } from './scan.js';
 import { serve } from './serve.js';
 import { submit } from './submit.js';
 import { worker } from './worker.js';
 
-export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, evaluateCommand, serve, worker, submit];
+export const COMMANDS: readonly Command[] = [explain, predict, layers, methods, evaluateCommand, scan, serve, worker, submit];

@@ -5,10 +5,11 @@
  * score, how often the first flagged class is the target, and how well its region covers the trigger (mean
  * IoU, pointing: the region's centre inside the trigger; only triggers with a fixed box count).
  *
- * Run: npm run bench -- backdoor             (both methods, both splits, the defaults)
+ * Run: npm run bench -- backdoor             (both methods, both splits, --fast settings: about 25 minutes
+ *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
- *        [--pairs d01,h03] [--fast] [--with-images] [--json out.json] [--classes]
- * --fast scans with fewer steps (for a quick look); --with-images gives the scan the benchmark's committed clean
+ *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes]
+ * Scans use fewer steps than the defaults (FAST below) unless --full is given; --with-images gives the scan the benchmark's committed clean
  * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores.
  */
 import { writeFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   const split = arg('split', 'all');
   const method = arg('method', 'all');
   const pairs = arg('pairs', '');
-  const fast = process.argv.includes('--fast');
+  const fast = !process.argv.includes('--full');
   const methods = (method === 'all' ? ['input-agnostic', 'neural-cleanse'] : [method]) as ('input-agnostic' | 'neural-cleanse')[];
   const entries = manifest.models.filter((m) => (split === 'all' || m.split === split) && (pairs === '' || pairs.split(',').includes(m.pair)));
 
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
         size: e.imageSize,
         method: m,
         head: e.head,
+        seed: Number(arg('seed', '0')),
         ...(clean ? { images: clean } : {}),
         ...(fast ? (m === 'input-agnostic' ? FAST.input : FAST.nc) : {}),
       });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { anomalyIndices, peakRegion } from '../../lib/backdoor/index.js';
+import { randomInputs, says } from '../../lib/backdoor/inputs.js';
+import { boxBlur } from '../../lib/backdoor/scores.js';
 
 function map(height: number, width: number, cells: Record<string, number>, background = 0.1) {
   const data = new Float32Array(height * width).fill(background);
@@ -36,5 +38,39 @@ describe('anomalyIndices', () => {
     const a = anomalyIndices([0, 0, 0, 0, 0.02]);
     expect(a[4]).toBeCloseTo(0.02 / (1.4826 * 0.01), 9);
     expect(anomalyIndices([0, 0, 0, 0, 0.02], 0.1)[4]).toBeCloseTo(0.02 / 0.14826, 9);
+  });
+});
+
+describe('boxBlur', () => {
+  it('averages over the box inside the map', () => {
+    // 1 x 4 map [0, 3, 0, 6], radius 1: [(0+3)/2, (0+3+0)/3, (3+0+6)/3, (0+6)/2]; rows of one pixel stay.
+    const out = boxBlur({ data: Float32Array.from([0, 3, 0, 6]), height: 1, width: 4 }, 1);
+    expect(Array.from(out.data)).toEqual([1.5, 1, 3, 3]);
+    // 3 x 3 with a single 9 in the centre, radius 1: every pixel averages its in-map neighbours (corners 4, edges 6, centre 9).
+    const c = boxBlur({ data: Float32Array.from([0, 0, 0, 0, 9, 0, 0, 0, 0]), height: 3, width: 3 }, 1);
+    expect(Array.from(c.data)).toEqual([9 / 4, 9 / 6, 9 / 4, 9 / 6, 1, 9 / 6, 9 / 4, 9 / 6, 9 / 4]);
+  });
+});
+
+describe('randomInputs and says', () => {
+  it('are seeded images in [0, 1] of each kind in turn', () => {
+    const a = randomInputs(6, 3, 8, 8, 5);
+    const b = randomInputs(6, 3, 8, 8, 5);
+    expect(a.map((im) => Array.from(im.data))).toEqual(b.map((im) => Array.from(im.data)));
+    for (const im of a) {
+      expect([im.channels, im.height, im.width]).toEqual([3, 8, 8]);
+      for (const x of im.data) expect(x >= 0 && x <= 1).toBe(true);
+    }
+    // 'grey' (the second kind) has a small spread; 'uniform' a wide one.
+    const sd = (d: Float32Array) => Math.sqrt(d.reduce((s, x) => s + x * x, 0) / d.length - (d.reduce((s, x) => s + x, 0) / d.length) ** 2);
+    expect(sd(a[1].data)).toBeLessThan(0.12);
+    expect(randomInputs(1, 1, 4, 4, 6)[0].data).not.toEqual(randomInputs(1, 1, 4, 4, 5)[0].data);
+  });
+
+  it('read a class by the head: the argmax, or a positive logit', () => {
+    expect(says([0.1, 2, -1], 1, 'softmax')).toBe(true);
+    expect(says([0.1, 2, -1], 0, 'softmax')).toBe(false);
+    expect(says([0.1, 2, -1], 0, 'sigmoid')).toBe(true);
+    expect(says([0.1, 2, -1], 2, 'sigmoid')).toBe(false);
   });
 });

@@ -1,0 +1,81 @@
+// `torch-saliency scan` on the trojaned and the clean fixture (test/fixtures/backdoor: target class 2, a 5 x 5
+// checkerboard at rows and columns 25-29, known by construction): the verdict, the per-class table, the
+// pictures, and exit code 2 for bad usage.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BACKDOOR, backdoorFixture as fixture, ROOT } from './helpers.js';
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'scan', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const FAST = ['--samples', '8', '--iterations', '32', '--refine-steps', '10', '--seed', '1'];
+const trojan = ['--model', join(BACKDOOR, 'trojan_traced.pt'), '--labels', join(BACKDOOR, 'labels.txt'), '--size', '32'];
+
+describe('torch-saliency scan', () => {
+  it('flags the trojan on its target, boxes the trigger, and writes scan.json and the pictures', () => {
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      const r = cli(...trojan, ...FAST, '--json', '--out', out, '--scale', '2');
+      expect(r.code, r.stderr).toBe(0);
+      const verdict = JSON.parse(r.stdout);
+      expect(verdict).toMatchObject({ method: 'input-agnostic', suspicious: true, flagged: [fixture.targetClass] });
+      expect(JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8'))).toEqual(verdict);
+      const c = verdict.classes.find((x: { class: number }) => x.class === fixture.targetClass);
+      expect(c.label).toBe(fixture.classes[fixture.targetClass]);
+      const t = fixture.trigger;
+      const cy = c.box.top + c.box.height / 2;
+      const cx = c.box.left + c.box.width / 2;
+      expect(cy >= t.top && cy <= t.top + t.height && cx >= t.left && cx <= t.left + t.width, JSON.stringify(c.box)).toBe(true);
+      expect(verdict.classes).toHaveLength(fixture.classes.length);
+      for (let k = 0; k < fixture.classes.length; k++) {
+        for (const kind of ['picture', 'map']) expect(existsSync(join(out, `class-${k}-${kind}.png`)), `${k} ${kind}`).toBe(true);
+      }
+      expect(readFileSync(join(out, 'class-2-picture.png')).readUInt32BE(16)).toBe(64);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 200_000);
+
+  it('finds nothing in the clean model and prints the per-class table', () => {
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      const r = cli('--model', join(BACKDOOR, 'clean_traced.pt'), '--size', '32', ...FAST, '--out', out);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^no trigger found: flagged \[\]/);
+      expect(r.stdout.trim().split('\n')).toHaveLength(2 + fixture.classes.length);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 200_000);
+
+  it('says what is wrong with exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--size', '32'], /--model/],
+      [['--model', 'm.pt'], /--size/],
+      [[...trojan, '--bogus', '1'], /bogus/],
+      [[...trojan, '--steps', '5'], /--steps is an option of --method neural-cleanse/],
+      [[...trojan, '--method', 'magic'], /--method/],
+      [[...trojan, '--classes', '1,x'], /--classes/],
+      [[...trojan, '--flip-threshold', 'high'], /--flip-threshold/],
+      [[...trojan, '--flip-threshold', '2'], /options.flipThreshold/],
+      [[...trojan, '--head', 'relu'], /options.head/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+    const help = cli('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('torch-saliency scan --model m.pt --size 32');
+  }, 200_000);
+});
