@@ -49,7 +49,7 @@ export function runtime(): ReturnType<ReturnType<typeof binding>['runtime']> {
 export { PointingGame, pointHits, fidelity, blurImage } from './evaluate/index.js';
 export type { ObjectRegion, PointingGameOptions, PointingGameSummary, ClassScore, FidelityOptions, FidelityResult, Curve } from './evaluate/index.js';
 export { scanBackdoor, BackdoorScan } from './backdoor/index.js';
-export type { ScanBackdoorOptions, ClassScan, Box } from './backdoor/index.js';
+export type { ScanBackdoorOptions, ScanMethod, ClassScan, Box, InputAgnosticClassScan, NeuralCleanseClassScan, InputKind } from './backdoor/index.js';
 export type {
   ExtremalPerturbationOptions,
   NormalizedExtremalPerturbation,
@@ -57,6 +57,7 @@ export type {
   EpPhaseTimings,
 } from './methods/extremal-perturbation.js';
 export type { InputAgnosticOptions, NormalizedInputAgnostic, InputAgnosticDetails } from './methods/input-agnostic.js';
+export type { NeuralCleanseOptions, NormalizedNeuralCleanse, NeuralCleanseDetails } from './methods/neural-cleanse.js';
 export { createService, createModelService, createFront, loadModelFolder, SaliencyService } from './service/index.js';
 export type { ServiceOptions, ServiceStats, Limits, ServedModel, ModelFolderOptions, WorkExecutor, ModelSummary } from './service/index.js';
 export { createBatcher, ModelBatcher, splitExplanation } from './batching/batcher.js';

@@ -175,6 +175,32 @@ export class Model {
   }
 
   /**
+   * Names of the submodules that hold parameters of their own ("features.0", ..., "classifier"), input side
+   * first: the layers `cloneReinitialized` can re-draw.
+   */
+  parameterLayers(): string[] {
+    return this.handle().parameterLayers();
+  }
+
+  /**
+   * A new Model, a deep copy of this one whose `layers` (from parameterLayers()) have freshly drawn
+   * parameters, as PyTorch's reset_parameters() draws them; this model is left as it is. Each layer's draw
+   * starts from `options.seed` (default 42), so the same seed gives the same weights, and a layer gets the
+   * same weights whichever layers are drawn with it. For the model-randomisation sanity check (Adebayo et
+   * al., 2018): dispose the copy when done.
+   */
+  async cloneReinitialized(layers: readonly string[], options: { seed?: number } = {}): Promise<Model> {
+    const site = new Error();
+    const native = this.handle();
+    if (!Array.isArray(layers) || layers.some((l) => typeof l !== 'string')) throw invalidType('layers', 'an array of layer names', layers);
+    const opts = v.plainObject('options', options);
+    v.knownKeys('options', opts, ['seed']);
+    const seed = v.optionalNumber('options.seed', opts.seed, 42, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
+    const copy = await this.#track(() => native.cloneReinitialized([...layers], seed).catch((e) => Promise.reject(fromNative(e, site))));
+    return new Model(copy, this.labels);
+  }
+
+  /**
    * The layers usable as `layer` with their output shapes (batch of one included) for an input of
    * `size` ([height, width], channels from the model): one forward pass of a zero image on a probed clone.
    */

@@ -55,6 +55,10 @@ export interface NativeModel {
   info(): { device: string; inputChannels: number; parameters: number; torchVersion: string };
   /** Which parameters require grad: lets tests check that a run leaves the model as it found it. */
   requiresGrad(): boolean[];
+  /** Names of the submodules holding parameters of their own, input side first. */
+  parameterLayers(): string[];
+  /** A deep copy whose named layers' parameters are re-drawn (as PyTorch's reset_parameters, each layer from `seed`). */
+  cloneReinitialized(layers: string[], seed: number): Promise<NativeModel>;
   dispose(): void;
   readonly disposed: boolean;
 }

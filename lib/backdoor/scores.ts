@@ -1,6 +1,6 @@
 /**
  * The parts of a class's trigger signature that need no model: the region around the map's peak, the
- * outlier test across classes, and the seeded generator of the flip test's random inputs.
+ * outlier test across classes.
  */
 
 export interface Box {
@@ -58,16 +58,4 @@ export function anomalyIndices(values: readonly number[], floor = 0.01): number[
   const mad = median(values.map((x) => Math.abs(x - med)));
   const scale = 1.4826 * Math.max(mad, floor);
   return values.map((x) => (x - med) / scale);
-}
-
-/** A small seeded generator (mulberry32) for the flip test's random inputs. */
-export function random(seed: number): () => number {
-  let a = (seed >>> 0) + 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -27,6 +27,13 @@ export interface ExtremalPerturbationOptions {
   areaWeightGrowth?: number;
   /** Implementation of the mask generator and perturbation: 'fused' kernels (CPU) or 'composed' ATen ops. */
   kernel?: 'fused' | 'composed';
+  /**
+   * Opt-in stopping rule: every `stopWindow` steps, a batch of masks stops once each of them moved by at most
+   * this (mean absolute change of the full mask since the previous check). 0 (default): run `maxIter` steps.
+   */
+  stopTolerance?: number;
+  /** Steps between two checks of the stopping rule. */
+  stopWindow?: number;
 }
 
 export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationOptions, 'areas'>> & {
@@ -55,6 +62,8 @@ export const EP_DEFAULTS = Object.freeze({
   areaWeight: 300,
   areaWeightGrowth: 1.0035,
   kernel: 'fused',
+  stopTolerance: 0,
+  stopWindow: 50,
   batchSize: derived('auto'),
 } as const);
 
@@ -76,7 +85,10 @@ export interface ExtremalPerturbationDetails {
   /** Per map, one entry per iteration: the reward, and the area penalty lambda_t * mean((sorted - ref)^2). */
   rewardHistory: Float32Array[];
   penaltyHistory: Float32Array[];
+  /** Steps of the longest-running mask (the histories' length). */
   iterations: number;
+  /** Per map, the steps it ran: `maxIter`, or fewer where the stopping rule (`stopTolerance`) ended it. */
+  steps: Float32Array;
   timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number; phases?: EpPhaseTimings };
 }
 
@@ -110,6 +122,7 @@ export interface ExtremalPerturbationOutputs {
   scoreDeleted: NativeTensor;
   rewardHistory: NativeTensor;
   penaltyHistory: NativeTensor;
+  steps: NativeTensor;
   timings: NativeRecord & { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
   /** On the CPU only. */
   phases?: NativeRecord & EpPhaseTimings;
@@ -143,6 +156,8 @@ export const extremalPerturbation: MethodSpec<
       areaWeight: v.optionalNumber('options.areaWeight', options.areaWeight, d.areaWeight, { min: 0 }),
       areaWeightGrowth: v.optionalNumber('options.areaWeightGrowth', options.areaWeightGrowth, d.areaWeightGrowth, { above: 0 }),
       kernel: v.oneOf('options.kernel', options.kernel, ['fused', 'composed'] as const, d.kernel),
+      stopTolerance: v.optionalNumber('options.stopTolerance', options.stopTolerance, d.stopTolerance, { min: 0, max: 1 }),
+      stopWindow: v.optionalNumber('options.stopWindow', options.stopWindow, d.stopWindow, { integer: true, min: 1, max: 1_000_000 }),
       // Without batchSize, the CPU takes about AUTO_BATCH_PIXELS per batch and CUDA every mask at once.
       batchSize: context.batchSize ?? (context.device === 'cpu' ? Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (context.height * context.width))) : 0),
     };
@@ -188,6 +203,7 @@ export const extremalPerturbation: MethodSpec<
       rewardHistory: rowsOf(o.rewardHistory),
       penaltyHistory: rowsOf(o.penaltyHistory),
       iterations: o.rewardHistory.shape[1],
+      steps: o.steps.data as Float32Array,
       timings: { setupMs, loopMs, msPerIteration, nativeMs, ...(phases ? { phases } : {}) },
     };
     return { maps, details };

@@ -16,6 +16,7 @@ import { gradient } from './gradient.js';
 import { guidedBackprop } from './guided-backprop.js';
 import { inputAgnostic } from './input-agnostic.js';
 import { linearApprox } from './linear-approx.js';
+import { neuralCleanse } from './neural-cleanse.js';
 import { rise } from './rise.js';
 import type { MethodSpec } from './types.js';
 
@@ -31,6 +32,7 @@ const SPECS = [
   rise,
   channelPerturbation,
   inputAgnostic,
+  neuralCleanse,
   extremalPerturbation,
 ] as const satisfies readonly MethodSpec<string, object, object, object, object>[];
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/layers.h"
+#include "core/module_clone.h"
 #include "core/postprocess.h"
 
 namespace ts {
@@ -44,7 +45,7 @@ std::unique_ptr<Pass> make_pass(Model& model, const BackpropSpec& spec, bool neg
     if (spec.layer) pass->layer_slot = slot++;
     if (spec.contrast_layer) pass->contrast_slot = slot++;
   } else if (rules) {
-    pass->module = model.module().clone(/*inplace=*/true);
+    pass->module = clone_module(model.module());
   } else {
     pass->module = model.module();  // plain gradient at the input: the model itself, unchanged
   }

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/errors.h"
+#include "core/module_clone.h"
 
 namespace ts {
 
@@ -128,9 +129,9 @@ void throw_layer_not_found(Model& model, const std::string& layer, const std::st
 }
 
 ProbedModule::ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable) {
-  // inplace = true: new types and copied methods, but the same parameter tensors (nothing is copied,
-  // nothing of the user's is edited: only this clone's root forward graph changes).
-  clone_ = model.module().clone(/*inplace=*/true);
+  // New types and copied methods in a compilation unit of the clone's own, the same parameter tensors
+  // (nothing is copied, nothing of the user's is edited: only this clone's root forward graph changes).
+  clone_ = clone_module(model.module());
   auto known = layer_names(model);
   std::vector<size_t> order(layers.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -159,6 +159,13 @@ std::shared_ptr<Model> Model::finish(torch::jit::Module module, const ModelOptio
   return std::shared_ptr<Model>(new Model(std::move(module), options, device));
 }
 
+std::shared_ptr<Model> Model::with_module(torch::jit::Module module) const {
+  std::shared_ptr<Model> copy(new Model(std::move(module), ModelOptions{}, device_));
+  copy->mean_ = mean_;
+  copy->std_ = std_;
+  return copy;
+}
+
 std::shared_ptr<Model> Model::load_file(const std::string& path, const ModelOptions& options) {
   at::Device device = resolve_device(options.device);
   {

@@ -26,6 +26,9 @@ class Model {
 
   const at::Device& device() const { return device_; }
   torch::jit::Module& module() { return module_; }
+  const torch::jit::Module& module() const { return module_; }
+  // A Model over `module` (a changed copy of this one's) with this one's device and normalisation.
+  std::shared_ptr<Model> with_module(torch::jit::Module module) const;
 
   // Images in [0, 1] (N x C x H x W, any device) -> the model's input (normalised when mean/std are set).
   at::Tensor prepare(const at::Tensor& images) const;

@@ -2,6 +2,7 @@
 
 #include "core/explain.h"
 #include "core/layers.h"
+#include "core/reinitialize.h"
 #include "napi/convert.h"
 #include "napi/workers.h"
 
@@ -51,6 +52,21 @@ class LayerShapesWorker : public PromiseWorker {
   std::shared_ptr<ts::Model> model_;
   at::Tensor image_;
   std::vector<ts::LayerShape> shapes_;
+};
+
+class ReinitializeWorker : public PromiseWorker {
+ public:
+  ReinitializeWorker(Napi::Env env, std::shared_ptr<ts::Model> model, std::vector<std::string> layers, uint64_t seed)
+      : PromiseWorker(env), model_(std::move(model)), layers_(std::move(layers)), seed_(seed) {}
+
+ protected:
+  void Run() override { clone_ = ts::clone_reinitialized(*model_, layers_, seed_); }
+  Napi::Value Result(Napi::Env env) override { return ModelWrap::NewInstance(env, std::move(clone_)); }
+
+ private:
+  std::shared_ptr<ts::Model> model_, clone_;
+  std::vector<std::string> layers_;
+  uint64_t seed_;
 };
 
 class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
@@ -144,6 +160,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Layers>("layers"),
                                      InstanceMethod<&ModelWrap::Info>("info"),
                                      InstanceMethod<&ModelWrap::RequiresGrad>("requiresGrad"),
+                                     InstanceMethod<&ModelWrap::ParameterLayers>("parameterLayers"),
+                                     InstanceMethod<&ModelWrap::CloneReinitialized>("cloneReinitialized"),
                                      InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                      InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                                  });
@@ -232,6 +250,27 @@ Napi::Value ModelWrap::RequiresGrad(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(info.Env(), flags.size());
   for (size_t i = 0; i < flags.size(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Boolean::New(info.Env(), flags[i]));
   return out;
+}
+
+Napi::Value ModelWrap::ParameterLayers(const Napi::CallbackInfo& info) {
+  auto model = checked(info.Env());
+  auto names = ts::parameter_layers(*model);
+  Napi::Array out = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
+// cloneReinitialized(layers: string[], seed: number) -> Promise<NativeModel> (lib/model.ts checks the arguments)
+Napi::Value ModelWrap::CloneReinitialized(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = checked(env);
+  std::vector<std::string> layers;
+  Napi::Array list = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) layers.push_back(list.Get(i).As<Napi::String>().Utf8Value());
+  const auto seed = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+  auto* worker = new ReinitializeWorker(env, std::move(model), std::move(layers), seed);
+  worker->Queue();
+  return worker->Promise();
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -23,6 +23,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Layers(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value RequiresGrad(const Napi::CallbackInfo& info);
+  Napi::Value ParameterLayers(const Napi::CallbackInfo& info);
+  Napi::Value CloneReinitialized(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
 

@@ -27,18 +27,9 @@ const CASES = [
     name: 'explain grad-cam',
     path: '/explain?method=grad-cam&layer=features.6',
     requests: Math.round(REQUESTS / 5),
-    call: (m: Model, im: Awaited<ReturnType<typeof readImage>>) => serial(() => m.explain(im, { method: 'grad-cam', layer: 'features.6' })),
+    call: (m: Model, im: Awaited<ReturnType<typeof readImage>>) => m.explain(im, { method: 'grad-cam', layer: 'features.6' }),
   },
 ];
-
-// Concurrent explain calls on one Model are not safe in the native layer today (a race seen in this bench:
-// "method ... already defined", once a double free): the direct baseline runs them one at a time.
-let chain: Promise<unknown> = Promise.resolve();
-function serial<T>(work: () => Promise<T>): Promise<T> {
-  const next = chain.then(work, work);
-  chain = next.catch(() => {});
-  return next;
-}
 
 /** Requests per second of `concurrency` callers each running `work` until `total` calls are done. */
 async function direct(total: number, concurrency: number, work: () => Promise<unknown>): Promise<number> {

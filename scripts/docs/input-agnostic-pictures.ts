@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       JSON.stringify({
         model: name,
         flagged: scan.flagged,
-        mapsMs: Math.round(scan.timings.mapsMs),
+        mapsMs: Math.round(scan.timings.methodMs),
         classes: scan.classes.map((c) => ({
           class: c.class,
           label: c.label,

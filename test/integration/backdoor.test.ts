@@ -4,12 +4,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKDOOR as dir, backdoorFixture as fixture, BACKDOOR_SIZE as SIZE, BACKDOOR_FAST as FAST } from './helpers.js';
-import { loadModel, scanBackdoor, TorchSaliencyError, type BackdoorScan, type Model } from '../../lib/index.js';
+import { loadModel, scanBackdoor, TorchSaliencyError, type BackdoorScan, type InputAgnosticClassScan, type Model } from '../../lib/index.js';
 
 let trojan: Model;
 let clean: Model;
-let trojanScan: BackdoorScan;
-let cleanScan: BackdoorScan;
+let trojanScan: BackdoorScan<InputAgnosticClassScan>;
+let cleanScan: BackdoorScan<InputAgnosticClassScan>;
 
 beforeAll(async () => {
   trojan = await loadModel(join(dir, 'trojan_traced.pt'), { device: 'cpu', labels: join(dir, 'labels.txt') });

@@ -87,6 +87,7 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
     });
     const d = details(batch);
     expect(d.iterations).toBe(800);
+    expect(Array.from(d.steps)).toEqual([800, 800, 800, 800, 800, 800]); // no stopping rule unless asked
     expect(d.rewardHistory).toHaveLength(6);
     expect(d.rewardHistory[0]).toBeInstanceOf(Float32Array);
     expect(d.penaltyHistory[5]).toHaveLength(800);
@@ -204,6 +205,61 @@ describe('extremal perturbation: TorchRay parity and known evidence', () => {
     console.log('parity IoU (dual, fade, contrastive, 300 it):', x.toFixed(3));
     expect(x).toBeGreaterThanOrEqual(0.9);
   }, 60_000);
+});
+
+describe('extremal perturbation: the opt-in stopping rule', () => {
+  const base = { method: EP, target: 0, areas: [0.1, 0.2], maxIter: 200 } as const;
+
+  it('checks every stopWindow steps against the masks of the previous check, and stops the batch there', async () => {
+    // Every mask value is in [0, 1], so with stopTolerance 1 the first comparison settles: the window starts
+    // at step 20 and the check at step 40 stops. The masks are then the ones of a plain 40-step run.
+    const stopped = await model.explain([images[0], images[1]], { ...base, stopTolerance: 1, stopWindow: 20 });
+    const plain = await model.explain([images[0], images[1]], { ...base, maxIter: 40 });
+    const d = details(stopped);
+    expect(Array.from(d.steps)).toEqual([40, 40, 40, 40]);
+    expect(d.iterations).toBe(40);
+    expect(d.rewardHistory[0]).toHaveLength(40);
+    stopped.maps.forEach((m, i) => expect(maxAbsDiff(m.data, plain.maps[i].data)).toBe(0));
+    expect(Array.from(d.rewardHistory[3])).toEqual(Array.from(details(plain).rewardHistory[3]));
+  }, 60_000);
+
+  it('a tolerance no batch meets runs maxIter steps, as without the rule', async () => {
+    const strict = await model.explain(images[0], { ...base, stopTolerance: 1e-12, stopWindow: 10 });
+    const plain = await model.explain(images[0], base);
+    expect(Array.from(details(strict).steps)).toEqual([200, 200]);
+    strict.maps.forEach((m, i) => expect(maxAbsDiff(m.data, plain.maps[i].data)).toBe(0));
+  }, 60_000);
+
+  it('batches stop on their own: a chunk that stops early has NaN histories after its stop', async () => {
+    // Two chunks of one mask each (batchSize 1), each with its own rule: its steps are a multiple of the
+    // window (or maxIter), its history is finite up to its steps and NaN after; the longest sets `iterations`.
+    const r = await model.explain(images[0], { ...base, maxIter: 300, stopTolerance: 0.002, stopWindow: 25, batchSize: 1 });
+    const d = details(r);
+    const steps = Array.from(d.steps);
+    expect(d.iterations).toBe(Math.max(...steps));
+    steps.forEach((s, i) => {
+      expect(s % 25 === 0 || s === 300).toBe(true);
+      expect(d.penaltyHistory[i].slice(0, s).every(Number.isFinite)).toBe(true);
+      expect(d.penaltyHistory[i].slice(s).every(Number.isNaN)).toBe(true);
+    });
+  }, 60_000);
+
+  it('with stopTolerance 0.002 the masks stay those of the full 800 steps (IoU >= 0.9) in fewer steps', async () => {
+    // IoU of the regions above half of each mask's maximum, against the default 800-step run.
+    const halfIoU = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      let ma = 0,
+        mb = 0;
+      for (let i = 0; i < a.length; i++) [ma, mb] = [Math.max(ma, a[i]), Math.max(mb, b[i])];
+      return iou(a, b, ma / 2, mb / 2);
+    };
+    const opts = { method: EP, target: 1, areas: [0.05, 0.1, 0.2], step: 3, sigma: 7 } as const;
+    const full = await model.explain([images[2], images[3]], opts);
+    const early = await model.explain([images[2], images[3]], { ...opts, stopTolerance: 0.002 });
+    const ious = early.maps.map((m, i) => halfIoU(m.data, full.maps[i].data));
+    console.log('stopping rule: steps', Array.from(details(early).steps).join(' '), 'IoU', ious.map((x) => x.toFixed(3)).join(' '));
+    ious.forEach((x) => expect(x).toBeGreaterThanOrEqual(0.9));
+    details(early).steps.forEach((s) => expect(s).toBeLessThan(800));
+  }, 120_000);
 });
 
 describe('extremal perturbation: batching, kernels, model safety, abort', () => {

@@ -233,6 +233,40 @@ describe.skipIf(!hasRedis && !process.env.CI)('queue workers on Redis', () => {
     }
   }, 120_000);
 
+  it('with a persistent Redis, jobs running and waiting across its restart complete once', async () => {
+    // The operator's Redis keeps its data over a restart (append-only file): a job running when Redis goes
+    // down and one waiting behind it are not lost; the worker reconnects and finishes both.
+    const persistDir = mkdtempSync(join(tmpdir(), 'ts-redis-'));
+    const persistent = await RedisServer.start({ persistDir });
+    const queue = freshQueue();
+    const own = createProducer({ redis: persistent.url, queue });
+    const worker = createWorker(served, { redis: persistent.url, queue, maxBatch: 1 });
+    try {
+      await worker.ready();
+      const running = await own.enqueueExplain('shapes', bodies[0], { method: 'extremal-perturbation', maxIter: 300 });
+      const waiting = await own.enqueuePredict('shapes', bodies[1]);
+      // Restart once the first job has started (its progress is on the job).
+      const end = Date.now() + 60_000;
+      while ((await own.queue.getJob(running))?.progress === 0 && Date.now() < end) await sleep(50);
+      expect(await (await own.queue.getJob(running))!.getState()).toBe('active');
+      await persistent.stop();
+      await sleep(1000);
+      await persistent.start();
+      const [a, b] = await Promise.all([own.result(running, { timeoutMs: 90_000 }), own.result(waiting, { timeoutMs: 90_000 })]);
+      expect(a.job).toBe(running);
+      expect((a.maps as unknown[]).length).toBe(1);
+      expect(b.job).toBe(waiting);
+      const done = await own.queue.getJob(running);
+      expect(done!.attemptsMade).toBeLessThanOrEqual(2);
+      expect(await done!.getState()).toBe('completed');
+    } finally {
+      await worker.close();
+      await own.close();
+      await persistent.stop();
+      rmSync(persistDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('fails poison payloads with typed errors and keeps working', async () => {
     const queue = freshQueue();
     producer = createProducer({ redis: redis.url, queue });

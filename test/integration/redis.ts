@@ -1,5 +1,6 @@
-// A throw-away redis-server for the queue tests: Debian's binary on a free loopback port, no persistence,
-// stopped by the test. `.ci/run` installs redis-server when it is missing.
+// A throw-away redis-server for the queue tests: Debian's binary on a free loopback port, stopped by the
+// test; no persistence unless given a folder (then an append-only file, fsync'ed on every write, so that a
+// restart keeps the queue as an operator's persistent Redis would). `.ci/run` installs redis-server when it is missing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
@@ -18,18 +19,20 @@ export function freePort(): Promise<number> {
 
 export class RedisServer {
   readonly port: number;
+  readonly persistDir?: string;
   #child?: ChildProcess;
 
-  constructor(port: number) {
+  constructor(port: number, persistDir?: string) {
     this.port = port;
+    this.persistDir = persistDir;
   }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async start(options: { persistDir?: string } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.persistDir);
     await server.start();
     return server;
   }
@@ -37,7 +40,8 @@ export class RedisServer {
   /** Starts redis-server on this port and resolves once it accepts connections. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], {
+      const persistence = this.persistDir ? ['--dir', this.persistDir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+      const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       this.#child = child;

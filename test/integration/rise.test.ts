@@ -1,8 +1,18 @@
 // RISE: reproducible with a seed, one run per image for all its targets, batches, TorchRay parity, errors.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../lib/index.js';
-import { imagesOf, maxAbsDiff, pearson } from './helpers.js';
+import { imagesOf, maxAbsDiff, pearson, ROOT } from './helpers.js';
+
+function riseChild(mode: 'masks' | 'abort') {
+  const script = join(ROOT, 'test', 'integration', 'children', 'rise-memory.ts');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, mode], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+  expect(r.signal, `killed by ${r.signal}: ${r.stderr}`).toBeNull();
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { batchSize: number; peakMB: number; ms: number; code: string };
+}
 
 describe('rise', () => {
   const hand = JSON.parse(readFileSync('test/fixtures/methods/hand_golden.json', 'utf8'));
@@ -46,6 +56,31 @@ describe('rise', () => {
     expect(by >= top - 2 && by < bottom + 2 && bx >= left - 2 && bx < right + 2, `argmax at ${by},${bx}`).toBe(true);
     expect(pearson(d, box.torchrayRise.data)).toBeGreaterThanOrEqual(0.9);
   });
+
+  it('chunks of any size give the unchunked maps (masks drawn in blocks, the same for every batchSize)', async () => {
+    const model = await loadModel(hand.models[0]);
+    const opts = { method: 'rise', numMasks: 2500, seed: 3, target: [0, 2] } as const;
+    const whole = await model.explain(images[0], { ...opts, batchSize: 2500 });
+    expect(whole.options.batchSize).toBe(2500);
+    for (const batchSize of [1000, 128, 7, undefined]) {
+      const r = await model.explain(images[0], { ...opts, batchSize });
+      r.maps.forEach((m, j) => expect(maxAbsDiff(m.data, whole.maps[j].data), `batchSize ${batchSize}`).toBeLessThan(1e-5));
+    }
+  });
+
+  it('memory does not grow with the masks: at most 128 per forward by default, peak RSS bounded', () => {
+    const r = riseChild('masks');
+    expect(r.code).toBe('');
+    expect(r.batchSize).toBeLessThanOrEqual(128);
+    expect(r.peakMB).toBeLessThan(800);
+  }, 70_000);
+
+  it('10 million masks under AbortSignal.timeout(1000): aborted within 3 s, with bounded memory', () => {
+    const r = riseChild('abort');
+    expect(r.code).toBe('ABORT_ERR');
+    expect(r.ms).toBeLessThan(3000);
+    expect(r.peakMB).toBeLessThan(800);
+  }, 70_000);
 
   it('rejects bad options with typed errors', async () => {
     const model = await loadModel(hand.models[0]);

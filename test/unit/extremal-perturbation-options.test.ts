@@ -34,6 +34,8 @@ describe('extremal-perturbation options', () => {
       areaWeight: 300,
       areaWeightGrowth: 1.0035,
       kernel: 'fused',
+      stopTolerance: 0,
+      stopWindow: 50,
       batchSize: 128,
     });
     expect(Object.isFrozen(options)).toBe(true);
@@ -107,6 +109,10 @@ describe('extremal-perturbation options', () => {
     ['areaWeight', -1],
     ['areaWeightGrowth', 0],
     ['maxBlur', Infinity],
+    ['stopTolerance', -0.1],
+    ['stopTolerance', 2],
+    ['stopWindow', 0],
+    ['stopWindow', 2.5],
   ];
   for (const [name, value] of rangeErrors) {
     it(`rejects ${name} = ${JSON.stringify(value)} with ERR_OUT_OF_RANGE`, () => {

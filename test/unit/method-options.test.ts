@@ -57,10 +57,12 @@ describe('every method', () => {
 
   it("rise: the paper's defaults, typed errors", () => {
     const options = getMethod('rise').normalize({}, context);
-    // batchSize: the masks per forward pass that make 2^25 values of masked input (3 x 32 x 32 each), at most numMasks.
-    expect(options).toEqual({ numMasks: 8000, numCells: 7, p: 0.5, seed: 0, activation: 'softmax', batchSize: 8000 });
-    expect(getMethod('rise').normalize({}, { ...context, height: 224, width: 224 })).toMatchObject({ batchSize: 222 });
-    expect(getMethod('rise').normalize({}, { ...context, batchSize: 0 })).toMatchObject({ batchSize: 8000 });
+    // batchSize: 128 masks per forward pass, fewer where that makes over 2^25 values of masked input, at most numMasks.
+    expect(options).toEqual({ numMasks: 8000, numCells: 7, p: 0.5, seed: 0, activation: 'softmax', batchSize: 128 });
+    expect(getMethod('rise').normalize({}, { ...context, height: 224, width: 224 })).toMatchObject({ batchSize: 128 });
+    expect(getMethod('rise').normalize({}, { ...context, height: 512, width: 512 })).toMatchObject({ batchSize: 42 }); // floor(2^25 / (3 x 512^2))
+    expect(getMethod('rise').normalize({ numMasks: 20 }, context)).toMatchObject({ batchSize: 20 });
+    expect(getMethod('rise').normalize({}, { ...context, batchSize: 0 })).toMatchObject({ batchSize: 128 });
     expect(getMethod('rise').normalize({}, { ...context, batchSize: 50 })).toMatchObject({ batchSize: 50 });
     expect(Object.isFrozen(options)).toBe(true);
     expect(() => getMethod('rise').normalize({ numMasks: 1.5 }, context)).toThrow(

@@ -71,6 +71,8 @@ function fakeNative(calls: { jobImage?: number[]; jobTarget?: number[]; predictS
     layers: () => ['features'],
     info: () => ({ device: 'cpu', inputChannels: 3, parameters: 1, torchVersion: 'fake' }),
     requiresGrad: () => [],
+    parameterLayers: () => [],
+    cloneReinitialized: async () => fakeNative(calls),
     dispose() {},
     disposed: false,
   };

@@ -5,6 +5,7 @@
 // stays on the device with no host sync except for progress every `progressEvery` iterations.
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -23,7 +24,9 @@ struct EpOptions {
   std::string perturbation, variant, reward;
   double max_blur, sigma, learning_rate, momentum, area_weight, area_weight_growth;
   int64_t levels, step, max_iter;
-  int64_t batch_size;  // rows through the model per step, 0: all (lib/methods/extremal-perturbation.ts sizes it)
+  int64_t batch_size;     // rows through the model per step, 0: all (lib/methods/extremal-perturbation.ts sizes it)
+  double stop_tolerance;  // 0: run max_iter steps; else stop a chunk whose masks all moved less over a window
+  int64_t stop_window;
   bool jitter, fused;
 };
 
@@ -45,6 +48,8 @@ EpOptions read_options(const Options& o) {
   e.area_weight_growth = o.number("areaWeightGrowth");
   e.fused = o.string("kernel") == "fused";
   e.batch_size = o.integer("batchSize");
+  e.stop_tolerance = o.number("stopTolerance");
+  e.stop_window = o.integer("stopWindow");
   return e;
 }
 
@@ -95,6 +100,8 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   at::Tensor penalty_hist = at::zeros({total, o.max_iter}, input.options());
   std::vector<int64_t> mask_job(total), mask_image(total), mask_target(total);
   std::vector<double> mask_area(total);
+  std::vector<int64_t> mask_steps(total, o.max_iter);  // steps each mask ran (fewer with the stopping rule)
+  int64_t most_steps = 0;
   for (int64_t j = 0; j < jobs; ++j)
     for (int64_t a = 0; a < areas; ++a) {
       mask_job[j * areas + a] = j;
@@ -142,6 +149,8 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     at::Tensor last_full;
     double lambda = o.area_weight;
     PenaltyHints hints;
+    at::Tensor window_start;  // the chunk's full masks at the start of the current stopping window
+    int64_t steps = o.max_iter;
     for (int64_t t = 0; t < o.max_iter; ++t) {
       context.check_cancelled();
       Clock::time_point since = timed_phases ? Clock::now() : Clock::time_point{};
@@ -179,8 +188,26 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       if (context.wants_progress(it, o.max_iter * chunk_count)) {
         context.report({it, o.max_iter * chunk_count, energy.detach().sum().item<double>()});
       }
+      // Opt-in stopping rule, checked every stop_window steps: stop once every mask of the chunk moved by at
+      // most stop_tolerance (mean absolute change of its full mask) since the previous check.
+      if (o.stop_tolerance > 0 && (t + 1) % o.stop_window == 0 && t + 1 < o.max_iter) {
+        at::NoGradGuard ng;
+        const bool settled = window_start.defined() && last_full.sub(window_start).abs_().flatten(1).mean(1).max().item<double>() <= o.stop_tolerance;
+        window_start = last_full;
+        if (settled) {
+          steps = t + 1;
+          break;
+        }
+      }
     }
-    done_iterations += o.max_iter;
+    done_iterations += steps;
+    most_steps = std::max(most_steps, steps);
+    std::fill(mask_steps.begin() + begin, mask_steps.begin() + end, steps);
+    if (steps < o.max_iter) {
+      // Histories of the steps not run: NaN, not zero.
+      reward_hist.slice(0, begin, end).slice(1, steps).fill_(std::nan(""));
+      penalty_hist.slice(0, begin, end).slice(1, steps).fill_(std::nan(""));
+    }
     maps.slice(0, begin, end).copy_(gen.crop(last_full).squeeze(1).to(at::kCPU));
     full_area.slice(0, begin, end).copy_(last_full.flatten(1).mean(1).to(at::kCPU));
     full_binary.slice(0, begin, end).copy_(last_full.flatten(1).gt(0.5).to(at::kFloat).mean(1).to(at::kCPU));
@@ -213,8 +240,9 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   result.add("areaAboveHalf", full_binary);
   result.add("areaInImage", maps.flatten(1).mean(1));
   result.add("areas", at::tensor(mask_area, at::kDouble).to(at::kFloat));
-  result.add("rewardHistory", reward_hist);
-  result.add("penaltyHistory", penalty_hist);
+  result.add("steps", at::tensor(mask_steps, at::kLong).to(at::kFloat));
+  result.add("rewardHistory", reward_hist.slice(1, 0, most_steps).contiguous());
+  result.add("penaltyHistory", penalty_hist.slice(1, 0, most_steps).contiguous());
   result.maps = postprocess(maps, request.options);
   const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
   const double iterations_run = static_cast<double>(std::max<int64_t>(1, done_iterations));

@@ -1,0 +1,197 @@
+/**
+ * The input-agnostic scan: every class's map and picture come from the model alone (one batched explain
+ * call), each is scored for a trigger signature, and outlying classes are flagged.
+ *
+ * Signature of a class c (docs/methods/input-agnostic.md, "Backdoor scanning"):
+ *  - region: the connected component of the map, at regionThreshold of its peak, holding the peak; its box;
+ *  - concentration: the share of the map's mass (above its median, the background) inside the box;
+ *  - flip rate: the class's nudge inside the box alone (grown by pasteMargin, as a full-contrast stamp), pasted
+ *    on inputs (the caller's images, or seeded random ones of several kinds), turns how many of those not
+ *    already of class c into c (a trigger works anywhere; a small piece of an ordinary class does not);
+ *  - control: the smaller flip rate of the stamp inverted and of the region filled with its mean colour; specific flip rate = flip rate - control's
+ *    (a class inputs fall into whatever is pasted there is an attractor, not a trigger);
+ *  - signature = concentration x specific flip rate, and its anomaly index across classes (Neural Cleanse's outlier
+ *    test, (x - median) / (1.4826 MAD)).
+ * A class is flagged when its anomaly index, flip rate and area pass their thresholds together.
+ */
+import { abortError, invalidType } from '../errors.js';
+import type { Image } from '../image.js';
+import type { Model } from '../model.js';
+import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
+import * as v from '../validate.js';
+import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
+import { anomalyIndices, peakRegion } from './scores.js';
+import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
+import type { CommonScanOptions } from './scan.js';
+
+export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<InputAgnosticOptions> {
+  /** Flip rate from which the region alone counts as working on other inputs (default 0.7). */
+  flipThreshold?: number;
+  /** Largest region (fraction of the image) that can be a trigger (default 0.25). */
+  maxArea?: number;
+  /** Where the region is grown: pixels at or above this fraction of the map's peak (default 0.5). */
+  regionThreshold?: number;
+  /** Random inputs for the flip test when no images are given (default 32). */
+  trials?: number;
+  /** Kinds of random inputs, taken in turn (default all: 'uniform', 'grey', 'smooth'). */
+  inputKinds?: InputKind[];
+  /** Pixels the region is grown by on each side before it is pasted in the flip test (default 1). */
+  pasteMargin?: number;
+}
+
+export interface InputAgnosticClassScan extends ClassScanBase {
+  /** Share of the map's mass inside the box. */
+  concentration: number;
+  /** The box's share of the image. */
+  areaFraction: number;
+  /** concentration / areaFraction. */
+  lift: number;
+  /** concentration x specificFlipRate: the share of the saliency held by a region that works on its own. */
+  signature: number;
+  /** Share of the flip test's inputs (not already of this class) that the pasted region turns into this class. */
+  flipRate: number;
+  /** The smaller flip rate of two controls: the stamp with black and white swapped, and filled with its mean colour. */
+  controlFlipRate: number;
+  /** flipRate - controlFlipRate (at least 0): the flips the stamp's pattern makes. */
+  specificFlipRate: number;
+  /** The model's confidence for the class on its whole picture. */
+  fidelity: number;
+}
+
+const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'trials', 'inputKinds', 'pasteMargin'];
+
+export async function scanInputAgnostic(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<InputAgnosticClassScan>> {
+  const opts = context.options;
+  v.knownKeys('options', opts, [...common, ...OWN, ...INPUT_AGNOSTIC_OPTIONS]);
+  const { height, width, channels, classes, head } = context;
+  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.7, { min: 0, max: 1 });
+  const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
+  const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
+  const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
+  const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
+  let kinds: InputKind[] = [...INPUT_KINDS];
+  if (opts.inputKinds !== undefined) {
+    if (!Array.isArray(opts.inputKinds) || opts.inputKinds.length === 0)
+      throw invalidType('options.inputKinds', `a non-empty array of ${INPUT_KINDS.map((k) => `'${k}'`).join(', ')}`, opts.inputKinds);
+    kinds = opts.inputKinds.map((k, i) => v.oneOf<InputKind>(`options.inputKinds[${i}]`, k, INPUT_KINDS, 'uniform'));
+  }
+  const plane = height * width;
+
+  // One call: every class is a target of the same batched run.
+  const passthrough: Record<string, unknown> = {};
+  for (const k of [...INPUT_AGNOSTIC_OPTIONS, 'batchSize', 'signal', 'onProgress']) if (opts[k] !== undefined) passthrough[k] = opts[k];
+  if (passthrough.seed === undefined) passthrough.seed = context.seed;
+  const mapsStart = performance.now();
+  const explanation = await model.explain([height, width], { ...passthrough, method: 'input-agnostic', target: classes, channels, resize: true });
+  const methodMs = performance.now() - mapsStart;
+  const details = explanation.details;
+
+  // Region, concentration and lift per class. The map's median is its background level: mass is counted
+  // above it, so that a diffuse floor spread over the whole image does not drown a compact peak.
+  const scored = explanation.maps.map((map) => {
+    const box = peakRegion(map, region);
+    const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
+    let inside = 0;
+    let total = 0;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const m = Math.max(0, map.data[y * width + x] - floor);
+        total += m;
+        if (y >= box.top && y < box.top + box.height && x >= box.left && x < box.left + box.width) inside += m;
+      }
+    }
+    const concentration = total > 0 ? inside / total : 0;
+    const areaFraction = (box.height * box.width) / plane;
+    return { box, concentration, areaFraction, lift: concentration / areaFraction };
+  });
+
+  // Flip test: the same inputs for every class; one predict batch for the inputs, one per class.
+  const inputs: Image[] = context.images ?? randomInputs(trials, channels, height, width, context.seed, kinds);
+  const base = await model.predict(inputs, { top: 1 });
+  const flipRates: number[] = [];
+  const controlRates: number[] = [];
+  for (let j = 0; j < classes.length; j++) {
+    if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
+    // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
+    // rho > 5 % of its peak there, 0 where rho < -5 %, grey between (docs: a linear stretch of rho flipped
+    // only 28-38 % of inputs on the trojaned fixture with the l2 projection, this ternary stamp 100 %).
+    const { box } = scored[j];
+    const top = Math.max(0, box.top - margin);
+    const left = Math.max(0, box.left - margin);
+    const bottom = Math.min(height, box.top + box.height + margin);
+    const right = Math.min(width, box.left + box.width + margin);
+    const rho = details.perturbations[j].data;
+    let peak = 1e-12;
+    for (let c = 0; c < channels; c++) {
+      for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) peak = Math.max(peak, Math.abs(rho[c * plane + y * width + x]));
+    }
+    // The stamp, and two controls: the same region with black and white swapped, and filled with the
+    // stamp's mean colour. A class the inputs fall into whatever is pasted there (an attractor of noise, not
+    // a trigger) flips as many with a control; a trigger's pattern matters. The control's rate is the smaller
+    // of the two: a checkerboard's inverse is a checkerboard too, a solid patch's mean is the patch itself.
+    const patch = new Float32Array(channels * plane);
+    const inverse = new Float32Array(channels * plane);
+    const flat = new Float32Array(channels * plane);
+    for (let i = 0; i < patch.length; i++) {
+      patch[i] = rho[i] > 0.05 * peak ? 1 : rho[i] < -0.05 * peak ? 0 : 0.5;
+      inverse[i] = 1 - patch[i];
+    }
+    for (let c = 0; c < channels; c++) {
+      let sum = 0;
+      for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) sum += patch[c * plane + y * width + x];
+      flat.fill(sum / Math.max(1, (bottom - top) * (right - left)), c * plane, (c + 1) * plane);
+    }
+    const paste = (stamp: Float32Array) =>
+      inputs.map((input) => {
+        const data = input.data.slice();
+        for (let c = 0; c < channels; c++) {
+          for (let y = top; y < bottom; y++) {
+            const row = c * plane + y * width;
+            data.set(stamp.subarray(row + left, row + right), row + left);
+          }
+        }
+        return { data, channels, height, width };
+      });
+    const n = inputs.length;
+    const predicted = await model.predict([...paste(patch), ...paste(inverse), ...paste(flat)], { top: 1 });
+    let eligible = 0;
+    const flips = [0, 0, 0];
+    for (let t = 0; t < n; t++) {
+      if (says(base[t].logits, classes[j], head)) continue;
+      eligible++;
+      for (let k = 0; k < 3; k++) if (says(predicted[k * n + t].logits, classes[j], head)) flips[k]++;
+    }
+    flipRates.push(eligible > 0 ? flips[0] / eligible : 0);
+    controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
+  }
+
+  const specific = flipRates.map((f, j) => Math.max(0, f - controlRates[j]));
+  const signatures = scored.map((s, j) => s.concentration * specific[j]);
+  const indices = anomalyIndices(signatures);
+  const result: InputAgnosticClassScan[] = classes.map((c, j) => ({
+    class: c,
+    ...(model.labels ? { label: model.labels[c] } : {}),
+    box: scored[j].box,
+    concentration: scored[j].concentration,
+    areaFraction: scored[j].areaFraction,
+    lift: scored[j].lift,
+    anomalyIndex: indices[j],
+    flipRate: flipRates[j],
+    controlFlipRate: controlRates[j],
+    specificFlipRate: specific[j],
+    signature: signatures[j],
+    fidelity: details.fidelity[j],
+    flagged: indices[j] >= context.anomaly && specific[j] >= flip && scored[j].areaFraction <= maxArea,
+  }));
+  const eligibleScores = result.filter((c) => c.areaFraction <= maxArea).map((c) => c.anomalyIndex);
+  return {
+    classes: result,
+    score: eligibleScores.length > 0 ? Math.max(...eligibleScores) : 0,
+    pictures: details.visualizations,
+    maps: explanation.maps,
+    explanation,
+    thresholds: { anomaly: context.anomaly, flip, maxArea, region },
+    options: explanation.options,
+    methodMs,
+  };
+}

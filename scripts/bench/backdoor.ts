@@ -1,0 +1,119 @@
+/**
+ * The backdoor scan on the trojan benchmark (test/fixtures/backdoor-bench: trojans and their clean twins, made
+ * by scripts/backdoor-bench/make_bench.py): per split (dev for tuning, held-out for reporting) and per trigger
+ * family, the detection rate, the false-positive rate on the clean twins, the ROC AUC of the scan's model-level
+ * score, how often the first flagged class is the target, and how well its region covers the trigger (mean
+ * IoU, pointing: the region's centre inside the trigger; only triggers with a fixed box count).
+ *
+ * Run: npm run bench -- backdoor             (both methods, both splits, the defaults)
+ *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
+ *        [--pairs d01,h03] [--fast] [--with-images] [--json out.json] [--classes]
+ * --fast scans with fewer steps (for a quick look); --with-images gives the scan the benchmark's committed clean
+ * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image } from '../../lib/index.js';
+import { formatSummary, manifestBox, summarise, summariseBy, type Outcome } from './_backdoor-metrics.js';
+
+const dir = join(__dirname, '..', '..', 'test', 'fixtures', 'backdoor-bench');
+
+interface Entry {
+  id: string;
+  pair: string;
+  split: string;
+  file: string;
+  imageSize: number;
+  head: 'softmax' | 'sigmoid';
+  trojaned: boolean;
+  targetClass: number | null;
+  trigger: Trigger | null;
+  pairTrigger: (Trigger & { targetClass: number }) | null;
+}
+interface Trigger {
+  kind: string;
+  placement: string;
+  box: [number, number, number, number] | 'random';
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+const FAST = { input: { samples: 8, iterations: 32, refineSteps: 10 }, nc: { steps: 60 } };
+
+async function main(): Promise<void> {
+  setThreads(Math.max(1, Number(process.env.TS_BENCH_THREADS ?? 2)));
+  const manifest = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'manifest.json'), 'utf8')) as { models: Entry[] };
+  const images = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'images.json'), 'utf8')) as {
+    sets: Record<string, { images: { file: string }[] }>;
+  };
+  const split = arg('split', 'all');
+  const method = arg('method', 'all');
+  const pairs = arg('pairs', '');
+  const fast = process.argv.includes('--fast');
+  const methods = (method === 'all' ? ['input-agnostic', 'neural-cleanse'] : [method]) as ('input-agnostic' | 'neural-cleanse')[];
+  const entries = manifest.models.filter((m) => (split === 'all' || m.split === split) && (pairs === '' || pairs.split(',').includes(m.pair)));
+
+  const all: Record<string, Outcome[]> = {};
+  for (const m of methods) {
+    const outcomes: Outcome[] = [];
+    for (const e of entries) {
+      const trigger = (e.trigger ?? e.pairTrigger)!;
+      const target = e.targetClass ?? e.pairTrigger!.targetClass;
+      const model = await loadModel(join(dir, e.file), { device: 'cpu' });
+      let clean: Image[] | undefined;
+      if (process.argv.includes('--with-images')) {
+        clean = await Promise.all(images.sets[`${e.imageSize}/${e.head}`].images.map((im) => readImage(join(dir, im.file))));
+      }
+      const t0 = performance.now();
+      const scan: BackdoorScan = await scanBackdoor(model, {
+        size: e.imageSize,
+        method: m,
+        head: e.head,
+        ...(clean ? { images: clean } : {}),
+        ...(fast ? (m === 'input-agnostic' ? FAST.input : FAST.nc) : {}),
+      });
+      const ms = performance.now() - t0;
+      model.dispose();
+      const outcome: Outcome = {
+        id: e.id,
+        split: e.split,
+        family: trigger.kind,
+        trojaned: e.trojaned,
+        target,
+        trigger: manifestBox(trigger.box, trigger.placement),
+        flagged: [...scan.flagged],
+        score: scan.score,
+        regions: scan.flagged.map((c) => scan.classes.find((x) => x.class === c)!.box),
+        ms,
+      };
+      outcomes.push(outcome);
+      const top = scan.classes.reduce((a, b) => (b.anomalyIndex > a.anomalyIndex ? b : a));
+      console.log(
+        `  ${m} ${e.id.padEnd(11)} target ${target} flagged [${scan.flagged.join(',')}] score ${scan.score.toFixed(2)} top class ${top.class}` +
+          ` (${(ms / 1000).toFixed(1)} s)`,
+      );
+      if (process.argv.includes('--classes')) {
+        for (const c of scan.classes) console.log(`      ${JSON.stringify(c, (k, v) => (typeof v === 'number' ? +v.toFixed(3) : v))}`);
+      }
+    }
+    all[m] = outcomes;
+  }
+
+  for (const m of methods) {
+    const outcomes = all[m];
+    console.log(`\n${m}${fast ? ' (--fast)' : ''}, ${outcomes.length} models`);
+    for (const [name, s] of summariseBy(outcomes, (o) => o.split)) console.log('  ' + formatSummary(name, s));
+    console.log('  ' + formatSummary('all', summarise(outcomes)));
+    for (const [name, s] of summariseBy(outcomes, (o) => o.family)) console.log('  ' + formatSummary(name, s));
+  }
+  const out = arg('json', '');
+  if (out) writeFileSync(out, JSON.stringify(all, null, 1) + '\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
