@@ -17,15 +17,16 @@
 import { abortError, invalidType } from '../errors.js';
 import type { Image } from '../image.js';
 import type { Model } from '../model.js';
+import type { ExplanationFor } from '../methods/index.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
 import * as v from '../validate.js';
 import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
-import { anomalyIndices, boxBlur, peakRegion } from './scores.js';
+import { anomalyIndices, boxBlur, peakRegion, type Box } from './scores.js';
 import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
 import type { CommonScanOptions } from './scan.js';
 
 export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<InputAgnosticOptions> {
-  /** Flip rate from which the region alone counts as working on other inputs (default 0.7). */
+  /** Specific flip rate from which the region alone counts as working on other inputs (default 0.6). */
   flipThreshold?: number;
   /** Largest region (fraction of the image) that can be a trigger (default 0.25). */
   maxArea?: number;
@@ -39,6 +40,12 @@ export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<Inp
   inputKinds?: InputKind[];
   /** Pixels the region is grown by on each side before it is pasted in the flip test (default 1). */
   pasteMargin?: number;
+  /**
+   * Independent passes (seeds seed, seed + 1, ...: maps, and random inputs when no images are given) whose
+   * per-class flip rates, concentrations and signatures are averaged (default 2). One pass's flip rates swing
+   * by tens of points from seed to seed.
+   */
+  seeds?: number;
 }
 
 export interface InputAgnosticClassScan extends ClassScanBase {
@@ -62,13 +69,13 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   fidelity: number;
 }
 
-const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'regionBlur', 'trials', 'inputKinds', 'pasteMargin'];
+const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'regionBlur', 'trials', 'inputKinds', 'pasteMargin', 'seeds'];
 
 export async function scanInputAgnostic(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<InputAgnosticClassScan>> {
   const opts = context.options;
   v.knownKeys('options', opts, [...common, ...OWN, ...INPUT_AGNOSTIC_OPTIONS]);
   const { height, width, channels, classes, head } = context;
-  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.7, { min: 0, max: 1 });
+  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.6, { min: 0, max: 1 });
   const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
   const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
   const blur = v.optionalNumber('options.regionBlur', opts.regionBlur, Math.floor(Math.min(height, width) / 64), { integer: true, min: 0, max: 64 });
@@ -80,128 +87,163 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       throw invalidType('options.inputKinds', `a non-empty array of ${INPUT_KINDS.map((k) => `'${k}'`).join(', ')}`, opts.inputKinds);
     kinds = opts.inputKinds.map((k, i) => v.oneOf<InputKind>(`options.inputKinds[${i}]`, k, INPUT_KINDS, 'uniform'));
   }
+  const seeds = v.optionalNumber('options.seeds', opts.seeds, 2, { integer: true, min: 1, max: 64 });
   const plane = height * width;
+  const first = context.seed;
 
-  // One call: every class is a target of the same batched run.
-  const passthrough: Record<string, unknown> = {};
-  for (const k of [...INPUT_AGNOSTIC_OPTIONS, 'batchSize', 'signal', 'onProgress']) if (opts[k] !== undefined) passthrough[k] = opts[k];
-  if (passthrough.seed === undefined) passthrough.seed = context.seed;
-  const mapsStart = performance.now();
-  const explanation = await model.explain([height, width], { ...passthrough, method: 'input-agnostic', target: classes, channels, resize: true });
-  const methodMs = performance.now() - mapsStart;
-  const details = explanation.details;
-
-  // Region, concentration and lift per class. The map's median is its background level: mass is counted
-  // above it, so that a diffuse floor spread over the whole image does not drown a compact peak.
-  const scored = explanation.maps.map((map) => {
-    // The map is per pixel and spiky at larger sizes (its peak a few pixels where the trigger has tens): the
-    // region is grown on a smoothed copy, so that it spans the pattern rather than its sharpest pixel.
-    const box = peakRegion(blur > 0 ? boxBlur(map, blur) : map, region);
-    const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
-    let inside = 0;
-    let total = 0;
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const m = Math.max(0, map.data[y * width + x] - floor);
-        total += m;
-        if (y >= box.top && y < box.top + box.height && x >= box.left && x < box.left + box.width) inside += m;
-      }
-    }
-    const concentration = total > 0 ? inside / total : 0;
-    const areaFraction = (box.height * box.width) / plane;
-    return { box, concentration, areaFraction, lift: concentration / areaFraction };
-  });
-
-  // Flip test: the same inputs for every class; one predict batch for the inputs, one per class.
-  const inputs: Image[] = context.images ?? randomInputs(trials, channels, height, width, context.seed, kinds);
-  const base = await model.predict(inputs, { top: 1 });
-  const flipRates: number[] = [];
-  const controlRates: number[] = [];
-  const baseRates: number[] = [];
-  for (let j = 0; j < classes.length; j++) {
-    if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
-    // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
-    // rho > 5 % of its peak there, 0 where rho < -5 %, grey between (docs: a linear stretch of rho flipped
-    // only 28-38 % of inputs on the trojaned fixture with the l2 projection, this ternary stamp 100 %).
-    const { box } = scored[j];
-    const top = Math.max(0, box.top - margin);
-    const left = Math.max(0, box.left - margin);
-    const bottom = Math.min(height, box.top + box.height + margin);
-    const right = Math.min(width, box.left + box.width + margin);
-    const rho = details.perturbations[j].data;
-    let peak = 1e-12;
-    for (let c = 0; c < channels; c++) {
-      for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) peak = Math.max(peak, Math.abs(rho[c * plane + y * width + x]));
-    }
-    // The stamp, and two controls: the same region with black and white swapped, and filled with the
-    // stamp's mean colour. A class the inputs fall into whatever is pasted there (an attractor of noise, not
-    // a trigger) flips as many with a control; a trigger's pattern matters. The control's rate is the smaller
-    // of the two: a checkerboard's inverse is a checkerboard too, a solid patch's mean is the patch itself.
-    const patch = new Float32Array(channels * plane);
-    const inverse = new Float32Array(channels * plane);
-    const flat = new Float32Array(channels * plane);
-    for (let i = 0; i < patch.length; i++) {
-      patch[i] = rho[i] > 0.05 * peak ? 1 : rho[i] < -0.05 * peak ? 0 : 0.5;
-      inverse[i] = 1 - patch[i];
-    }
-    for (let c = 0; c < channels; c++) {
-      let sum = 0;
-      for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) sum += patch[c * plane + y * width + x];
-      flat.fill(sum / Math.max(1, (bottom - top) * (right - left)), c * plane, (c + 1) * plane);
-    }
-    const paste = (stamp: Float32Array) =>
-      inputs.map((input) => {
-        const data = input.data.slice();
-        for (let c = 0; c < channels; c++) {
-          for (let y = top; y < bottom; y++) {
-            const row = c * plane + y * width;
-            data.set(stamp.subarray(row + left, row + right), row + left);
-          }
-        }
-        return { data, channels, height, width };
-      });
-    const n = inputs.length;
-    const predicted = await model.predict([...paste(patch), ...paste(inverse), ...paste(flat)], { top: 1 });
-    let eligible = 0;
-    const flips = [0, 0, 0];
-    for (let t = 0; t < n; t++) {
-      if (says(base[t].logits, classes[j], head)) continue;
-      eligible++;
-      for (let k = 0; k < 3; k++) if (says(predicted[k * n + t].logits, classes[j], head)) flips[k]++;
-    }
-    baseRates.push(1 - eligible / n);
-    flipRates.push(eligible > 0 ? flips[0] / eligible : 0);
-    controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
+  // One pass per seed: every class is a target of the same batched run.
+  let methodMs = 0;
+  const passes: Pass[] = [];
+  for (let k = 0; k < seeds; k++) {
+    const passthrough: Record<string, unknown> = {};
+    for (const key of [...INPUT_AGNOSTIC_OPTIONS, 'batchSize', 'signal', 'onProgress']) if (opts[key] !== undefined) passthrough[key] = opts[key];
+    passthrough.seed = first + k;
+    const mapsStart = performance.now();
+    const explanation = await model.explain([height, width], { ...passthrough, method: 'input-agnostic', target: classes, channels, resize: true });
+    methodMs += performance.now() - mapsStart;
+    passes.push(await scorePass(explanation, first + k));
   }
 
-  const specific = flipRates.map((f, j) => Math.max(0, f - controlRates[j]));
-  const signatures = scored.map((s, j) => s.concentration * specific[j]);
+  // Averaged over the passes; the box, picture and map are those of the pass with the class's largest signature.
+  const mean = (f: (p: Pass, j: number) => number, j: number) => passes.reduce((sum, p) => sum + f(p, j), 0) / passes.length;
+  const best = classes.map((_, j) => passes.reduce((a, p) => (p.signatures[j] > a.signatures[j] ? p : a), passes[0]));
+  const flipRates = classes.map((_, j) => mean((p) => p.flipRates[j], j));
+  const controlRates = classes.map((_, j) => mean((p) => p.controlRates[j], j));
+  const baseRates = classes.map((_, j) => mean((p) => p.baseRates[j], j));
+  const specific = classes.map((_, j) => mean((p) => p.specific[j], j));
+  const signatures = classes.map((_, j) => mean((p) => p.signatures[j], j));
+  const concentrations = classes.map((_, j) => mean((p) => p.scored[j].concentration, j));
   const indices = anomalyIndices(signatures);
-  const result: InputAgnosticClassScan[] = classes.map((c, j) => ({
-    class: c,
-    ...(model.labels ? { label: model.labels[c] } : {}),
-    box: scored[j].box,
-    concentration: scored[j].concentration,
-    areaFraction: scored[j].areaFraction,
-    lift: scored[j].lift,
-    anomalyIndex: indices[j],
-    flipRate: flipRates[j],
-    controlFlipRate: controlRates[j],
-    baseRate: baseRates[j],
-    specificFlipRate: specific[j],
-    signature: signatures[j],
-    fidelity: details.fidelity[j],
-    flagged: indices[j] >= context.anomaly && specific[j] >= flip && scored[j].areaFraction <= maxArea,
-  }));
+  const result: InputAgnosticClassScan[] = classes.map((c, j) => {
+    const s = best[j].scored[j];
+    return {
+      class: c,
+      ...(model.labels ? { label: model.labels[c] } : {}),
+      box: s.box,
+      concentration: concentrations[j],
+      areaFraction: s.areaFraction,
+      lift: s.lift,
+      anomalyIndex: indices[j],
+      flipRate: flipRates[j],
+      controlFlipRate: controlRates[j],
+      baseRate: baseRates[j],
+      specificFlipRate: specific[j],
+      signature: signatures[j],
+      fidelity: best[j].explanation.details.fidelity[j],
+      flagged: indices[j] >= context.anomaly && specific[j] >= flip && s.areaFraction <= maxArea,
+    };
+  });
   const eligibleScores = result.filter((c) => c.areaFraction <= maxArea).map((c) => c.anomalyIndex);
   return {
     classes: result,
     score: eligibleScores.length > 0 ? Math.max(...eligibleScores) : 0,
-    pictures: details.visualizations,
-    maps: explanation.maps,
-    explanation,
-    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur },
-    options: explanation.options,
+    pictures: classes.map((_, j) => best[j].explanation.details.visualizations[j]),
+    maps: classes.map((_, j) => best[j].explanation.maps[j]),
+    explanation: passes[0].explanation,
+    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur, seeds },
+    options: passes[0].explanation.options,
     methodMs,
   };
+
+  /** One pass's region, concentration and flip test per class. */
+  async function scorePass(explanation: ExplanationFor<'input-agnostic'>, seed: number): Promise<Pass> {
+    const details = explanation.details;
+
+    // Region, concentration and lift per class. The map's median is its background level: mass is counted
+    // above it, so that a diffuse floor spread over the whole image does not drown a compact peak.
+    const scored = explanation.maps.map((map) => {
+      // The map is per pixel and spiky at larger sizes (its peak a few pixels where the trigger has tens): the
+      // region is grown on a smoothed copy, so that it spans the pattern rather than its sharpest pixel.
+      const box = peakRegion(blur > 0 ? boxBlur(map, blur) : map, region);
+      const floor = [...map.data].sort((a, b) => a - b)[map.data.length >> 1];
+      let inside = 0;
+      let total = 0;
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const m = Math.max(0, map.data[y * width + x] - floor);
+          total += m;
+          if (y >= box.top && y < box.top + box.height && x >= box.left && x < box.left + box.width) inside += m;
+        }
+      }
+      const concentration = total > 0 ? inside / total : 0;
+      const areaFraction = (box.height * box.width) / plane;
+      return { box, concentration, areaFraction, lift: concentration / areaFraction };
+    });
+
+    // Flip test: the same inputs for every class; one predict batch for the inputs, one per class.
+    const inputs: Image[] = context.images ?? randomInputs(trials, channels, height, width, seed, kinds);
+    const base = await model.predict(inputs, { top: 1 });
+    const flipRates: number[] = [];
+    const controlRates: number[] = [];
+    const baseRates: number[] = [];
+    for (let j = 0; j < classes.length; j++) {
+      if (opts.signal instanceof AbortSignal && opts.signal.aborted) throw abortError(opts.signal.reason);
+      // What is pasted: the class's nudge inside the box grown by `margin` pixels, at full contrast: 1 where
+      // rho > 5 % of its peak there, 0 where rho < -5 %, grey between (docs: a linear stretch of rho flipped
+      // only 28-38 % of inputs on the trojaned fixture with the l2 projection, this ternary stamp 100 %).
+      const { box } = scored[j];
+      const top = Math.max(0, box.top - margin);
+      const left = Math.max(0, box.left - margin);
+      const bottom = Math.min(height, box.top + box.height + margin);
+      const right = Math.min(width, box.left + box.width + margin);
+      const rho = details.perturbations[j].data;
+      let peak = 1e-12;
+      for (let c = 0; c < channels; c++) {
+        for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) peak = Math.max(peak, Math.abs(rho[c * plane + y * width + x]));
+      }
+      // The stamp, and two controls: the same region with black and white swapped, and filled with the
+      // stamp's mean colour. A class the inputs fall into whatever is pasted there (an attractor of noise, not
+      // a trigger) flips as many with a control; a trigger's pattern matters. The control's rate is the smaller
+      // of the two: a checkerboard's inverse is a checkerboard too, a solid patch's mean is the patch itself.
+      const patch = new Float32Array(channels * plane);
+      const inverse = new Float32Array(channels * plane);
+      const flat = new Float32Array(channels * plane);
+      for (let i = 0; i < patch.length; i++) {
+        patch[i] = rho[i] > 0.05 * peak ? 1 : rho[i] < -0.05 * peak ? 0 : 0.5;
+        inverse[i] = 1 - patch[i];
+      }
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) sum += patch[c * plane + y * width + x];
+        flat.fill(sum / Math.max(1, (bottom - top) * (right - left)), c * plane, (c + 1) * plane);
+      }
+      const paste = (stamp: Float32Array) =>
+        inputs.map((input) => {
+          const data = input.data.slice();
+          for (let c = 0; c < channels; c++) {
+            for (let y = top; y < bottom; y++) {
+              const row = c * plane + y * width;
+              data.set(stamp.subarray(row + left, row + right), row + left);
+            }
+          }
+          return { data, channels, height, width };
+        });
+      const n = inputs.length;
+      const predicted = await model.predict([...paste(patch), ...paste(inverse), ...paste(flat)], { top: 1 });
+      let eligible = 0;
+      const flips = [0, 0, 0];
+      for (let t = 0; t < n; t++) {
+        if (says(base[t].logits, classes[j], head)) continue;
+        eligible++;
+        for (let k = 0; k < 3; k++) if (says(predicted[k * n + t].logits, classes[j], head)) flips[k]++;
+      }
+      baseRates.push(1 - eligible / n);
+      flipRates.push(eligible > 0 ? flips[0] / eligible : 0);
+      controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
+    }
+
+    const specific = flipRates.map((f, j) => Math.max(0, f - controlRates[j]));
+    const signatures = scored.map((x, j) => x.concentration * specific[j]);
+    return { explanation, scored, flipRates, controlRates, baseRates, specific, signatures };
+  }
+}
+
+interface Pass {
+  explanation: ExplanationFor<'input-agnostic'>;
+  scored: { box: Box; concentration: number; areaFraction: number; lift: number }[];
+  flipRates: number[];
+  controlRates: number[];
+  baseRates: number[];
+  specific: number[];
+  signatures: number[];
 }

@@ -2,7 +2,7 @@
  * Input-agnostic saliency and backdoor scanning against the bare model, in one run:
  *   - one class map (defaults: 16 samples x 64 steps, 20 refinement steps) against the same batches through
  *     build/ts_bench_baseline (forward + backward of 16 images x 64, then of 1 image x 21);
- *   - a whole-model scan (6 classes in one batch of 96, plus the flip test's forwards) against the same.
+ *   - a whole-model scan (6 classes in one batch of 96, plus the flip test's forwards; one pass, seeds: 1) against the same.
  * Both sides run on one core (the baseline binary and this script under `taskset -c 0`, setThreads(1)), in three
  * interleaved rounds; each figure is the minimum over the rounds: on a shared machine the least disturbed one.
  * Run: npx tsx scripts/bench/input-agnostic.ts [--device cpu|cuda] [--json]
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const options = { method: 'input-agnostic', samples: SAMPLES, iterations: ITERATIONS, refineSteps: REFINE } as const;
 
   const one = () => model.explain(SIZE, { ...options, target: 2 });
-  const scan = () => scanBackdoor(model, { size: SIZE, samples: SAMPLES, iterations: ITERATIONS, refineSteps: REFINE, trials: TRIALS });
+  const scan = () => scanBackdoor(model, { size: SIZE, samples: SAMPLES, iterations: ITERATIONS, refineSteps: REFINE, trials: TRIALS, seeds: 1 });
   // The same batches through the bare model. Each baseline figure runs as many iterations as the method runs
   // steps of that batch, so both sides are timed over spans of the same length.
   const oneBare = () => ITERATIONS * baseline('fwdbwd', SAMPLES, ITERATIONS, 1) + REFINE * baseline('fwdbwd', 1, REFINE, 1) + baseline('forward', 1, REFINE, 1);
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     ITERATIONS * baseline('fwdbwd', SAMPLES * classes, ITERATIONS, 1) +
     REFINE * baseline('fwdbwd', classes, REFINE, 1) +
     baseline('forward', classes, REFINE, 1) +
-    (1 + classes) * baseline('forward', TRIALS, REFINE, 1) +
+    (1 + 3 * classes) * baseline('forward', TRIALS, REFINE, 1) + // the inputs, then per class the stamp and its two controls
     2 * baseline('forward', 1, REFINE, 1);
   // Interleaved rounds, the minimum of each side: load that comes and goes hits both alike.
   await one();
