@@ -18,7 +18,7 @@ describe('input ownership', () => {
     const single = goldenImage(0);
     const p1 = m.explain(single, { method: 'gradient' });
     single.data.fill(0);
-    const batch = { data: Float32Array.from([...goldenImage(0).data, ...goldenImage(1).data]), shape: [2, 3, 32, 32] };
+    const batch = { data: Float32Array.from([...goldenImage(0).data, ...goldenImage(1).data]), shape: [2, 3, 32, 32] as [number, number, number, number] };
     const p2 = m.explain(batch, { method: 'gradient' });
     batch.data.fill(1);
     const forPredict = goldenImage(0);
