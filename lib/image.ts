@@ -188,12 +188,14 @@ export function stack(images: Image[], name = 'images'): { data: Float32Array; s
   };
   images.forEach(check);
   const shape: [number, number, number, number] = [images.length, first.channels, first.height, first.width];
+  // The caller's arrays are read now, not when the native call starts (explain may await a prediction first,
+  // predict may wait in the batcher): a caller that changes them after the call must not change its result.
   // Images that already lie one after another in one buffer (a single image, or the views a { data, shape }
-  // batch is split into) are passed as they are: copying a large batch here would hold the event loop.
+  // batch is split into) are copied in one slice (32 images of 224 px, 19 MB: 29-52 ms on a busy 2-core machine).
   const buffer = first.data.buffer;
   const start = first.data.byteOffset;
   if (images.every((im, i) => im.data.buffer === buffer && im.data.byteOffset === start + i * per * 4)) {
-    return { data: new Float32Array(buffer, start, per * images.length), shape };
+    return { data: new Float32Array(buffer, start, per * images.length).slice(), shape };
   }
   const data = new Float32Array(per * images.length);
   images.forEach((im, i) => data.set(im.data, i * per));
