@@ -6,7 +6,8 @@
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
-import { progressBar, type Command } from './args.js';
+import { SingleBar } from 'cli-progress';
+import type { Command } from './args.js';
 
 export const SCAN_HELP = `torch-saliency scan: look for a backdoor trigger in every class of a classifier
 
@@ -125,7 +126,17 @@ function run(argv: string[]): Promise<number> {
         const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, { size: dims })));
         options.images = images;
       }
-      options.onProgress = progressBar(method);
+      if (process.stderr.isTTY) {
+        // A progress bar on a terminal only (as explain's): the scan's steps over all classes.
+        const bar = new SingleBar({ stream: process.stderr, format: `scan ${method} [{bar}] {value}/{total}`, hideCursor: true });
+        let started = false;
+        options.onProgress = (p: { iteration: number; total: number }) => {
+          if (!started) bar.start(p.total, 0);
+          started = true;
+          bar.update(p.iteration + 1);
+          if (p.iteration + 1 >= p.total) bar.stop();
+        };
+      }
       log(`scanning ${values.model} (${method}, ${dims[0]} x ${dims[1]}) on ${model.device}`);
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
       const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions);
