@@ -183,10 +183,11 @@ describe('ViT, both exports', () => {
       table[name] = [games[0].summary().accuracy, games[1].summary().accuracy];
     }
     console.log('pointing game (16 images; tolerance 0 px, 4 px):', JSON.stringify(table));
-    // Measured when the fixture was made (docs/methods/attention-rollout.md): [0 px, 4 px] rollout [0.6875, 1],
-    // relevance [0.6875, 0.875], Grad-CAM blocks.3.norm1 [0.25, 0.4375], the CNN's Grad-CAM [0.875, 1]. The
-    // fixture is fixed, so these are floors a step (1/16 per class) under them.
-    expect(table['attention-rollout, ViT'][1]).toBeGreaterThanOrEqual(0.9);
+    // Measured with the fixture as committed (docs/methods/attention-rollout.md; a hit is strictly closer than
+    // the tolerance): [0 px, 4 px] rollout [0.6875, 0.8125], relevance [0.6875, 0.8125], Grad-CAM blocks.3.norm1
+    // [0.25, 0.3125], the CNN's Grad-CAM [0.875, 0.9375]. The fixture is fixed, so these are floors a step
+    // (1/16 per class) under them.
+    expect(table['attention-rollout, ViT'][1]).toBeGreaterThanOrEqual(0.75);
     expect(table['attention-relevance, ViT'][0]).toBeGreaterThanOrEqual(0.625);
     expect(table['attention-relevance, ViT'][1]).toBeGreaterThan(table['grad-cam, ViT blocks.3.norm1'][1]);
     expect(table['grad-cam, shapes CNN features.10'][0]).toBeGreaterThanOrEqual(0.8);
