@@ -24,7 +24,16 @@ export interface LoadModelOptions {
   /** Per-channel normalisation applied inside every model call, for models exported without it. */
   mean?: readonly number[];
   std?: readonly number[];
+  /**
+   * Most pixels (height x width) of one image sent to the model by predict, explain and layerShapes
+   * (default 4,194,304 = 2048 x 2048): the model's activations grow with it (a 4000 x 4000 image took 3.4 GB
+   * through a small CNN). Larger images are ERR_IMAGE_TOO_LARGE; raise it for models meant for them.
+   */
+  maxInputPixels?: number;
 }
+
+/** loadModel's default maxInputPixels. */
+export const DEFAULT_MAX_INPUT_PIXELS = 2048 * 2048;
 
 /** An image as readImage returns it, or raw planar data with its shape. */
 export type ImageInput = Image | { data: Float32Array; shape: readonly [number, number, number] };
@@ -142,10 +151,12 @@ export class Model {
   #batcher?: Batcher;
   /** The number of classes, once a prediction has shown it. */
   #classes?: number;
+  #maxInputPixels: number;
 
   /** @internal use loadModel() */
-  constructor(native: NativeModel, labels?: readonly string[]) {
+  constructor(native: NativeModel, labels?: readonly string[], maxInputPixels = DEFAULT_MAX_INPUT_PIXELS) {
     this.#native = native;
+    this.#maxInputPixels = maxInputPixels;
     if (labels) this.labels = Object.freeze([...labels]);
     this.device = native.info().device;
   }
@@ -208,9 +219,20 @@ export class Model {
     const site = new Error();
     const native = this.handle();
     const [height, width] = v.size('size', size);
+    this.#checkPixels(height, width, 'size');
     const c = channels ?? Math.max(1, native.info().inputChannels);
     const data = new Float32Array(c * height * width);
     return this.#track(() => native.layerShapes(data, [1, c, height, width]).catch((e) => Promise.reject(fromNative(e, site))));
+  }
+
+  /** ERR_IMAGE_TOO_LARGE when an image of height x width exceeds maxInputPixels. */
+  #checkPixels(height: number, width: number, argument: string): void {
+    if (height * width <= this.#maxInputPixels) return;
+    throw new TorchSaliencyError(
+      'ERR_IMAGE_TOO_LARGE',
+      `Expected an image of at most ${this.#maxInputPixels} pixels (loadModel's options.maxInputPixels) for ${argument} but received ${height} x ${width} = ${height * width} pixels (resize it with readImage(..., { size }))`,
+      { argument },
+    );
   }
 
   async #track<T>(work: () => Promise<T>): Promise<T> {
@@ -234,6 +256,7 @@ export class Model {
     v.knownKeys('options', opts, ['top']);
     const top = v.optionalNumber('options.top', opts.top, 5, { integer: true, min: 0 });
     const { images, batch } = imagesOf(input, 'image');
+    for (const im of images) this.#checkPixels(im.height, im.width, 'image');
     const { data, shape } = stack(images, 'image');
     this.#batcher ??= new Batcher((d, s) => native.predict(d, s), { maxBatch: 32, concurrency: 1 });
     const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
@@ -370,6 +393,7 @@ export class Model {
       throw invalidValue('options.channels', 'no channels with an image (they size the placeholder when explain is given a size)', opts.channels);
     }
     const { images, batch } = placeholder ? placeholderImage(input, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
+    for (const im of images) this.#checkPixels(im.height, im.width, 'image');
     const { data, shape } = stack(images, 'image');
     const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], device: this.device, labels: this.labels };
     const { common, given, runtime } = normalizeCommon(opts, context);
@@ -437,7 +461,8 @@ export class Model {
 export async function loadModel(source: string | Buffer | Uint8Array, options: LoadModelOptions = {}): Promise<Model> {
   const site = new Error();
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, ['device', 'threads', 'labels', 'mean', 'std']);
+  v.knownKeys('options', opts, ['device', 'threads', 'labels', 'mean', 'std', 'maxInputPixels']);
+  const maxInputPixels = v.optionalNumber('options.maxInputPixels', opts.maxInputPixels, DEFAULT_MAX_INPUT_PIXELS, { integer: true, min: 1 });
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw invalidType('model', 'a file path or a Buffer', source);
   if (typeof source === 'string' && source.length === 0) throw invalidType('model', 'a file path or a Buffer', source);
   const device = opts.device ?? 'auto';
@@ -453,5 +478,5 @@ export async function loadModel(source: string | Buffer | Uint8Array, options: L
   const native = await binding()
     .loadModel(src, { device, threads, ...(mean ? { mean, std } : {}) })
     .catch((e) => Promise.reject(fromNative(e, site)));
-  return new Model(native, labels);
+  return new Model(native, labels, maxInputPixels);
 }

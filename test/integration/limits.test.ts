@@ -114,3 +114,22 @@ describe('inputs too small for the model', () => {
     }
   });
 });
+
+describe('pixels into the model', () => {
+  it("an image over loadModel's maxInputPixels (default 2048 x 2048) is ERR_IMAGE_TOO_LARGE before the model; the option sets it", async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const big = { data: new Float32Array(3 * 2049 * 2048), channels: 3, height: 2049, width: 2048 };
+    for (const call of [() => m.predict(big), () => m.explain(big, { method: 'gradient', target: 0 }), () => m.layerShapes([4000, 4000])]) {
+      const e = await rejection(call());
+      expect(e.code, e.message).toBe('ERR_IMAGE_TOO_LARGE');
+      expect(e.message).toContain('maxInputPixels');
+    }
+    await using small = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu', maxInputPixels: 100 });
+    expect((await small.predict(goldenImage(0, 3, 10, 10))).logits.length).toBe(5);
+    expect((await rejection(small.predict(goldenImage(0, 3, 11, 10)))).code).toBe('ERR_IMAGE_TOO_LARGE');
+    await expect(loadModel(model('tiny_cnn_traced.pt'), { maxInputPixels: 0 })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+      argument: 'options.maxInputPixels',
+    });
+  });
+});
