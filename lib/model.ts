@@ -64,6 +64,8 @@ export interface PredictOptions {
 export interface ModelInfo {
   device: string;
   inputChannels: number;
+  /** The input size [h, w] the model's parameters suggest (a ViT's positional embedding, an MLP's first layer), unchecked; null when none. */
+  inputSize?: [number, number] | null;
   parameters: number;
   torchVersion: string;
   labels?: number;
@@ -109,7 +111,7 @@ function imagesOf(input: unknown, name: string): { images: Image[]; batch: boole
   return { images: [checkImage(input, name)], batch: false };
 }
 
-/** For input-agnostic methods: no image, only its size (null: 224 x 224, checked to run before the method does). */
+/** For input-agnostic methods: no image, only its size (null: the model's, see Model#explain). */
 export type PlaceholderSize = null | number | readonly [number, number];
 
 function isPlaceholder(input: unknown): input is PlaceholderSize {
@@ -282,26 +284,35 @@ export class Model {
     return batch ? predictions : predictions[0];
   }
 
-  #runsOnDefaultSize = false;
+  #placeholderSize: [number, number] | undefined;
 
   /**
-   * `explain(null, ...)` stands for a 224 x 224 placeholder: a model that does not run on it (a ViT's
-   * positional embedding, a flatten into a linear layer fix its size) gets an error that asks for the size,
-   * before the method runs, instead of the model's own shape error from inside it.
+   * What `explain(null, ...)` stands for: the size the model's parameters fix (native info().inputSize: a
+   * ViT's positional embedding times its patch, an MLP's first layer) when the model runs on it, else
+   * 224 x 224 when it runs on that; else an error that asks for the size, before the method runs, instead of
+   * the model's own shape error from inside it. Found once per model (one forward pass of a zero image each).
    */
-  async #checkDefaultSize(placeholder: Image): Promise<void> {
-    if (this.#runsOnDefaultSize) return;
-    try {
-      await this.predict(placeholder, { top: 0 });
-      this.#runsOnDefaultSize = true;
-    } catch (e) {
-      if (!(e instanceof TorchSaliencyError) || (e.code !== 'ERR_MODEL_RUN' && e.code !== 'ERR_INPUT_SHAPE')) throw e;
-      throw new TorchSaliencyError(
-        'ERR_INPUT_SHAPE',
-        `Expected the model's input size ([height, width] or a side) for image but received null, which stands for ${placeholder.height} x ${placeholder.width}, and the model does not run on that size (${e.message})`,
-        { argument: 'image', cause: e },
-      );
+  async #defaultSize(channels: number): Promise<[number, number]> {
+    if (this.#placeholderSize) return this.#placeholderSize;
+    const hint = this.handle().info().inputSize ?? null;
+    const candidates: [number, number][] = hint && !(hint[0] === 224 && hint[1] === 224) ? [hint, [224, 224]] : [[224, 224]];
+    let failure: TorchSaliencyError | undefined;
+    for (const [height, width] of candidates) {
+      try {
+        await this.predict({ data: new Float32Array(channels * height * width), channels, height, width }, { top: 0 });
+        this.#placeholderSize = [height, width];
+        return this.#placeholderSize;
+      } catch (e) {
+        if (!(e instanceof TorchSaliencyError) || (e.code !== 'ERR_MODEL_RUN' && e.code !== 'ERR_INPUT_SHAPE')) throw e;
+        failure ??= e;
+      }
     }
+    const tried = candidates.map(([h, w]) => `${h} x ${w}`).join(' nor ');
+    throw new TorchSaliencyError(
+      'ERR_INPUT_SHAPE',
+      `Expected the model's input size ([height, width] or a side) for image but received null, and the model runs on neither ${tried} (${failure!.message})`,
+      { argument: 'image', cause: failure },
+    );
   }
 
   /** The number of classes the model scores: from its last prediction, or one prediction of `image`. */
@@ -392,7 +403,14 @@ export class Model {
     if (!placeholder && opts.channels !== undefined) {
       throw invalidValue('options.channels', 'no channels with an image (they size the placeholder when explain is given a size)', opts.channels);
     }
-    const { images, batch } = placeholder ? placeholderImage(input, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
+    const channelsOf = () =>
+      v.optionalNumber('options.channels', opts.channels, native.info().inputChannels > 0 ? native.info().inputChannels : 3, {
+        integer: true,
+        min: 1,
+        max: 64,
+      });
+    const size = input === null ? await this.#defaultSize(channelsOf()) : input;
+    const { images, batch } = placeholder ? placeholderImage(size as PlaceholderSize, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
     for (const im of images) this.#checkPixels(im.height, im.width, 'image');
     const { data, shape } = stack(images, 'image');
     const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], device: this.device, labels: this.labels };
@@ -400,7 +418,6 @@ export class Model {
     // The method's options after the common ones: a batchSize of its own is its real default for it.
     const normalized = Object.freeze({ method: spec.name, ...common, ...spec.normalize(opts, { ...context, batchSize: given.batchSize }) });
     if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
-    if (input === null) await this.#checkDefaultSize(images[0]);
     const jobs = await this.#jobs(opts.target, images, batch, normalized.batchSize);
     if (runtime.signal?.aborted) throw abortError(runtime.signal.reason);
 

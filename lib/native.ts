@@ -52,7 +52,8 @@ export interface NativeModel {
   /** The output shape (batch included) of every layer that can be probed, for one image of `shape` (1 x C x H x W). */
   layerShapes(data: Float32Array, shape: number[]): Promise<{ name: string; shape: number[] }[]>;
   layers(): string[];
-  info(): { device: string; inputChannels: number; parameters: number; torchVersion: string };
+  /** inputSize: [h, w] the model's parameters fix (a positional embedding, a first linear layer), unchecked; null when none. */
+  info(): { device: string; inputChannels: number; inputSize?: [number, number] | null; parameters: number; torchVersion: string };
   /** Which parameters require grad: lets tests check that a run leaves the model as it found it. */
   requiresGrad(): boolean[];
   /** Names of the submodules holding parameters of their own, input side first. */

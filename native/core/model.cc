@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -162,6 +163,46 @@ Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device 
     num_parameters_ += p.numel();
     if (input_channels_ < 0 && p.dim() == 4) input_channels_ = p.size(1);
   }
+  input_size_hint_ = size_from_parameters();
+}
+
+std::pair<int64_t, int64_t> Model::size_from_parameters() const {
+  const std::pair<int64_t, int64_t> none{-1, -1};
+  at::Tensor pos, first_linear;
+  bool any_conv = false;
+  for (const auto& np : module_.named_parameters(/*recurse=*/true)) {
+    const at::Tensor& p = np.value;
+    const std::string& name = np.name;
+    if (!pos.defined() && p.dim() == 3 && p.size(0) == 1 &&
+        (name.find("pos_embed") != std::string::npos || name.find("position_embedding") != std::string::npos))
+      pos = p;
+    if (p.dim() == 4) any_conv = true;
+    if (!first_linear.defined() && p.dim() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0) first_linear = p;
+  }
+  if (pos.defined()) {
+    const int64_t tokens = pos.size(1), width = pos.size(2);
+    int64_t kernel = -1;
+    for (const auto& np : module_.named_parameters(true)) {
+      if (np.value.dim() == 4 && np.value.size(0) == width && np.value.size(2) == np.value.size(3)) {
+        kernel = np.value.size(2);
+        break;
+      }
+    }
+    if (kernel < 1) return none;
+    for (int64_t prefix = 0; prefix <= 5 && prefix < tokens; ++prefix) {
+      const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(tokens - prefix))));
+      if (side * side == tokens - prefix) return {side * kernel, side * kernel};
+    }
+    return none;
+  }
+  if (!any_conv && first_linear.defined()) {
+    const int64_t channels = input_channels_ > 0 ? input_channels_ : 3;
+    const int64_t in = first_linear.size(1);
+    if (in % channels) return none;
+    const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(in / channels))));
+    if (side * side == in / channels) return {side, side};
+  }
+  return none;
 }
 
 Model::~Model() { --g_live_models; }

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ts {
@@ -42,6 +43,12 @@ class Model {
 
   // Number of input channels the first convolution expects, or -1 if unknown.
   int64_t input_channels() const { return input_channels_; }
+  // The input size [h, w] the model's parameters fix, or {-1, -1}: a positional embedding (a parameter
+  // named *pos_embed* / *position_embedding* of 1 x T x C) read as prefix tokens (0..5) plus a square grid,
+  // times the kernel of the first convolution with C outputs (the patch embedding); or, with no
+  // convolution at all, the first linear layer's inputs as channels x side x side. A hint: callers check
+  // that the model runs on it.
+  std::pair<int64_t, int64_t> input_size_hint() const { return input_size_hint_; }
   int64_t num_parameters() const { return num_parameters_; }
   // Names of all submodules, depth first ("features", "features.0", ...).
   std::vector<std::string> submodule_names() const;
@@ -55,7 +62,9 @@ class Model {
   torch::jit::Module module_;
   at::Device device_;
   at::Tensor mean_, std_;  // 1 x C x 1 x 1 on device_, undefined when unset
+  std::pair<int64_t, int64_t> size_from_parameters() const;
   int64_t input_channels_ = -1;
+  std::pair<int64_t, int64_t> input_size_hint_{-1, -1};
   int64_t num_parameters_ = 0;
 };
 

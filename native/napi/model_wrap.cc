@@ -239,6 +239,17 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("device", model->device().str());
   o.Set("inputChannels", static_cast<double>(model->input_channels()));
+  {
+    auto [h, w] = model->input_size_hint();
+    if (h > 0) {
+      Napi::Array size = Napi::Array::New(info.Env(), 2);
+      size.Set(0u, static_cast<double>(h));
+      size.Set(1u, static_cast<double>(w));
+      o.Set("inputSize", size);
+    } else {
+      o.Set("inputSize", info.Env().Null());
+    }
+  }
   o.Set("parameters", static_cast<double>(model->num_parameters()));
   o.Set("torchVersion", ts::torch_version());
   return o;

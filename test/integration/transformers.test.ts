@@ -195,14 +195,25 @@ describe('ViT, both exports', () => {
 });
 
 describe('a model whose size is fixed', () => {
-  it('explain(null) for input-agnostic asks for the size up front when the model does not run on 224 x 224', async () => {
+  it('explain(null) takes the size the parameters fix when the model runs on it, else 224, else asks for the size up front', async () => {
     const vit = await loadModel(join(VIT, 'vit_traced.pt'));
     const e = await rejection(vit.explain(null, { method: 'input-agnostic', target: 0, samples: 1, iterations: 1 }));
     expect([e.code, e.argument]).toEqual(['ERR_INPUT_SHAPE', 'image']);
     expect(e.message).toContain("Expected the model's input size");
     const r = await vit.explain(64, { method: 'input-agnostic', target: 0, samples: 1, iterations: 1, refineSteps: 1 });
     expect([r.maps[0].height, r.maps[0].width]).toEqual([64, 64]);
-    // A fully convolutional model runs on the placeholder: null still means 224 x 224.
+    // Sizes the parameters fix: a ViT's positional embedding (65 tokens = 1 + 8 x 8) times its patch
+    // convolution's kernel (8), an MLP's first layer (768 inputs = 3 x 16 x 16).
+    const bare = await loadModel(join(VIT, 'bare_traced.pt'));
+    expect(bare.info().inputSize).toEqual([64, 64]);
+    const b = await bare.explain(null, { method: 'input-agnostic', target: 0, samples: 1, iterations: 1, refineSteps: 1 });
+    expect([b.maps[0].height, b.maps[0].width]).toEqual([64, 64]);
+    const mlp = await loadModel(modelPath('fixed_mlp_traced.pt'));
+    expect(mlp.info().inputSize).toEqual([16, 16]);
+    const m = await mlp.explain(null, { method: 'input-agnostic', target: 0, samples: 1, iterations: 1, refineSteps: 1 });
+    expect([m.maps[0].height, m.maps[0].width]).toEqual([16, 16]);
+    // The hybrid fixture's hint (its stem's last 3 x 3 conv has the tokens' width: 8 x 3 = 24 px) does not
+    // run, and neither does 224: the error above. A fully convolutional model has no hint: null is 224 x 224.
     const cnn = await loadModel(modelPath('tiny_cnn_traced.pt'));
     const c = await cnn.explain(null, { method: 'input-agnostic', target: 0, samples: 1, iterations: 1, refineSteps: 1 });
     expect([c.maps[0].height, c.maps[0].width]).toEqual([224, 224]);
