@@ -19,6 +19,7 @@ import type { Image } from '../image.js';
 import type { Model } from '../model.js';
 import type { ExplanationFor } from '../methods/index.js';
 import { INPUT_AGNOSTIC_OPTIONS, type InputAgnosticOptions } from '../methods/input-agnostic.js';
+import { derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
 import { anomalyIndices, boxBlur, peakRegion, type Box } from './scores.js';
@@ -69,25 +70,38 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   fidelity: number;
 }
 
-const OWN = ['flipThreshold', 'maxArea', 'regionThreshold', 'regionBlur', 'trials', 'inputKinds', 'pasteMargin', 'seeds'];
+/** The defaults of the input-agnostic scan's own options (checked against its doc table). */
+export const INPUT_AGNOSTIC_SCAN_DEFAULTS = Object.freeze({
+  flipThreshold: 0.6,
+  maxArea: 0.25,
+  regionThreshold: 0.5,
+  regionBlur: derived('floor(min(height, width) / 64)'),
+  pasteMargin: 1,
+  trials: 32,
+  inputKinds: derived(INPUT_KINDS.map((k) => `'${k}'`).join(', ')),
+  seeds: 2,
+} as const);
+
+const OWN = Object.keys(INPUT_AGNOSTIC_SCAN_DEFAULTS);
 
 export async function scanInputAgnostic(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<InputAgnosticClassScan>> {
   const opts = context.options;
   v.knownKeys('options', opts, [...common, ...OWN, ...INPUT_AGNOSTIC_OPTIONS]);
   const { height, width, channels, classes, head } = context;
-  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, 0.6, { min: 0, max: 1 });
-  const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, 0.25, { above: 0, max: 1 });
-  const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, 0.5, { above: 0, max: 1 });
+  const d = INPUT_AGNOSTIC_SCAN_DEFAULTS;
+  const flip = v.optionalNumber('options.flipThreshold', opts.flipThreshold, d.flipThreshold, { min: 0, max: 1 });
+  const maxArea = v.optionalNumber('options.maxArea', opts.maxArea, d.maxArea, { above: 0, max: 1 });
+  const region = v.optionalNumber('options.regionThreshold', opts.regionThreshold, d.regionThreshold, { above: 0, max: 1 });
   const blur = v.optionalNumber('options.regionBlur', opts.regionBlur, Math.floor(Math.min(height, width) / 64), { integer: true, min: 0, max: 64 });
-  const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, 1, { integer: true, min: 0, max: 64 });
-  const trials = v.optionalNumber('options.trials', opts.trials, 32, { integer: true, min: 1, max: 4096 });
+  const margin = v.optionalNumber('options.pasteMargin', opts.pasteMargin, d.pasteMargin, { integer: true, min: 0, max: 64 });
+  const trials = v.optionalNumber('options.trials', opts.trials, d.trials, { integer: true, min: 1, max: 4096 });
   let kinds: InputKind[] = [...INPUT_KINDS];
   if (opts.inputKinds !== undefined) {
     if (!Array.isArray(opts.inputKinds) || opts.inputKinds.length === 0)
       throw invalidType('options.inputKinds', `a non-empty array of ${INPUT_KINDS.map((k) => `'${k}'`).join(', ')}`, opts.inputKinds);
     kinds = opts.inputKinds.map((k, i) => v.oneOf<InputKind>(`options.inputKinds[${i}]`, k, INPUT_KINDS, 'uniform'));
   }
-  const seeds = v.optionalNumber('options.seeds', opts.seeds, 2, { integer: true, min: 1, max: 64 });
+  const seeds = v.optionalNumber('options.seeds', opts.seeds, d.seeds, { integer: true, min: 1, max: 64 });
   const plane = height * width;
   const first = context.seed;
 

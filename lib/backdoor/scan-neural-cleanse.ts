@@ -9,6 +9,7 @@ import { invalidType } from '../errors.js';
 import type { Image } from '../image.js';
 import type { Model } from '../model.js';
 import { NEURAL_CLEANSE_OPTIONS, type NeuralCleanseOptions } from '../methods/neural-cleanse.js';
+import { derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import { INPUT_KINDS, randomInputs, type InputKind } from './inputs.js';
 import { anomalyIndices, peakRegion } from './scores.js';
@@ -31,7 +32,13 @@ export interface NeuralCleanseClassScan extends ClassScanBase {
   reached: boolean;
 }
 
-const OWN = ['inputs', 'inputKinds'];
+/** The defaults of the Neural Cleanse scan's own options (checked against its doc table). */
+export const NEURAL_CLEANSE_SCAN_DEFAULTS = Object.freeze({
+  inputs: 24,
+  inputKinds: derived(INPUT_KINDS.map((k) => `'${k}'`).join(', ')),
+} as const);
+
+const OWN = Object.keys(NEURAL_CLEANSE_SCAN_DEFAULTS);
 
 export async function scanNeuralCleanse(model: Model, context: ScanContext, common: readonly string[]): Promise<MethodScan<NeuralCleanseClassScan>> {
   const opts = context.options;
@@ -41,7 +48,7 @@ export async function scanNeuralCleanse(model: Model, context: ScanContext, comm
     [...common, ...OWN, ...NEURAL_CLEANSE_OPTIONS].filter((k) => k !== 'head' || common.includes(k)),
   );
   const { height, width, channels, classes, head } = context;
-  const count = v.optionalNumber('options.inputs', opts.inputs, 24, { integer: true, min: 1, max: 4096 });
+  const count = v.optionalNumber('options.inputs', opts.inputs, NEURAL_CLEANSE_SCAN_DEFAULTS.inputs, { integer: true, min: 1, max: 4096 });
   let kinds: InputKind[] = [...INPUT_KINDS];
   if (opts.inputKinds !== undefined) {
     if (!Array.isArray(opts.inputKinds) || opts.inputKinds.length === 0)

@@ -22,6 +22,7 @@ import type { Image } from '../image.js';
 import type { MapData } from '../map.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import type { Model } from '../model.js';
+import { REQUIRED, derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import { magnified, withBox } from './pictures.js';
 import type { Head } from './inputs.js';
@@ -145,7 +146,20 @@ export class BackdoorScan<C extends ClassScanBase = ClassScan> {
   }
 }
 
-const COMMON = ['method', 'size', 'channels', 'classes', 'head', 'images', 'anomalyThreshold', 'seed', 'batchSize', 'signal', 'onProgress'];
+/** The defaults of the options every scan takes (the doc's "Scan options" table is checked against them). */
+export const SCAN_DEFAULTS = Object.freeze({
+  size: REQUIRED,
+  method: 'input-agnostic',
+  classes: derived('every class'),
+  channels: derived("the model's"),
+  head: 'softmax',
+  images: derived('none: seeded random inputs'),
+  anomalyThreshold: 2,
+  seed: 0,
+} as const);
+
+/** Keys every scan takes: its own options, and the run's (batchSize, signal, onProgress) passed to the method. */
+const COMMON = [...Object.keys(SCAN_DEFAULTS), 'batchSize', 'signal', 'onProgress'];
 
 /** Scans every class (or `options.classes`) of a classifier for a backdoor trigger. */
 export function scanBackdoor(model: Model, options: { method: 'neural-cleanse' } & NeuralCleanseScanOptions): Promise<BackdoorScan<NeuralCleanseClassScan>>;
@@ -154,14 +168,15 @@ export function scanBackdoor(model: Model, options: ScanBackdoorOptions): Promis
 export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): Promise<BackdoorScan> {
   const start = performance.now();
   const opts = v.plainObject('options', options);
-  const method = v.oneOf<ScanMethod>('options.method', opts.method, ['input-agnostic', 'neural-cleanse'], 'input-agnostic');
+  const d = SCAN_DEFAULTS;
+  const method = v.oneOf<ScanMethod>('options.method', opts.method, ['input-agnostic', 'neural-cleanse'], d.method);
   if (opts.size === undefined) throw invalidType('options.size', 'a positive integer or a [height, width] pair', undefined);
   const [height, width] = v.size('options.size', opts.size);
   const info = model.info();
   const channels = v.optionalNumber('options.channels', opts.channels, info.inputChannels > 0 ? info.inputChannels : 3, { integer: true, min: 1, max: 64 });
-  const head = v.oneOf<Head>('options.head', opts.head, ['softmax', 'sigmoid'], 'softmax');
-  const anomaly = v.optionalNumber('options.anomalyThreshold', opts.anomalyThreshold, 2, { min: 0 });
-  const seed = v.optionalNumber('options.seed', opts.seed, 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
+  const head = v.oneOf<Head>('options.head', opts.head, ['softmax', 'sigmoid'], d.head);
+  const anomaly = v.optionalNumber('options.anomalyThreshold', opts.anomalyThreshold, d.anomalyThreshold, { min: 0 });
+  const seed = v.optionalNumber('options.seed', opts.seed, d.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
   let images: Image[] | undefined;
   if (opts.images !== undefined) {
     if (!Array.isArray(opts.images) || opts.images.length === 0) throw invalidType('options.images', 'a non-empty array of images', opts.images);

@@ -7,6 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { COMMON_DEFAULTS } from '../../lib/methods/common.js';
 import { getMethod, methodNames } from '../../lib/methods/index.js';
 import { formatDefault, type OptionDefault } from '../../lib/methods/types.js';
+import { SCAN_DEFAULTS } from '../../lib/backdoor/scan.js';
+import { INPUT_AGNOSTIC_SCAN_DEFAULTS } from '../../lib/backdoor/scan-input-agnostic.js';
+import { NEURAL_CLEANSE_SCAN_DEFAULTS } from '../../lib/backdoor/scan-neural-cleanse.js';
 
 const DOCS = join(__dirname, '..', '..', 'docs', 'methods');
 
@@ -15,11 +18,11 @@ interface Row {
   default: string;
 }
 
-/** The rows of the table under "## Options": the option names of the first cell, and the default cell. */
-function optionsTable(file: string): Row[] {
+/** The rows of the table under the heading (default "## Options"): the option names of the first cell, and the default cell. */
+function optionsTable(file: string, heading = /^## Options/): Row[] {
   const lines = readFileSync(join(DOCS, file), 'utf8').split('\n');
-  const start = lines.findIndex((l) => /^## Options/.test(l));
-  if (start < 0) throw new Error(`${file} has no "## Options" section`);
+  const start = lines.findIndex((l) => heading.test(l));
+  if (start < 0) throw new Error(`${file} has no "${heading.source}" section`);
   const rows: Row[] = [];
   for (const line of lines.slice(start + 1)) {
     if (rows.length > 0 && !line.startsWith('|')) break;
@@ -60,6 +63,22 @@ describe('options tables', () => {
         const value = option in defaults ? defaults[option] : COMMON[option];
         expect(value, `${option} is not an option of ${name}`).not.toBeUndefined();
         expect(row.default.startsWith(formatDefault(value)), `${option}: the table says "${row.default}", the code ${formatDefault(value)}`).toBe(true);
+      }
+    });
+  }
+
+  // The backdoor scan's options: the ones every scan takes and each scan method's own, in one table per page.
+  for (const [file, own] of [
+    ['input-agnostic.md', INPUT_AGNOSTIC_SCAN_DEFAULTS],
+    ['neural-cleanse.md', NEURAL_CLEANSE_SCAN_DEFAULTS],
+  ] as const) {
+    it(`docs/methods/${file} gives every option of its backdoor scan its default`, () => {
+      const defaults = { ...SCAN_DEFAULTS, ...own } as Readonly<Record<string, OptionDefault>>;
+      const rows = optionsTable(file, /^### Scan options/);
+      expect(rows.map((r) => r.names[0]).sort()).toEqual(Object.keys(defaults).sort());
+      for (const row of rows) {
+        const value = defaults[row.names[0]];
+        expect(row.default.startsWith(formatDefault(value)), `${row.names[0]}: the table says "${row.default}", the code ${formatDefault(value)}`).toBe(true);
       }
     });
   }
