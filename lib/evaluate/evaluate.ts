@@ -10,12 +10,13 @@ import type { Image } from '../image.js';
 import { argmax2d } from '../map.js';
 import type { Model } from '../model.js';
 import type { MethodName } from '../methods/index.js';
+import { REQUIRED, derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import type { Box } from './annotations.js';
 import { fidelityCurve, type FidelityOptions } from './fidelity.js';
 import { jobMaps, type JobMap } from './job-maps.js';
-import { PointingGame, pointHits, type PointingGameSummary } from './pointing-game.js';
-import { sanityCheck, type SanityOptions, type SanityResult } from './sanity.js';
+import { POINTING_GAME_DEFAULTS, PointingGame, pointHits, type PointingGameSummary } from './pointing-game.js';
+import { SANITY_DEFAULTS, sanityCheck, type SanityOptions, type SanityResult } from './sanity.js';
 
 export type ScoreName = 'pointing-game' | 'deletion' | 'insertion' | 'sanity';
 export const SCORE_NAMES: readonly ScoreName[] = ['pointing-game', 'deletion', 'insertion', 'sanity'];
@@ -153,21 +154,31 @@ function summarizeCurves(curves: { fractions: Float32Array; probabilities: Float
   return { auc: aucPerMap.reduce((a, b) => a + b, 0) / n, fractions, probabilities, aucPerMap };
 }
 
+/** evaluate()'s own defaults (docs/evaluation.md's options table is checked against them). */
+export const EVALUATE_DEFAULTS = Object.freeze({
+  methods: REQUIRED,
+  scores: derived('every score'),
+  tolerance: POINTING_GAME_DEFAULTS.tolerance,
+  batchSize: 8,
+  fidelity: derived('the defaults below'),
+  sanity: derived('the defaults below'),
+} as const);
+
 /** Scores each method's maps on the annotated images (see the file's comment and docs/evaluation.md). */
 export async function evaluate(model: Model, images: readonly EvaluationImage[], options: EvaluateOptions): Promise<Evaluation> {
   const items = checkItems(images);
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, ['methods', 'scores', 'tolerance', 'fidelity', 'sanity', 'batchSize', 'signal', 'onProgress']);
+  v.knownKeys('options', opts, [...Object.keys(EVALUATE_DEFAULTS), 'signal', 'onProgress']);
   if (!Array.isArray(opts.methods) || opts.methods.length === 0) throw invalidType('options.methods', 'a non-empty array of methods', opts.methods);
   const specs = (opts.methods as unknown[]).map(specOf);
   const scores =
     opts.scores === undefined ? SCORE_NAMES : (opts.scores as unknown[]).map((s, i) => v.oneOf(`options.scores[${i}]`, s, SCORE_NAMES, 'pointing-game'));
   if (scores.length === 0) throw invalidValue('options.scores', `some of ${SCORE_NAMES.join(', ')}`, opts.scores);
-  const tolerance = v.optionalNumber('options.tolerance', opts.tolerance, 15, { min: 0 });
-  const batchSize = v.optionalNumber('options.batchSize', opts.batchSize, 8, { integer: true, min: 1 });
+  const tolerance = v.optionalNumber('options.tolerance', opts.tolerance, EVALUATE_DEFAULTS.tolerance, { min: 0 });
+  const batchSize = v.optionalNumber('options.batchSize', opts.batchSize, EVALUATE_DEFAULTS.batchSize, { integer: true, min: 1 });
   const { images: sanityCount, ...sanityOptions } = v.plainObject('options.sanity', opts.sanity ?? {}) as SanityOptions & { images?: number };
   v.knownKeys('options.sanity', sanityOptions, ['order', 'seed', 'layers', 'points']);
-  const sanityImages = v.optionalNumber('options.sanity.images', sanityCount, 4, { integer: true, min: 1 });
+  const sanityImages = v.optionalNumber('options.sanity.images', sanityCount, SANITY_DEFAULTS.images, { integer: true, min: 1 });
   const signal = opts.signal as AbortSignal | undefined;
   const progress = opts.onProgress as EvaluateOptions['onProgress'];
   const checkAbort = () => {

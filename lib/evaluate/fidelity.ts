@@ -9,6 +9,15 @@ import { resizeMap, type MapData } from '../map.js';
 import type { Model } from '../model.js';
 import * as v from '../validate.js';
 
+/** The deletion and insertion curves' defaults (docs/evaluation.md's options table is checked against them). */
+export const FIDELITY_DEFAULTS = Object.freeze({
+  steps: 32,
+  deletionBaseline: 'zero',
+  insertionBaseline: 'blur',
+  blurSigma: 0.05,
+  batchSize: 64,
+} as const);
+
 export interface FidelityOptions {
   /** Points on each curve besides the start (default 32). */
   steps?: number;
@@ -101,12 +110,13 @@ export async function fidelityCurve(
   kind: 'deletion' | 'insertion',
   options: FidelityOptions = {},
 ): Promise<Curve> {
-  const steps = v.optionalNumber('options.steps', options.steps, 32, { integer: true, min: 1, max: 4096 });
+  const d = FIDELITY_DEFAULTS;
+  const steps = v.optionalNumber('options.steps', options.steps, d.steps, { integer: true, min: 1, max: 4096 });
   const kinds = ['zero', 'blur', 'mean'] as const;
-  const delBase = v.oneOf('options.deletionBaseline', options.deletionBaseline, kinds, 'zero');
-  const insBase = v.oneOf('options.insertionBaseline', options.insertionBaseline, kinds, 'blur');
-  const sigma = v.optionalNumber('options.blurSigma', options.blurSigma, 0.05, { min: 0 });
-  const batchSize = v.optionalNumber('options.batchSize', options.batchSize, 64, { integer: true, min: 1 });
+  const delBase = v.oneOf('options.deletionBaseline', options.deletionBaseline, kinds, d.deletionBaseline);
+  const insBase = v.oneOf('options.insertionBaseline', options.insertionBaseline, kinds, d.insertionBaseline);
+  const sigma = v.optionalNumber('options.blurSigma', options.blurSigma, d.blurSigma, { min: 0 });
+  const batchSize = v.optionalNumber('options.batchSize', options.batchSize, d.batchSize, { integer: true, min: 1 });
   v.number('target', target, { integer: true, min: 0 });
 
   const plane = image.height * image.width;

@@ -7,6 +7,9 @@ import { argmax2d, type MapData } from '../map.js';
 import { invalidType, outOfRange } from '../errors.js';
 import * as v from '../validate.js';
 
+/** The pointing game's default (docs/evaluation.md's options table is checked against it). */
+export const POINTING_GAME_DEFAULTS = Object.freeze({ tolerance: 15 } as const);
+
 /** An object's region: boxes [x0, y0, x1, y1] (x1, y1 exclusive) or a binary mask at the map's size. */
 export type ObjectRegion = { boxes: ReadonlyArray<readonly [number, number, number, number]> } | { mask: Uint8Array | readonly number[] };
 
@@ -65,7 +68,7 @@ export class PointingGame {
 
   constructor(numClasses: number, options: PointingGameOptions = {}) {
     this.numClasses = v.number('numClasses', numClasses, { integer: true, min: 1 });
-    this.tolerance = v.optionalNumber('options.tolerance', options.tolerance, 15, { min: 0 });
+    this.tolerance = v.optionalNumber('options.tolerance', options.tolerance, POINTING_GAME_DEFAULTS.tolerance, { min: 0 });
     this.#hits = new Array(this.numClasses).fill(0);
     this.#misses = new Array(this.numClasses).fill(0);
   }

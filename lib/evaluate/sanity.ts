@@ -10,6 +10,7 @@ import { abortError } from '../errors.js';
 import type { Image } from '../image.js';
 import { resizeMap, type MapData } from '../map.js';
 import type { Model } from '../model.js';
+import { derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import { jobMaps } from './job-maps.js';
 import { spearman, ssim } from './similarity.js';
@@ -57,6 +58,15 @@ export interface SanityJob {
  * Explains the jobs on each randomised copy with `explain` (the method and its options; targets are set per
  * image here) and compares each map with the original map of the same job.
  */
+/** The sanity check's defaults (docs/evaluation.md's options table is checked against them); `images` is evaluate()'s. */
+export const SANITY_DEFAULTS = Object.freeze({
+  images: 4,
+  order: 'cascading',
+  seed: 42,
+  layers: derived('every layer with parameters, output side first'),
+  points: 12,
+} as const);
+
 export async function sanityCheck(
   model: Model,
   images: readonly Image[],
@@ -65,9 +75,10 @@ export async function sanityCheck(
   explain: Record<string, unknown>,
   options: SanityOptions & { signal?: AbortSignal; onStep?: (done: number, total: number) => void } = {},
 ): Promise<SanityResult> {
-  const order = v.oneOf('options.order', options.order, ['cascading', 'independent'] as const, 'cascading');
-  const seed = v.optionalNumber('options.seed', options.seed, 42, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
-  const points = v.optionalNumber('options.points', options.points, 12, { integer: true, min: 1 });
+  const d = SANITY_DEFAULTS;
+  const order = v.oneOf('options.order', options.order, ['cascading', 'independent'] as const, d.order);
+  const seed = v.optionalNumber('options.seed', options.seed, d.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
+  const points = v.optionalNumber('options.points', options.points, d.points, { integer: true, min: 1 });
   const layers = options.layers ? [...options.layers] : model.parameterLayers().reverse();
   if (layers.length === 0) return { order, seed, steps: [] };
   // The steps measured: all layers, or `points` evenly spaced ones including the first and the last.

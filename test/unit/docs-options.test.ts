@@ -10,8 +10,12 @@ import { formatDefault, type OptionDefault } from '../../lib/methods/types.js';
 import { SCAN_DEFAULTS } from '../../lib/backdoor/scan.js';
 import { INPUT_AGNOSTIC_SCAN_DEFAULTS } from '../../lib/backdoor/scan-input-agnostic.js';
 import { NEURAL_CLEANSE_SCAN_DEFAULTS } from '../../lib/backdoor/scan-neural-cleanse.js';
+import { EVALUATE_DEFAULTS } from '../../lib/evaluate/evaluate.js';
+import { FIDELITY_DEFAULTS } from '../../lib/evaluate/fidelity.js';
+import { SANITY_DEFAULTS } from '../../lib/evaluate/sanity.js';
 
 const DOCS = join(__dirname, '..', '..', 'docs', 'methods');
+const EVALUATION = join('..', 'evaluation.md');
 
 interface Row {
   names: string[];
@@ -80,6 +84,20 @@ describe('options tables', () => {
         const value = defaults[row.names[0]];
         expect(row.default.startsWith(formatDefault(value)), `${row.names[0]}: the table says "${row.default}", the code ${formatDefault(value)}`).toBe(true);
       }
+    });
+  }
+
+  // Evaluation: evaluate()'s own options, the curves' and the sanity check's, one table each in docs/evaluation.md.
+  for (const [heading, defaults] of [
+    [/^### Options of evaluate\(\)/, EVALUATE_DEFAULTS],
+    [/^### Options of the deletion and insertion curves/, FIDELITY_DEFAULTS],
+    [/^### Options of the sanity check/, SANITY_DEFAULTS],
+  ] as const) {
+    it(`docs/evaluation.md "${heading.source}" gives every option its default`, () => {
+      const d = defaults as Readonly<Record<string, OptionDefault>>;
+      const rows = optionsTable(EVALUATION, heading);
+      expect(rows.map((r) => r.names[0]).sort()).toEqual(Object.keys(d).sort());
+      for (const row of rows) expect(row.default.startsWith(formatDefault(d[row.names[0]])), `${row.names[0]}: ${row.default}`).toBe(true);
     });
   }
 });
