@@ -1,7 +1,7 @@
 /**
  * loadModel and the Model class: the public face of a loaded TorchScript classifier.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { binding, type NativeModel, type NativeCancelToken } from './native.js';
 import { TorchSaliencyError, abortError, fromNative, invalidType, invalidValue, outOfRange } from './errors.js';
 import { checkImage, stack, type Image } from './image.js';
@@ -490,6 +490,20 @@ export async function loadModel(source: string | Buffer | Uint8Array, options: L
   const std = opts.std === undefined ? undefined : v.numberList('options.std', opts.std, [], { above: 0 });
   if ((mean === undefined) !== (std === undefined)) throw invalidValue(mean ? 'options.std' : 'options.mean', 'mean and std given together', undefined);
   if (mean && std && mean.length !== std.length) throw invalidValue('options.std', `an array of ${mean.length} numbers (as many as mean)`, std);
+  if (
+    typeof source === 'string' &&
+    !(await stat(source).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+  ) {
+    // A path that names no file is the caller's mistake (exit 2 in the CLI), not a model that fails to load.
+    throw new TorchSaliencyError(
+      'ERR_MODEL_NOT_FOUND',
+      `Expected a TorchScript file for model but received '${source}': the file does not exist or is not a file`,
+      { argument: 'model' },
+    );
+  }
   const labels = await readLabels(opts.labels as LoadModelOptions['labels']);
   const src = typeof source === 'string' ? source : Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
   const native = await binding()

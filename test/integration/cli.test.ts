@@ -67,9 +67,10 @@ describe('cli', () => {
     const notImage = cli('predict', ...model, 'examples/model/labels.txt');
     expect(notImage.code).toBe(2);
     expect(notImage.stderr).toMatch(/ERR_IMAGE_DECODE/);
+    // A model path that names no file is bad usage too (exit 2), as a missing labels file or image is.
     const missing = cli('explain', '--model', 'missing.pt', 'examples/images/disc.png');
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/ERR_MODEL_LOAD/);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/ERR_MODEL_NOT_FOUND/);
     const help = cli('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^torch-saliency/);

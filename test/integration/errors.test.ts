@@ -13,8 +13,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('loadModel errors', () => {
   it('a missing file', async () => {
     const e = await rejection(loadModel(join(dir, 'missing.pt'), { device: 'cpu' }));
-    expect([e.code, e.argument]).toEqual(['ERR_MODEL_LOAD', 'model']);
+    expect([e.code, e.argument]).toEqual(['ERR_MODEL_NOT_FOUND', 'model']);
     expect(e.message).toMatch(/missing\.pt': the file does not exist/);
+    // A folder is no model file either.
+    expect((await rejection(loadModel(dir, { device: 'cpu' }))).code).toBe('ERR_MODEL_NOT_FOUND');
   });
 
   it('a file that is not a TorchScript archive', async () => {

@@ -21,12 +21,18 @@ async function rejection(p: Promise<unknown>): Promise<TorchSaliencyError> {
   return e as TorchSaliencyError;
 }
 
-const MODEL = join(tmpdir(), 'never-read.pt');
+// A file that exists (loadModel refuses a path naming no file before the native call) and is never read.
+const MODEL_DIR = mkdtempSync(join(tmpdir(), 'ts-model-options-'));
+const MODEL = join(MODEL_DIR, 'never-read.pt');
+writeFileSync(MODEL, '');
+afterAll(() => rmSync(MODEL_DIR, { recursive: true, force: true }));
 
 describe('loadModel option errors (before the native call)', () => {
   const cases: [string, unknown, unknown, string, string][] = [
     ['a number as the model', 42, {}, 'ERR_INVALID_ARG_TYPE', 'model'],
     ['an empty path', '', {}, 'ERR_INVALID_ARG_TYPE', 'model'],
+    ['a path naming no file', join(MODEL_DIR, 'missing.pt'), {}, 'ERR_MODEL_NOT_FOUND', 'model'],
+    ['a folder as the model', MODEL_DIR, {}, 'ERR_MODEL_NOT_FOUND', 'model'],
     ['options not an object', MODEL, 'cpu', 'ERR_INVALID_ARG_TYPE', 'options'],
     ['a misspelt option', MODEL, { devise: 'cpu' }, 'ERR_INVALID_ARG_VALUE', 'options.devise'],
     ['an unknown device', MODEL, { device: 'tpu' }, 'ERR_INVALID_ARG_VALUE', 'options.device'],
