@@ -27,7 +27,7 @@ import * as v from '../validate.js';
 import { magnified, withBox } from './pictures.js';
 import type { Head } from './inputs.js';
 import type { Box } from './scores.js';
-import type { ClassScanBase, ScanContext } from './types.js';
+import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
 import { scanInputAgnostic, type InputAgnosticClassScan, type InputAgnosticScanOptions } from './scan-input-agnostic.js';
 import { scanNeuralCleanse, type NeuralCleanseClassScan, type NeuralCleanseScanOptions } from './scan-neural-cleanse.js';
 
@@ -75,17 +75,7 @@ export class BackdoorScan<C extends ClassScanBase = ClassScan> {
   readonly options: Readonly<Record<string, unknown>>;
   readonly timings: Readonly<{ totalMs: number; methodMs: number }>;
 
-  constructor(init: {
-    method: ScanMethod;
-    classes: C[];
-    score: number;
-    pictures: readonly Image[];
-    maps: readonly MapData[];
-    explanation: Explanation<object, object>;
-    thresholds: Record<string, number>;
-    options: Readonly<Record<string, unknown>>;
-    timings: { totalMs: number; methodMs: number };
-  }) {
+  constructor(init: Omit<MethodScan<C>, 'methodMs'> & { method: ScanMethod; timings: { totalMs: number; methodMs: number } }) {
     this.method = init.method;
     this.classes = Object.freeze(init.classes.map((c) => Object.freeze(c)));
     this.flagged = Object.freeze(
@@ -211,5 +201,5 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   const context: ScanContext = { height, width, channels, classes, head, images, anomaly, seed, options: opts };
   const run = method === 'neural-cleanse' ? scanNeuralCleanse : scanInputAgnostic;
   const result = await run(model, context, COMMON);
-  return new BackdoorScan({ ...result, method, timings: { totalMs: performance.now() - start, methodMs: result.methodMs } } as never);
+  return new BackdoorScan<ClassScan>({ ...result, method, timings: { totalMs: performance.now() - start, methodMs: result.methodMs } });
 }

@@ -4,8 +4,15 @@
  * and image loaders they imply, one rule for exit codes, and where logs go. Data goes to stdout, logs and
  * progress to stderr.
  */
+import { SingleBar } from 'cli-progress';
 import { TorchSaliencyError, isCallerError } from '../errors.js';
 import { loadModel, readImage, type Fit, type Image, type Model } from '../index.js';
+
+/** A progress bar `label [bar] value/total {what}` on stderr when it is a terminal; undefined otherwise. */
+export function terminalBar(label: string): SingleBar | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return new SingleBar({ stream: process.stderr, format: `${label} [{bar}] {value}/{total} {what}`, hideCursor: true, clearOnComplete: false });
+}
 
 /**
  * Bad usage of the command line: a TorchSaliencyError with code ERR_USAGE (one of the caller's codes, so

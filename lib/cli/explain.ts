@@ -5,7 +5,6 @@
  * --resume skips the images already done, and SIGINT stops the run with a summary that says so (exit 130).
  */
 import { readFile } from 'node:fs/promises';
-import { SingleBar } from 'cli-progress';
 import { TorchSaliencyError, isCallerError } from '../errors.js';
 import { fidelity } from '../evaluate/fidelity.js';
 import { readImage, type ExplainOptions, type Image, type Model } from '../index.js';
@@ -14,7 +13,7 @@ import { removePendingWrites } from '../safe-write.js';
 import type { MethodName } from '../methods/index.js';
 import { writeReport } from '../report/index.js';
 import type { ImageResult, MapResult, MethodResult, RunSummary } from '../report/types.js';
-import { IMAGE_FLAGS, MODEL_FLAGS, UsageError, log, openModel, sizeOf, type Command, type ParsedArgs } from './args.js';
+import { IMAGE_FLAGS, MODEL_FLAGS, UsageError, log, openModel, sizeOf, terminalBar, type Command, type ParsedArgs } from './args.js';
 import { OutputFolder, expandInputs, picturesFlag } from './files.js';
 import { isMethodFlag, methodList, methodOptions, targetFlag } from './method-options.js';
 
@@ -52,8 +51,8 @@ function errorJSON(e: unknown): { code: string; message: string } {
 
 /** A progress bar of (image, method) steps on stderr when it is a terminal; none otherwise. */
 function progress(total: number): { step(what: string): void; stop(): void } {
-  if (!process.stderr.isTTY) return { step() {}, stop() {} };
-  const bar = new SingleBar({ stream: process.stderr, format: 'explain [{bar}] {value}/{total} {what}', hideCursor: true, clearOnComplete: false });
+  const bar = terminalBar('explain');
+  if (!bar) return { step() {}, stop() {} };
   bar.start(total, 0, { what: '' });
   return { step: (what) => bar.increment(1, { what }), stop: () => bar.stop() };
 }

@@ -6,8 +6,7 @@
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
-import { SingleBar } from 'cli-progress';
-import type { Command } from './args.js';
+import { terminalBar, type Command } from './args.js';
 
 export const SCAN_HELP = `torch-saliency scan: look for a backdoor trigger in every class of a classifier
 
@@ -126,12 +125,12 @@ function run(argv: string[]): Promise<number> {
         const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, { size: dims })));
         options.images = images;
       }
-      if (process.stderr.isTTY) {
-        // A progress bar on a terminal only (as explain's): the scan's steps over all classes.
-        const bar = new SingleBar({ stream: process.stderr, format: `scan ${method} [{bar}] {value}/{total}`, hideCursor: true });
+      const bar = terminalBar(`scan ${method}`);
+      if (bar) {
+        // The scan's steps over all classes.
         let started = false;
         options.onProgress = (p: { iteration: number; total: number }) => {
-          if (!started) bar.start(p.total, 0);
+          if (!started) bar.start(p.total, 0, { what: '' });
           started = true;
           bar.update(p.iteration + 1);
           if (p.iteration + 1 >= p.total) bar.stop();
