@@ -118,10 +118,14 @@ function isPlaceholder(input: unknown): input is PlaceholderSize {
   return input === null || typeof input === 'number' || (Array.isArray(input) && input.length === 2 && input.every((x) => typeof x === 'number'));
 }
 
+/** The placeholder's channels: options.channels, else the model's first convolution's, else 3. */
+function placeholderChannels(channelsOption: unknown, modelChannels: number): number {
+  return v.optionalNumber('options.channels', channelsOption, modelChannels > 0 ? modelChannels : 3, { integer: true, min: 1, max: 64 });
+}
+
 /** A zero image of the given size, standing in for the input of methods that read only its shape. */
-function placeholderImage(input: PlaceholderSize, channelsOption: unknown, modelChannels: number): { images: Image[]; batch: boolean } {
-  const [height, width] = input === null ? [224, 224] : v.size('image', input);
-  const channels = v.optionalNumber('options.channels', channelsOption, modelChannels > 0 ? modelChannels : 3, { integer: true, min: 1, max: 64 });
+function placeholderImage(size: number | readonly [number, number], channels: number): { images: Image[]; batch: boolean } {
+  const [height, width] = v.size('image', size);
   return { images: [{ data: new Float32Array(channels * height * width), channels, height, width }], batch: false };
 }
 
@@ -403,14 +407,12 @@ export class Model {
     if (!placeholder && opts.channels !== undefined) {
       throw invalidValue('options.channels', 'no channels with an image (they size the placeholder when explain is given a size)', opts.channels);
     }
-    const channelsOf = () =>
-      v.optionalNumber('options.channels', opts.channels, native.info().inputChannels > 0 ? native.info().inputChannels : 3, {
-        integer: true,
-        min: 1,
-        max: 64,
-      });
-    const size = input === null ? await this.#defaultSize(channelsOf()) : input;
-    const { images, batch } = placeholder ? placeholderImage(size as PlaceholderSize, opts.channels, native.info().inputChannels) : imagesOf(input, 'image');
+    let placed: { images: Image[]; batch: boolean } | undefined;
+    if (placeholder) {
+      const channels = placeholderChannels(opts.channels, native.info().inputChannels);
+      placed = placeholderImage(input ?? (await this.#defaultSize(channels)), channels);
+    }
+    const { images, batch } = placed ?? imagesOf(input, 'image');
     for (const im of images) this.#checkPixels(im.height, im.width, 'image');
     const { data, shape } = stack(images, 'image');
     const context: MethodContext = { images, channels: shape[1], height: shape[2], width: shape[3], device: this.device, labels: this.labels };
