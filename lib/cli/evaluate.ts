@@ -2,7 +2,7 @@
  * `torch-saliency evaluate`: scores methods on annotated images (pointing game, deletion, insertion,
  * randomisation sanity check); a table on stdout (or --json), evaluation.json and .csv in --out.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { readImage, type Fit } from '../image.js';
@@ -12,6 +12,7 @@ import type { MethodName } from '../methods/index.js';
 import { annotationFor, classIndexOf, readAnnotations, transformBox, type Box } from '../evaluate/annotations.js';
 import { evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
 import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/output.js';
+import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import type { Command } from './args.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 
@@ -153,9 +154,10 @@ function run(argv: string[]): Promise<number> {
       if (process.stderr.isTTY) process.stderr.write('\n');
       const json = evaluationJSON(result);
       if (typeof values.out === 'string') {
-        await mkdir(values.out, { recursive: true });
-        await writeFile(join(values.out, 'evaluation.json'), json);
-        await writeFile(join(values.out, 'evaluation.csv'), evaluationCSV(result));
+        // The same folder making and atomic writes as explain's outputs.
+        const out = await makeFolder(values.out, '--out');
+        await writeFileAtomic(join(out, 'evaluation.json'), json, { argument: '--out' });
+        await writeFileAtomic(join(out, 'evaluation.csv'), evaluationCSV(result), { argument: '--out' });
       }
       process.stdout.write(values.json ? `${json}\n` : formatEvaluation(result));
       return 0;
