@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, readImage, runtime, type Image, type Model } from '../../lib/index.js';
-import { ROOT, maxAbsDiff, runScript } from './helpers.js';
+import { ROOT, iouAtHalfMax, maxAbsDiff, runScript } from './helpers.js';
 import type { ExtremalPerturbationDetails } from '../../lib/methods/extremal-perturbation.js';
 
 const DIR = join(__dirname, '..', 'fixtures', 'ep');
@@ -246,16 +246,10 @@ describe('extremal perturbation: the opt-in stopping rule', () => {
 
   it('with stopTolerance 0.002 the masks stay those of the full 800 steps (IoU >= 0.9) in fewer steps', async () => {
     // IoU of the regions above half of each mask's maximum, against the default 800-step run.
-    const halfIoU = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-      let ma = 0,
-        mb = 0;
-      for (let i = 0; i < a.length; i++) [ma, mb] = [Math.max(ma, a[i]), Math.max(mb, b[i])];
-      return iou(a, b, ma / 2, mb / 2);
-    };
     const opts = { method: EP, target: 1, areas: [0.05, 0.1, 0.2], step: 3, sigma: 7 } as const;
     const full = await model.explain([images[2], images[3]], opts);
     const early = await model.explain([images[2], images[3]], { ...opts, stopTolerance: 0.002 });
-    const ious = early.maps.map((m, i) => halfIoU(m.data, full.maps[i].data));
+    const ious = early.maps.map((m, i) => iouAtHalfMax(m.data, full.maps[i].data));
     console.log('stopping rule: steps', Array.from(details(early).steps).join(' '), 'IoU', ious.map((x) => x.toFixed(3)).join(' '));
     ious.forEach((x) => expect(x).toBeGreaterThanOrEqual(0.9));
     details(early).steps.forEach((s) => expect(s).toBeLessThan(800));

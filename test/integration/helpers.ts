@@ -106,3 +106,22 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return sab / Math.sqrt(saa * sbb);
 }
+
+/** IoU of the regions above half of each map's own maximum. */
+export function iouAtHalfMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ma = Math.max(ma, a[i]);
+    mb = Math.max(mb, b[i]);
+  }
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] > ma / 2;
+    const y = b[i] > mb / 2;
+    if (x && y) inter++;
+    if (x || y) union++;
+  }
+  return union === 0 ? 1 : inter / union;
+}

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, readImage, type Image, type Model } from '../../lib/index.js';
 import type { ExtremalPerturbationDetails } from '../../lib/methods/extremal-perturbation.js';
-import { ROOT, maxAbsDiff, pearson } from './helpers.js';
+import { ROOT, iouAtHalfMax, maxAbsDiff, pearson } from './helpers.js';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'real');
 interface Reference {
@@ -42,24 +42,6 @@ function float16s(file: string): Float32Array {
 }
 /** The rows of a flat N x ... array. */
 const rows = (flat: Float32Array, n: number) => Array.from({ length: n }, (_, i) => flat.subarray((i * flat.length) / n, ((i + 1) * flat.length) / n));
-/** IoU of the regions above half of each map's own maximum. */
-function iouAtHalfMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ma = Math.max(ma, a[i]);
-    mb = Math.max(mb, b[i]);
-  }
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] > ma / 2;
-    const y = b[i] > mb / 2;
-    if (x && y) inter++;
-    if (x || y) union++;
-  }
-  return union === 0 ? 1 : inter / union;
-}
 
 const photos = reference.photos;
 const targets = photos.map((p) => p.target);
