@@ -13,7 +13,7 @@ import { annotationFor, classIndexOf, readAnnotations, transformBox, type Box } 
 import { evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
 import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/output.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
-import type { Command } from './args.js';
+import { terminalBar, type Command } from './args.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 
 export const EVALUATE_HELP = `torch-saliency evaluate: which map to trust, scored on your annotated images (docs/evaluation.md)
@@ -137,6 +137,9 @@ function run(argv: string[]): Promise<number> {
         if (objects.length > 0) items.push({ name: file, image, objects });
       }
       log(`evaluating ${methods.map((m) => m.name).join(', ')} on ${items.length} image(s), device ${model.device}`);
+      // The CLI's progress bar on a terminal: one run of it per (method, score) phase.
+      const bar = terminalBar('evaluate');
+      let phase = '';
       const result = await evaluate(model, items, {
         methods,
         scores,
@@ -149,9 +152,19 @@ function run(argv: string[]): Promise<number> {
           seed: integer(values, 'seed'),
         },
         batchSize: integer(values, 'batch-size'),
-        onProgress: process.stderr.isTTY ? (p) => process.stderr.write(`\r${p.method} ${p.score} ${p.done}/${p.total}   `) : undefined,
+        onProgress: bar
+          ? (p) => {
+              const what = `${p.method} ${p.score}`;
+              if (what !== phase) {
+                if (phase) bar.stop();
+                bar.start(p.total, 0, { what });
+                phase = what;
+              }
+              bar.update(p.done, { what });
+            }
+          : undefined,
       });
-      if (process.stderr.isTTY) process.stderr.write('\n');
+      bar?.stop();
       const json = evaluationJSON(result);
       if (typeof values.out === 'string') {
         // The same folder making and atomic writes as explain's outputs.
