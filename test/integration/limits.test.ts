@@ -151,7 +151,10 @@ describe('many images in one call', () => {
     for (const b of [0, 1]) expectClose(all[b + 68].logits, (await m.predict(goldenImage(b), { top: 0 })).logits);
     batches.length = 0;
     // 512 x 512 images: 2^21 pixels make 8 rows.
-    await m.predict(Array.from({ length: 10 }, () => goldenImage(0, 3, 512, 512)), { top: 0 });
+    await m.predict(
+      Array.from({ length: 10 }, () => goldenImage(0, 3, 512, 512)),
+      { top: 0 },
+    );
     expect(batches).toEqual([8, 2]);
   });
 
