@@ -19,6 +19,9 @@
 namespace ts {
 namespace {
 
+// Steps between two checks that the objective is still finite.
+constexpr int64_t kFiniteCheckEvery = 16;
+
 struct EpOptions {
   std::vector<double> areas;
   std::string perturbation, variant, reward;
@@ -187,6 +190,13 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       const int64_t it = done_iterations + t;
       if (context.wants_progress(it, o.max_iter * chunk_count)) {
         context.report({it, o.max_iter * chunk_count, energy.detach().sum().item<double>()});
+      }
+      // A run that went non-finite (the model's scores, or an option such as areaWeightGrowth that overflows)
+      // stops within kFiniteCheckEvery steps, instead of running on to NaN masks: one host sync per check.
+      if ((t + 1) % kFiniteCheckEvery == 0 && !at::isfinite(energy.detach()).all().item<bool>()) {
+        throw Error("ERR_NON_FINITE_RESULT", "The extremal perturbation's objective went non-finite (NaN or Infinity) by step " + std::to_string(t + 1) +
+                                                 " on finite input: the model's scores, or an option that makes it overflow (areaWeight, "
+                                                 "areaWeightGrowth), produced it");
       }
       // Opt-in stopping rule, checked every stop_window steps: stop once every mask of the chunk moved by at
       // most stop_tolerance (mean absolute change of its full mask) since the previous check.
