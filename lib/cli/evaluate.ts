@@ -1,6 +1,7 @@
 /**
  * `torch-saliency evaluate`: scores methods on annotated images (pointing game, deletion, insertion,
- * randomisation sanity check); a table on stdout (or --json), evaluation.json and .csv in --out.
+ * randomisation sanity check); a table on stdout (or --json), evaluation.json, .csv and .html (with the maps of
+ * the first --heatmaps images in pictures/) in --out.
  */
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -11,7 +12,11 @@ import { parseValue } from '../parse.js';
 import type { MethodName } from '../methods/index.js';
 import { annotationFor, classIndexOf, readAnnotations, transformBox, type Box } from '../evaluate/annotations.js';
 import { evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
+import type { JobMap } from '../evaluate/job-maps.js';
 import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/output.js';
+import { argmax2d } from '../map.js';
+import { imagePNG, overlayPNG } from '../pictures.js';
+import { writeEvaluationPage, type PairPictures } from '../report/evaluation.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import { terminalBar, type Command } from './args.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
@@ -40,7 +45,8 @@ Options:
   --sanity-points N    measure after at most N layers (default 12)
   --seed N             seed of the re-drawn weights (default 42)
   --batch-size N       images per explain call (default 8)
-  --out DIR            also write evaluation.json and evaluation.csv there
+  --out DIR            also write evaluation.json, evaluation.csv and the page evaluation.html there
+  --heatmaps N         the page shows the maps of the first N images (default 8; 0: none), in DIR/pictures
   --json               the JSON on stdout instead of the table
   --device D, --threads N
 `;
@@ -92,6 +98,7 @@ function run(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       'batch-size': { type: 'string' },
       out: { type: 'string' },
+      heatmaps: { type: 'string' },
       json: { type: 'boolean' },
       device: { type: 'string' },
       threads: { type: 'string' },
@@ -115,6 +122,12 @@ function run(argv: string[]): Promise<number> {
     if (annotated.length === 0) throw new UsageError(`None of the ${files.length} images in ${dir} has annotations in ${values.boxes}`);
     if (annotated.length < files.length) log(`${files.length - annotated.length} image(s) in ${dir} have no annotations and are left out`);
 
+    const heatmaps = integer(values, 'heatmaps') ?? 8;
+    // The same folder making and atomic writes as explain's outputs; checked before the long run.
+    const out = typeof values.out === 'string' ? await makeFolder(values.out, '--out') : undefined;
+    const started = new Date().toISOString();
+    const t0 = performance.now();
+
     const model = await loadModel(values.model as string, {
       device: (values.device as Device | undefined) ?? 'auto',
       threads: integer(values, 'threads'),
@@ -137,6 +150,31 @@ function run(argv: string[]): Promise<number> {
         if (objects.length > 0) items.push({ name: file, image, objects });
       }
       log(`evaluating ${methods.map((m) => m.name).join(', ')} on ${items.length} image(s), device ${model.device}`);
+      // The page's pictures: each method's map of every pair of the first --heatmaps images, over the image.
+      const shown: PairPictures[] = [];
+      let called = 0;
+      const saveMaps =
+        out && heatmaps > 0
+          ? async (method: string, maps: readonly JobMap[]) => {
+              // onMaps comes once per method, in the order of --methods.
+              const k = called++;
+              for (const [n, map] of maps.entries()) {
+                if (map.image >= heatmaps) continue;
+                const item = items[map.image];
+                let entry = shown.find((p) => p.pair === n);
+                if (!entry) {
+                  const image = `pictures/image-${map.image}.png`;
+                  if (!shown.some((p) => p.image === image)) await writeFileAtomic(join(out, image), await imagePNG(item.image), { argument: '--out' });
+                  const boxes = item.objects.filter((o) => o.classIndex === map.target).flatMap((o) => o.boxes);
+                  entry = { pair: n, image, height: item.image.height, width: item.image.width, label: model.labels?.[map.target], boxes, maps: {} };
+                  shown.push(entry);
+                }
+                const picture = `pictures/m${k}-pair${n}.png`;
+                await writeFileAtomic(join(out, picture), await overlayPNG(map, item.image), { argument: '--out' });
+                entry.maps[method] = { picture, peak: argmax2d(map) };
+              }
+            }
+          : undefined;
       // The CLI's progress bar on a terminal: one run of it per (method, score) phase.
       const bar = terminalBar('evaluate');
       let phase = '';
@@ -152,6 +190,7 @@ function run(argv: string[]): Promise<number> {
           seed: integer(values, 'seed'),
         },
         batchSize: integer(values, 'batch-size'),
+        onMaps: saveMaps,
         onProgress: bar
           ? (p) => {
               const what = `${p.method} ${p.score}`;
@@ -166,11 +205,18 @@ function run(argv: string[]): Promise<number> {
       });
       bar?.stop();
       const json = evaluationJSON(result);
-      if (typeof values.out === 'string') {
-        // The same folder making and atomic writes as explain's outputs.
-        const out = await makeFolder(values.out, '--out');
+      if (out) {
         await writeFileAtomic(join(out, 'evaluation.json'), json, { argument: '--out' });
         await writeFileAtomic(join(out, 'evaluation.csv'), evaluationCSV(result), { argument: '--out' });
+        shown.sort((a, b) => a.pair - b.pair);
+        const run = {
+          model: values.model as string,
+          device: model.device,
+          labels: values.labels as string | undefined,
+          size: values.size as string | undefined,
+        };
+        const page = await writeEvaluationPage(out, { evaluation: result, run: { ...run, started, totalMs: performance.now() - t0 }, pictures: shown });
+        log(`wrote ${page}`);
       }
       process.stdout.write(values.json ? `${json}\n` : formatEvaluation(result));
       return 0;

@@ -1,10 +1,12 @@
 /**
  * `torch-saliency scan`: scans a classifier for a backdoor (lib/backdoor) and writes the verdict: scan.json
- * (verdict, per-class table, options), per class the picture with the suspected trigger's box and the map, in
- * --out. Stdout: the per-class table, or the JSON with --json. Exit 0 whatever the verdict (the verdict is data).
+ * (verdict, per-class table, options), per class the picture with the suspected trigger's box and the map, and
+ * the page scan.html showing them all (lib/report/scan.ts), in --out. Stdout: the per-class table, or the JSON
+ * with --json. Exit 0 whatever the verdict (the verdict is data).
  */
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
+import { writeScanPage } from '../report/scan.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 import { terminalBar, type Command } from './args.js';
 
@@ -15,9 +17,10 @@ Examples:
   torch-saliency scan --model m.pt --size 64 --method neural-cleanse --out scan-out clean1.png clean2.png
   torch-saliency scan --model m.pt --size 224 --head sigmoid --json
 
-Writes scan.json and, per class, class-<c>-picture.png (the suspected trigger boxed) and class-<c>-map.png in
---out. Image files given after the flags are clean images of the model's classes: the scan tries its triggers
-on them (default: seeded random inputs). Exit code 0 whatever the verdict; 2 for bad usage.
+Writes scan.json, per class class-<c>-picture.png (the suspected trigger boxed) and class-<c>-map.png, and the
+page scan.html (verdict, per-class table, pictures, options, timings) in --out. Image files given after the
+flags are clean images of the model's classes: the scan tries its triggers on them (default: seeded random
+inputs). Exit code 0 whatever the verdict; 2 for bad usage.
 
 Options:
   --model PATH            TorchScript classifier  [required]
@@ -28,7 +31,7 @@ Options:
   --classes LIST          comma list of class indices to scan (default: all)
   --seed N                seed of the random inputs and of the method (default 0)
   --anomaly-threshold X   anomaly index from which a class is flagged (default 2)
-  --out DIR               where scan.json and the pictures go (default scan-out)
+  --out DIR               where scan.json, the pictures and scan.html go (default scan-out)
   --scale N               magnification of the pictures (default 4)
   --json                  print scan.json on stdout instead of the table
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
@@ -114,6 +117,7 @@ function run(argv: string[]): Promise<number> {
       if (n !== undefined) options[camel(f)] = n;
     }
     const out = (values.out as string | undefined) ?? 'scan-out';
+    const started = new Date().toISOString();
 
     const model = await loadModel(values.model, {
       device: (values.device as Device | undefined) ?? 'auto',
@@ -140,6 +144,8 @@ function run(argv: string[]): Promise<number> {
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
       const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions);
       const written = await scan.writePictures(out, scale !== undefined ? { scale } : {});
+      const page = { model: values.model, device: model.device, height: dims[0], width: dims[1], labels: values.labels as string | undefined, started };
+      written.push(await writeScanPage(out, { ...page, images: positionals.length || undefined }));
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
       else {
         process.stdout.write(`${scan.suspicious ? 'SUSPICIOUS' : 'no trigger found'}: flagged [${scan.flagged.join(', ')}], score ${scan.score.toFixed(2)}\n`);

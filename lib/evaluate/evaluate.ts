@@ -15,8 +15,11 @@ import * as v from '../validate.js';
 import type { Box } from './annotations.js';
 import { fidelityCurve, type FidelityOptions } from './fidelity.js';
 import { jobMaps, type JobMap } from './job-maps.js';
+import { meanCurve, type CurveScore } from './mean-curve.js';
 import { POINTING_GAME_DEFAULTS, PointingGame, pointHits, type PointingGameSummary } from './pointing-game.js';
 import { SANITY_DEFAULTS, sanityCheck, type SanityOptions, type SanityResult } from './sanity.js';
+
+export type { CurveScore };
 
 export type ScoreName = 'pointing-game' | 'deletion' | 'insertion' | 'sanity';
 export const SCORE_NAMES: readonly ScoreName[] = ['pointing-game', 'deletion', 'insertion', 'sanity'];
@@ -56,6 +59,11 @@ export interface EvaluateOptions {
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Called once per method with its maps, one per pair in the order of Evaluation.pairList (several maps of a
+   * pair summed), before they are scored: e.g. to save pictures of some of them. Not counted in the timings.
+   */
+  onMaps?: (method: string, maps: readonly JobMap[]) => void | Promise<void>;
 }
 
 export interface PointingGameScore {
@@ -65,15 +73,6 @@ export interface PointingGameScore {
   difficult: PointingGameSummary;
   /** Hit or miss per pair, in the order of Evaluation.pairList. */
   hits: boolean[];
-}
-
-export interface CurveScore {
-  /** Mean area under the curve over the pairs (fractions 0..1 on x). */
-  auc: number;
-  fractions: number[];
-  /** Mean probability of the target class at each fraction. */
-  probabilities: number[];
-  aucPerMap: number[];
 }
 
 export interface MethodEvaluation {
@@ -146,14 +145,6 @@ function specOf(m: unknown, i: number): MethodSpec {
   throw invalidType(`options.methods[${i}]`, 'a method name or { method, ...options }', m);
 }
 
-function summarizeCurves(curves: { fractions: Float32Array; probabilities: Float32Array; auc: number }[]): CurveScore {
-  const n = curves.length;
-  const fractions = [...curves[0].fractions];
-  const probabilities = fractions.map((_, k) => curves.reduce((s, c) => s + c.probabilities[k], 0) / n);
-  const aucPerMap = curves.map((c) => c.auc);
-  return { auc: aucPerMap.reduce((a, b) => a + b, 0) / n, fractions, probabilities, aucPerMap };
-}
-
 /** evaluate()'s own defaults (docs/evaluation.md's options table is checked against them). */
 export const EVALUATE_DEFAULTS = Object.freeze({
   methods: REQUIRED,
@@ -168,7 +159,7 @@ export const EVALUATE_DEFAULTS = Object.freeze({
 export async function evaluate(model: Model, images: readonly EvaluationImage[], options: EvaluateOptions): Promise<Evaluation> {
   const items = checkItems(images);
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, [...Object.keys(EVALUATE_DEFAULTS), 'signal', 'onProgress']);
+  v.knownKeys('options', opts, [...Object.keys(EVALUATE_DEFAULTS), 'signal', 'onProgress', 'onMaps']);
   if (!Array.isArray(opts.methods) || opts.methods.length === 0) throw invalidType('options.methods', 'a non-empty array of methods', opts.methods);
   const specs = (opts.methods as unknown[]).map(specOf);
   const scores =
@@ -181,6 +172,8 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
   const sanityImages = v.optionalNumber('options.sanity.images', sanityCount, SANITY_DEFAULTS.images, { integer: true, min: 1 });
   const signal = opts.signal as AbortSignal | undefined;
   const progress = opts.onProgress as EvaluateOptions['onProgress'];
+  const onMaps = opts.onMaps as EvaluateOptions['onMaps'];
+  if (onMaps !== undefined && typeof onMaps !== 'function') throw invalidType('options.onMaps', 'a function', onMaps);
   const checkAbort = () => {
     if (signal?.aborted) throw abortError(signal.reason);
   };
@@ -241,6 +234,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
         progress?.({ method: name, score: 'explain', done: Math.min(items.length, b + batchSize), total: items.length });
       }
     });
+    await onMaps?.(name, maps);
     const { signal: _s, target: _t, ...shownOptions } = normalized as Record<string, unknown>;
     const result: MethodEvaluation = { name, method: spec.method, options: shownOptions };
     if (scores.includes('pointing-game')) {
@@ -255,7 +249,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
           curves.push(await fidelityCurve(model, items[p.image].image, maps[n], p.target, kind, opts.fidelity as FidelityOptions | undefined));
           progress?.({ method: name, score: kind, done: n + 1, total: pairs.length });
         }
-        return summarizeCurves(curves);
+        return meanCurve(curves);
       });
     }
     if (scores.includes('sanity')) {

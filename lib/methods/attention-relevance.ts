@@ -3,7 +3,7 @@
  * attention-model explainability"). R = I; per block R += mean over heads of relu(dy/dA * A) R; the map is
  * the class token's row of R over the grid tokens. See docs/methods/attention-relevance.md.
  */
-import { attentionLayersOption, type AttentionDetails, type AttentionOutputs } from './attention-rollout.js';
+import { attentionDetails, attentionLayersOption, type AttentionDetails, type AttentionOutputs } from './attention-rollout.js';
 import { gridOption, prefixTokensOption } from './tokens.js';
 import { mapsPerJob, type MethodSpec } from './types.js';
 
@@ -38,6 +38,6 @@ export const attentionRelevance: MethodSpec<
     return Object.freeze({ attentionLayers: attentionLayersOption(options), prefixTokens: prefixTokensOption(options), grid: gridOption(options) });
   },
   finish(raw, context) {
-    return { maps: mapsPerJob(raw, context), details: { attentionLayers: raw.outputs.layers.count } };
+    return { maps: mapsPerJob(raw, context), details: attentionDetails(raw.outputs.layers) };
   },
 };

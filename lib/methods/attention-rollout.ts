@@ -29,9 +29,22 @@ export type NormalizedAttentionRollout = {
   grid: [number, number] | null;
 };
 
-/** result.details: how many attention layers were read. */
+/** result.details: how many attention layers were read, and what taking fused attention apart did. */
 export interface AttentionDetails {
   attentionLayers: number;
+  /** Fused attention ops (nn.MultiheadAttention's or nn.TransformerEncoderLayer's fast path, scaled_dot_product_attention) taken apart to read them. */
+  fusedAttention: number;
+  /** With fusedAttention > 0: the largest |score difference| between the rewritten clone and the model on the first image; else null. */
+  outputDifference: number | null;
+}
+
+/** The details both attention methods report, from the native 'layers' record. */
+export function attentionDetails(layers: NativeRecord): AttentionDetails {
+  return {
+    attentionLayers: layers.count,
+    fusedAttention: layers.fused,
+    outputDifference: layers.fused > 0 ? layers.outputDifference : null,
+  };
 }
 
 export interface AttentionOutputs {
@@ -59,6 +72,6 @@ export const attentionRollout: MethodSpec<'attention-rollout', AttentionRolloutO
     });
   },
   finish(raw, context) {
-    return { maps: mapsPerJob(raw, context), details: { attentionLayers: raw.outputs.layers.count } };
+    return { maps: mapsPerJob(raw, context), details: attentionDetails(raw.outputs.layers) };
   },
 };

@@ -1,8 +1,10 @@
 #include "core/attention.h"
 
 #include <algorithm>
+#include <map>
 
 #include "core/errors.h"
+#include "core/fused_attention.h"
 
 namespace ts {
 
@@ -80,8 +82,38 @@ bool AttentionProbe::choose(const std::optional<std::string>& pattern, std::vect
   return !chosen.empty();
 }
 
-AttentionProbe::AttentionProbe(Model& model, const std::optional<std::string>& pattern, const at::Tensor& sample) {
-  at::NoGradGuard no_grad;
+namespace {
+
+void collect_nodes(torch::jit::Block* block, std::vector<torch::jit::Node*>& out) {
+  for (torch::jit::Node* n : block->nodes()) {
+    out.push_back(n);
+    for (torch::jit::Block* b : n->blocks()) collect_nodes(b, out);
+  }
+}
+
+// The forward graph's softmax outputs and fused attention's probabilities (the ops taken apart first), in
+// graph order: "aten::softmax #0", "aten::_native_multi_head_attention #1", ...
+ProbedModule::GraphValues attention_values(torch::jit::Graph& graph, int64_t& fused) {
+  std::map<torch::jit::Node*, std::string> ops;
+  for (const FusedAttention& f : decompose_fused_attention(graph)) ops[f.probabilities->node()] = f.op;
+  fused = static_cast<int64_t>(ops.size());
+  std::vector<torch::jit::Node*> nodes;
+  collect_nodes(graph.block(), nodes);
+  ProbedModule::GraphValues values;
+  for (torch::jit::Node* n : nodes) {
+    auto op = ops.find(n);
+    if (op != ops.end() || n->kind() == c10::aten::softmax) {
+      values.emplace_back((op != ops.end() ? op->second : std::string("aten::softmax")) + " #" + std::to_string(values.size()), n->output());
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+AttentionProbe::AttentionProbe(Model& model, const std::optional<std::string>& pattern, const at::Tensor& sample, bool with_grad) {
+  torch::AutoGradMode grad_mode(with_grad);
+  const at::Tensor x = with_grad ? sample.detach().requires_grad_(true) : sample;
   std::vector<LayerRef> candidates;
   for (const auto& name : layer_names(model)) {
     if (!pattern || glob_match(*pattern, name)) candidates.push_back({name, "options.attentionLayers"});
@@ -93,7 +125,7 @@ AttentionProbe::AttentionProbe(Model& model, const std::optional<std::string>& p
   std::vector<size_t> chosen;
   if (!candidates.empty()) {
     probed_ = std::make_unique<ProbedModule>(model, candidates, /*skip_unusable=*/!pattern.has_value());
-    model.scores(probed_->module(), sample);
+    model.scores(probed_->module(), x);
     if (choose(pattern, chosen)) {
       std::vector<LayerRef> layers;
       for (size_t i : chosen) layers.push_back({probed_->layers()[i], "options.attentionLayers"});
@@ -106,21 +138,33 @@ AttentionProbe::AttentionProbe(Model& model, const std::optional<std::string>& p
       return;
     }
   }
-  // No layer returns them: the softmax nodes of the whole forward graph.
+  // No layer returns them: the softmax nodes of the whole forward graph, fused attention taken apart.
   probed_.reset();
-  probed_ = std::make_unique<ProbedModule>(model, c10::Symbol::fromQualString("aten::softmax"));
-  model.scores(probed_->module(), sample);
+  probed_ = std::make_unique<ProbedModule>(model, [this](torch::jit::Graph& graph) { return attention_values(graph, fused_); });
+  at::Tensor scores = model.scores(probed_->module(), x);
   chosen.clear();
   if (!choose(std::nullopt, chosen)) {
     throw_layer_not_found(model, "(any)",
                           "gives attention probabilities: no layer's output, and no softmax in the forward graph, is N x heads x T x T with rows summing to 1. "
                           "The attention methods read each block's probabilities at a submodule that returns them (timm's attn_drop, an nn.Softmax "
-                          "module; name them with options.attentionLayers, 'blocks.*.attn.attn_drop') or at a softmax of the graph; fused attention "
-                          "(scaled_dot_product_attention, nn.MultiheadAttention's fast path) keeps them inside one op",
+                          "module; name them with options.attentionLayers, 'blocks.*.attn.attn_drop'), at a softmax of the graph, or inside "
+                          "nn.MultiheadAttention's, nn.TransformerEncoderLayer's and scaled_dot_product_attention's fused ops",
                           "options.attentionLayers");
   }
   slots_ = chosen;
   for (size_t i : chosen) names_.push_back(probed_->layers()[i]);
+  if (fused_ > 0) {
+    // The rewrite must not change what the model computes: checked on the sample, every call.
+    at::NoGradGuard no_grad;
+    at::Tensor theirs = model.scores(model.module(), x).detach().to(at::kDouble);
+    output_difference_ = (scores.detach().to(at::kDouble) - theirs).abs().max().item<double>();
+    const double bound = 1e-4 * std::max(1.0, theirs.abs().max().item<double>());
+    if (!(output_difference_ <= bound)) {
+      throw Error("ERR_MODEL_RUN", "Taking the model's fused attention apart (to read its probabilities) changed its scores by " +
+                                       std::to_string(output_difference_) +
+                                       " on the first image; the attention methods cannot read this model's attention faithfully");
+    }
+  }
 }
 
 at::Tensor attention_heads(const at::Tensor& a, int64_t batch) { return a.dim() == 4 ? a : a.reshape({batch, -1, a.size(1), a.size(2)}); }

@@ -7,7 +7,9 @@
 // without one, every layer whose output on the first image has that form is taken, in the model's
 // module order (consecutive layers with equal outputs, such as a Softmax followed by its Dropout, once).
 // When no layer has them (attention written as a bare softmax call, nn.MultiheadAttention's weights path),
-// the outputs of the forward graph's aten::softmax nodes are read instead, with the same test.
+// the outputs of the forward graph's aten::softmax nodes are read instead, with the same test, after the
+// attention ops that PyTorch fuses (nn.MultiheadAttention's and nn.TransformerEncoderLayer's fast paths,
+// scaled_dot_product_attention) are taken apart on the clone (core/fused_attention.h).
 // nn.MultiheadAttention's (N * heads) x T x T weights count as N x heads x T x T.
 #pragma once
 #include <ATen/ATen.h>
@@ -29,9 +31,13 @@ bool glob_match(const std::string& pattern, const std::string& name);
 class AttentionProbe {
  public:
   // `pattern`: options.attentionLayers (none: found by their outputs); `sample`: one prepared image (1 x C x H x W)
-  // on the model's device, run once to find or check the layers. Throws ERR_LAYER_NOT_FOUND when no layer gives
-  // attention probabilities, ERR_INVALID_ARG_VALUE (options.attentionLayers) when a named one does not.
-  AttentionProbe(Model& model, const std::optional<std::string>& pattern, const at::Tensor& sample);
+  // on the model's device, run once to find or check the layers, with the gradient mode the method runs in
+  // (`with_grad`: grad enabled and an input that requires it, which steers scripted nn.MultiheadAttention
+  // off its fast path, so the sample takes the branches the method's passes will). Throws
+  // ERR_LAYER_NOT_FOUND when no layer gives attention probabilities, ERR_INVALID_ARG_VALUE
+  // (options.attentionLayers) when a named one does not, ERR_MODEL_RUN when taking fused attention apart
+  // changed the model's scores on the sample (beyond 1e-4 of their largest magnitude, at least 1e-4).
+  AttentionProbe(Model& model, const std::optional<std::string>& pattern, const at::Tensor& sample, bool with_grad = false);
 
   torch::jit::Module& module() { return probed_->module(); }
   // The layers read ("aten::softmax #i" for softmax nodes).
@@ -40,6 +46,10 @@ class AttentionProbe {
   std::vector<at::Tensor> maps(int64_t batch) const;
   // The same, as recorded (before the reshape of (N * heads) x T x T): what a gradient is taken with respect to.
   std::vector<at::Tensor> outputs() const;
+  // Fused attention ops taken apart in the clone (0 when the attention was read at layers or softmax nodes).
+  int64_t fused() const { return fused_; }
+  // With fused() > 0: the largest |score difference| between the clone and the model on the sample.
+  double output_difference() const { return output_difference_; }
 
  private:
   // Picks the attention outputs of probed_ after a forward of the sample; false when none.
@@ -47,6 +57,8 @@ class AttentionProbe {
   std::unique_ptr<ProbedModule> probed_;
   std::vector<size_t> slots_;
   std::vector<std::string> names_;
+  int64_t fused_ = 0;
+  double output_difference_ = 0;
 };
 
 // A layer's attention as batch x heads x T x T ((N * heads) x T x T reshaped).

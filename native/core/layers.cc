@@ -171,29 +171,16 @@ ProbedModule::ProbedModule(Model& model, const std::vector<LayerRef>& layers, bo
   }
 }
 
-namespace {
-void collect_kind(torch::jit::Block* block, c10::Symbol kind, std::vector<torch::jit::Node*>& out) {
-  for (torch::jit::Node* n : block->nodes()) {
-    if (n->kind() == kind) out.push_back(n);
-    for (torch::jit::Block* b : n->blocks()) collect_kind(b, kind, out);
-  }
-}
-}  // namespace
-
-ProbedModule::ProbedModule(Model& model, c10::Symbol kind) {
-  clone_ = model.module().clone(/*inplace=*/true);
+ProbedModule::ProbedModule(Model& model, const std::function<GraphValues(torch::jit::Graph&)>& select) {
+  clone_ = clone_module(model.module());
   auto graph = forward_graph(clone_);
   torch::jit::Inline(*graph);
-  std::vector<torch::jit::Node*> nodes;
-  collect_kind(graph->block(), kind, nodes);
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    torch::jit::Node* node = nodes[i];
+  for (const auto& [name, value] : select(*graph)) {
     int64_t id = g_next_id.fetch_add(1);
-    torch::jit::WithInsertPoint guard(node->next());
-    torch::jit::Value* out = node->output();
-    torch::jit::Value* probed = graph->insert(c10::Symbol::fromQualString("ts_probe::probe"), {out, id});
-    out->replaceAllUsesAfterNodeWith(probed->node(), probed);
-    add_slot(std::string(kind.toQualString()) + " #" + std::to_string(i), id);
+    torch::jit::WithInsertPoint guard(value->node()->next());
+    torch::jit::Value* probed = graph->insert(c10::Symbol::fromQualString("ts_probe::probe"), {value, id});
+    value->replaceAllUsesAfterNodeWith(probed->node(), probed);
+    add_slot(name, id);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/model.h"
@@ -39,9 +40,12 @@ class ProbedModule {
   // be probed (not called through its forward, or not returning a tensor), throws ERR_LAYER_NOT_FOUND
   // naming the valid layers and the option; with `skip_unusable` such layers are left out silently instead.
   ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable = false);
-  // Clones `model`'s module, inlines its whole forward graph and probes the output of every node of `kind`
-  // (aten::softmax: attention written without a submodule of its own), in graph order, named "<kind> #i".
-  ProbedModule(Model& model, c10::Symbol kind);
+  // Values of the inlined forward graph to probe, each with its name, in order.
+  using GraphValues = std::vector<std::pair<std::string, torch::jit::Value*>>;
+  // Clones `model`'s module, inlines its whole forward graph and probes the values `select` returns from it
+  // (the outputs of softmax nodes: attention written without a submodule of its own); `select` may first
+  // rewrite that graph (core/fused_attention.h).
+  ProbedModule(Model& model, const std::function<GraphValues(torch::jit::Graph&)>& select);
   ~ProbedModule();
   ProbedModule(const ProbedModule&) = delete;
   ProbedModule& operator=(const ProbedModule&) = delete;

@@ -80,12 +80,22 @@ describe('evaluate', () => {
     await using model = await open();
     const items = (await shapes()).slice(0, 3);
     const before = await model.predict(items.map((it) => it.image));
-    const e = await evaluate(model, items, { methods: ['gradient'], fidelity: { steps: 8 }, sanity: { images: 2, seed: 5 } });
+    const given: { method: string; maps: { image: number; target: number; data: Float32Array }[] }[] = [];
+    const e = await evaluate(model, items, {
+      methods: ['gradient'],
+      fidelity: { steps: 8 },
+      sanity: { images: 2, seed: 5 },
+      onMaps: (method, maps) => void given.push({ method, maps: [...maps] }),
+    });
     const m = e.methods[0];
     const r = await model.explain(
       items.map((it) => it.image),
       { method: 'gradient', target: items.map((it) => it.objects[0].classIndex) },
     );
+    // onMaps: once per method, the maps of the pairs in pairList's order, the maps explain() gives
+    expect(given.map((g) => g.method)).toEqual(['gradient']);
+    expect(given[0].maps.map((x) => [items[x.image].name, x.target])).toEqual(e.pairList.map((p) => [p.image, p.target]));
+    given[0].maps.forEach((x, i) => expect(x.data).toEqual(r.maps[i].data));
     const f = await fidelity(model, items[1].image, r.maps[1], items[1].objects[0].classIndex, { steps: 8 });
     expect(m.deletion!.aucPerMap[1]).toBeCloseTo(f.deletion.auc, 6);
     expect(m.insertion!.aucPerMap[1]).toBeCloseTo(f.insertion.auc, 6);
@@ -128,6 +138,7 @@ describe('evaluate', () => {
     const items = await shapes();
     expect((await rejection(evaluate(model, [], { methods: ['gradient'] }))).argument).toBe('images');
     expect((await rejection(evaluate(model, items, { methods: [] }))).argument).toBe('options.methods');
+    expect((await rejection(evaluate(model, items, { methods: ['gradient'], onMaps: 'save' as never }))).argument).toBe('options.onMaps');
     expect((await rejection(evaluate(model, items, { methods: ['gradient'], scores: ['nope' as never] }))).argument).toBe('options.scores[0]');
     const wrong = [{ ...items[0], objects: [{ classIndex: 9, boxes: [[0, 0, 1, 1] as const] }] }];
     expect((await rejection(evaluate(model, wrong, { methods: ['gradient'] }))).code).toBe('ERR_OUT_OF_RANGE');

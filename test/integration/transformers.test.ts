@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, PointingGame, readImage, type Image, type Model } from '../../lib/index.js';
+import { loadModel, PointingGame, readImage, runtime, type Image, type Model } from '../../lib/index.js';
 import { FIXTURES, expectClose, model as modelPath, pearson, rejection } from './helpers.js';
 
 const VIT = join(FIXTURES, 'vit');
@@ -257,5 +257,52 @@ describe('attention without a submodule of its own (the forward graph softmax no
     const rollout = await model.explain(four(), { method: 'attention-rollout', resize: false });
     expect(rollout.details.attentionLayers).toBe(2);
     closeTo(flatMaps(rollout.maps), variants.mha.rollout);
+  });
+});
+
+describe('attention fused into one op (taken apart on a clone)', () => {
+  const fused = JSON.parse(readFileSync(join(VIT, 'fused.json'), 'utf8')) as {
+    images: string[];
+    targets: number[];
+  } & Record<'fused_mha' | 'encoder' | 'sdpa', { op: string; logits: number[]; rollout: number[]; relevance: number[] }>;
+  const four = () => images.slice(0, fused.images.length);
+  // libtorch 1.13 has _native_multi_head_attention and _transformer_encoder_layer_fwd (same schemas) but no
+  // scaled_dot_product_attention, which sdpa_traced.pt calls and the scripted exports carry in their other branch.
+  const oldTorch = runtime().torchVersion.startsWith('1.');
+  const cases = [
+    ['fused_mha', 'traced', true],
+    ['encoder', 'traced', true],
+    ['fused_mha', 'scripted', !oldTorch],
+    ['encoder', 'scripted', !oldTorch],
+    ['sdpa', 'traced', !oldTorch],
+  ] as const;
+
+  for (const [name, kind, runs] of cases) {
+    const why = runs ? '' : ` (skipped: libtorch ${runtime().torchVersion} cannot load it, it calls scaled_dot_product_attention, torch >= 2.0)`;
+    it.skipIf(!runs)(
+      `${name}_${kind}.pt, one ${name === 'sdpa' ? 'scaled_dot_product_attention' : name === 'encoder' ? '_transformer_encoder_layer_fwd' : '_native_multi_head_attention'} per block: the rewritten clone's logits equal the model's, rollout and relevance equal PyTorch${why}`,
+      async () => {
+        const model = await loadModel(join(VIT, `${name}_${kind}.pt`));
+        const before = (await model.predict(four())).flatMap((p) => Array.from(p.logits));
+        expectClose(before, fused[name].logits, 1e-4, 1e-4);
+        const rollout = await model.explain(four(), { method: 'attention-rollout', resize: false });
+        expect(rollout.details.attentionLayers).toBe(2);
+        expect(rollout.details.fusedAttention).toBeGreaterThanOrEqual(2); // a scripted export holds both of PyTorch's paths
+        expect(rollout.details.outputDifference).toBeLessThanOrEqual(1e-5);
+        closeTo(flatMaps(rollout.maps), fused[name].rollout);
+        const relevance = await model.explain(four(), { method: 'attention-relevance', target: fused.targets, resize: false });
+        expect(relevance.details.attentionLayers).toBe(2);
+        expect(relevance.details.outputDifference).toBeLessThanOrEqual(1e-5);
+        closeTo(flatMaps(relevance.maps), fused[name].relevance);
+        // The user's module is untouched (its own graph still runs the fused op): the same logits, bit for bit.
+        expect((await model.predict(four())).flatMap((p) => Array.from(p.logits))).toEqual(before);
+      },
+    );
+  }
+
+  it('attention read at softmax nodes or layers reports no rewrite', async () => {
+    const model = await loadModel(join(VIT, 'bare_traced.pt'));
+    const r = await model.explain(images[0], { method: 'attention-rollout' });
+    expect([r.details.fusedAttention, r.details.outputDifference]).toEqual([0, null]);
   });
 });

@@ -17,7 +17,7 @@ ExplainResult attention_relevance(Model& model, const ExplainRequest& request, R
   const Options& o = request.options;
   const TokenLayout tokens = TokenLayout::from(o, /*with_layout=*/false);
   const int64_t jobs = static_cast<int64_t>(request.job_image.size());
-  AttentionProbe probe(model, o.string_or_null("attentionLayers"), model.prepare(job_images(request, 0, 1)));
+  AttentionProbe probe(model, o.string_or_null("attentionLayers"), model.prepare(job_images(request, 0, 1)), /*with_grad=*/true);
   torch::AutoGradMode enable(true);
   std::vector<at::Tensor> maps;
   int64_t done = 0;
@@ -46,7 +46,9 @@ ExplainResult attention_relevance(Model& model, const ExplainRequest& request, R
   ExplainResult result;
   at::NoGradGuard no_grad;
   result.maps = postprocess(at::cat(maps), o).to(at::kCPU).contiguous();
-  result.add("layers", Record{{"count", static_cast<double>(probe.layers().size())}});
+  result.add("layers", Record{{"count", static_cast<double>(probe.layers().size())},
+                              {"fused", static_cast<double>(probe.fused())},
+                              {"outputDifference", probe.output_difference()}});
   return result;
 }
 
