@@ -164,8 +164,7 @@ export function renderScanPage(scan: ScanJSON, run: ScanRun): string {
 ${verdict(scan)}
 <section><h2>Per class</h2>${classTable(scan)}<p class="meta">A class is flagged when its anomaly index (robust z-score across the classes) and its method's own tests pass their thresholds together; see docs/methods/${scan.method === 'neural-cleanse' ? 'neural-cleanse' : 'input-agnostic'}.md.</p></section>
 ${gallery(scan, run)}
-<section><h2>Method and options</h2><div class="head"><div><h3>thresholds</h3>${thresholds}</div><div><h3>timings</h3>${timings}</div></div>
-<h3>options of ${escape(scan.method)}</h3>${options}</section>
+<section><h2>Method and options</h2><div class="head"><div><h3>options of ${escape(scan.method)}</h3>${options}</div><div><h3>thresholds</h3>${thresholds}</div><div><h3>timings</h3>${timings}</div></div></section>
 </body>
 </html>
 `;

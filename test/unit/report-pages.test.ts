@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Evaluation, MethodEvaluation } from '../../lib/evaluate/evaluate.js';
 import { meanCurve } from '../../lib/evaluate/mean-curve.js';
-import { bestValues, renderEvaluationPage, sanitySeries, timeSegments } from '../../lib/report/evaluation.js';
+import { bestValues, curvesTop, renderEvaluationPage, sanitySeries, timeSegments } from '../../lib/report/evaluation.js';
 import { chart, chartScale } from '../../lib/report/html.js';
 import { renderScanPage, scanColumns, type ScanJSON } from '../../lib/report/scan.js';
 
@@ -197,5 +197,14 @@ describe('the scan page', () => {
     // Timings: the method, the scoring (total - method), the total.
     expect(html).toContain('<td>1.00 s</td>');
     expect(html).toContain('<td>500 ms</td>');
+  });
+});
+
+describe('curvesTop', () => {
+  it('rounds the highest point up to a tenth, within [0.1, 1]', () => {
+    expect(curvesTop([{ ys: [0.26, 0.1] }, { ys: [0.05, NaN] }])).toBe(0.3);
+    expect(curvesTop([{ ys: [0.3] }])).toBe(0.3);
+    expect(curvesTop([{ ys: [0.01] }])).toBe(0.1);
+    expect(curvesTop([{ ys: [0.97, 1] }])).toBe(1);
   });
 });
