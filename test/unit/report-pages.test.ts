@@ -114,6 +114,24 @@ describe('the evaluation page', () => {
     expect(bestValues(methods)).toEqual([0.75, undefined, 0.2, 0.6, undefined, undefined]);
   });
 
+  it('draws only the sections of the scores that ran', () => {
+    const evaluation: Evaluation = {
+      images: 1,
+      pairs: 1,
+      pairList: [{ image: 'a.png', target: 0, difficult: false }],
+      tolerance: 15,
+      baseline: { pointingGame: { all: game(1), difficult: game(NaN), hits: [true] } },
+      methods: [method('gradient', { pointingGame: { all: game(1), difficult: game(NaN), hits: [true] } })],
+      timings: [{ method: 'gradient', score: 'explain', ms: 5 }],
+    };
+    const html = renderEvaluationPage({ evaluation });
+    expect(html).toContain('<h2>Scores</h2>');
+    expect(html).not.toContain('<svg class="chart"');
+    expect(html).not.toContain('Deletion and insertion');
+    expect(html).not.toContain('Sanity check');
+    expect(html).not.toContain('<h2>Maps</h2>');
+  });
+
   it('shows names as text', () => {
     const evaluation: Evaluation = {
       images: 1,
