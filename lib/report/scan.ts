@@ -73,7 +73,8 @@ function cell(value: unknown): string {
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   if (typeof value === 'number') return Number.isFinite(value) ? (Number.isInteger(value) ? String(value) : value.toFixed(3)) : '-';
   if (value === null || value === undefined) return '-';
-  return escape(JSON.stringify(value));
+  // A method's note (e.g. why a map is empty) reads as text; anything else as its JSON.
+  return escape(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 const nameOf = (c: ScanClassJSON) => `${c.class}${c.label ? ` ${c.label}` : ''}`;
