@@ -111,6 +111,8 @@ function run(argv: string[]): Promise<number> {
     for (const flag of ['model', 'images', 'boxes']) {
       if (typeof values[flag] !== 'string') throw new UsageError(`Expected --${flag} (see --help)`);
     }
+    if (values.heatmaps !== undefined && typeof values.out !== 'string')
+      throw new UsageError('--heatmaps is for the page that --out writes: give --out DIR too');
     const scores = typeof values.scores === 'string' ? (values.scores.split(',') as ScoreName[]) : undefined;
     const methods = splitMethods(typeof values.methods === 'string' ? values.methods : 'gradient').map(methodSpec);
     const fit = (values.fit as Fit | undefined) ?? 'cover';

@@ -77,6 +77,12 @@ function key(methods: readonly { name: string }[]): string {
   return `<ul class="key">${methods.map((m, i) => `<li><span class="swatch" style="background:${colourOf(i)}"></span>${escape(m.name)}</li>`).join('')}</ul>`;
 }
 
+/** The top of the curves' y axis: their highest value rounded up to a tenth, at least 0.1 and at most 1. */
+export function curvesTop(series: readonly { ys: readonly number[] }[]): number {
+  const top = Math.max(0, ...series.flatMap((s) => s.ys.filter((y) => Number.isFinite(y))));
+  return Math.min(1, Math.max(0.1, Math.ceil(top * 10 - 1e-9) / 10));
+}
+
 /** The mean deletion and insertion curves, one line per method (a method without the score has none). */
 function curvesSection(e: Evaluation): string {
   const charts = (['deletion', 'insertion'] as const).flatMap((kind) => {
@@ -85,12 +91,14 @@ function curvesSection(e: Evaluation): string {
       return c ? [{ name: `${m.name}: AUC ${num(c.auc)}`, colour: colourOf(i), xs: c.fractions, ys: c.probabilities }] : [];
     });
     if (series.length === 0) return [];
+    // The y axis up to the curves' highest point (a model unsure of its classes stays far below 1).
+    const yMax = curvesTop(series);
     const what =
       kind === 'deletion'
         ? 'pixels deleted, most salient first (a faithful map makes it fall fast: low area)'
         : 'pixels restored on the blurred image, most salient first (a faithful map makes it rise fast: high area)';
     return [
-      `<figure>${chart(`Mean ${kind} curve per method`, series, { width: 380, height: 240, legend: false })}<figcaption class="wide">${kind}: mean probability of the pair's class over the ${e.pairs} pairs against the fraction of ${what}</figcaption></figure>`,
+      `<figure>${chart(`Mean ${kind} curve per method`, series, { width: 380, height: 240, legend: false, yMax, yTicks: [0, yMax / 2, yMax] })}<figcaption class="wide">${kind}: mean probability of the pair's class over the ${e.pairs} pairs against the fraction of ${what}</figcaption></figure>`,
     ];
   });
   if (charts.length === 0) return '';
@@ -234,7 +242,6 @@ figcaption.wide { max-width: 380px; }
 .timebars { display: grid; grid-template-columns: minmax(6em, max-content) minmax(200px, 480px) max-content; gap: 4px 10px; align-items: center; margin-top: 0.4em; }
 .timebars .name { text-align: right; word-break: break-all; } .timebars .bar { display: flex; height: 14px; }
 .timebars .bar span { display: block; height: 100%; min-width: 1px; }
-table.scores td { white-space: nowrap; } table.scores td:first-child { white-space: normal; word-break: break-all; }
 `;
 
 /** The page's HTML. */

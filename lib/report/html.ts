@@ -76,7 +76,7 @@ export function chartScale(axes: ChartAxes = {}) {
   const width = axes.width ?? 260;
   const slanted = axes.xTicks?.some((t) => t.label.length > 3) ?? false;
   const longest = Math.max(0, ...(axes.xTicks ?? []).map((t) => t.label.length));
-  const bottom = slanted ? Math.min(140, 14 + 5 * longest) : 26;
+  const bottom = slanted ? Math.min(120, 16 + Math.ceil(3.8 * longest)) : 26;
   const height = (axes.height ?? 170) + (slanted ? bottom - 26 : 0);
   const [left, top, right] = [34, 18, slanted ? 24 : 8];
   const yMin = axes.yMin ?? 0;
@@ -166,6 +166,7 @@ export const PAGES_STYLE = `
 section { background: #fff; border: 1px solid #ddd; border-radius: 8px; padding: 1em; margin: 1.2em 0; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; margin-right: 0.4em; vertical-align: -0.1em; }
 table.scores td:not(:first-child), table.scores th:not(:first-child) { text-align: right; }
+table.scores td { white-space: nowrap; } table.scores td:first-child { white-space: normal; word-break: break-all; }
 .pic { position: relative; width: 180px; } .pic img { width: 180px; height: auto; display: block; border-radius: 4px; }
 .pic svg { position: absolute; inset: 0; width: 100%; height: 100%; }
 .pic .box { fill: none; stroke: #16a34a; stroke-width: 1.5; vector-effect: non-scaling-stroke; }

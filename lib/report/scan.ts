@@ -73,7 +73,8 @@ function cell(value: unknown): string {
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   if (typeof value === 'number') return Number.isFinite(value) ? (Number.isInteger(value) ? String(value) : value.toFixed(3)) : '-';
   if (value === null || value === undefined) return '-';
-  return escape(JSON.stringify(value));
+  // A method's note (e.g. why a map is empty) reads as text; anything else as its JSON.
+  return escape(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 const nameOf = (c: ScanClassJSON) => `${c.class}${c.label ? ` ${c.label}` : ''}`;
@@ -164,8 +165,7 @@ export function renderScanPage(scan: ScanJSON, run: ScanRun): string {
 ${verdict(scan)}
 <section><h2>Per class</h2>${classTable(scan)}<p class="meta">A class is flagged when its anomaly index (robust z-score across the classes) and its method's own tests pass their thresholds together; see docs/methods/${scan.method === 'neural-cleanse' ? 'neural-cleanse' : 'input-agnostic'}.md.</p></section>
 ${gallery(scan, run)}
-<section><h2>Method and options</h2><div class="head"><div><h3>thresholds</h3>${thresholds}</div><div><h3>timings</h3>${timings}</div></div>
-<h3>options of ${escape(scan.method)}</h3>${options}</section>
+<section><h2>Method and options</h2><div class="head"><div><h3>options of ${escape(scan.method)}</h3>${options}</div><div><h3>thresholds</h3>${thresholds}</div><div><h3>timings</h3>${timings}</div></div></section>
 </body>
 </html>
 `;

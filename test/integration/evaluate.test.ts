@@ -2,7 +2,7 @@
 // their parts, the user's model untouched, time per method and score, typed errors; the evaluate command.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argmax2d } from '../../lib/map.js';
@@ -205,11 +205,18 @@ describe('evaluate command', () => {
     expect(json.methods.map((m: { name: string }) => m.name)).toEqual(['gradient', 'grad-cam:layer=features.9']);
     expect(json.methods[1].options.layer).toBe('features.9');
     expect(readFileSync(join(out, 'evaluation.csv'), 'utf8').split('\n')[0]).toMatch(/^method,pointing_all/);
+    // The page (its content is checked in Chromium by pages-browser.test.ts) and its pictures: 8 images, 2 methods.
+    expect(readFileSync(join(out, 'evaluation.html'), 'utf8')).toMatch(/^<!doctype html>/);
+    expect(existsSync(join(out, 'pictures', 'm1-pair7.png'))).toBe(true);
+    expect(existsSync(join(out, 'pictures', 'm0-pair8.png'))).toBe(false);
     const bad = join(out, 'bad.json');
     writeFileSync(bad, JSON.stringify([{ file: 'shape_00.png', label: 'zebra', box: [0, 0, 4, 4] }]));
     const b = cli(...base, '--boxes', bad);
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/ERR_ANNOTATIONS/);
     expect(cli(...base).code).toBe(2); // no --boxes
+    const h = cli(...base, '--boxes', 'test/fixtures/shapes/boxes.json', '--heatmaps', '2'); // no --out for the page
+    expect(h.code).toBe(2);
+    expect(h.stderr).toMatch(/--heatmaps/);
   });
 });

@@ -152,4 +152,31 @@ describe.skipIf(!existsSync(CHROMIUM))('evaluation and scan pages in Chromium', 
     expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
     await page.close();
   }, 180_000);
+
+  it('scan.html of Neural Cleanse: its own columns, the reversed triggers, the verdict scan.json gives', async () => {
+    const out = join(dir, 'scan-nc');
+    const r = cli('scan', [
+      ...['--model', join(BACKDOOR, 'trojan_traced.pt'), '--size', '32', '--method', 'neural-cleanse'],
+      ...['--steps', '30', '--inputs', '8', '--seed', '1', '--scale', '2', '--out', out],
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const scan = JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8'));
+    const classes = backdoorFixture.classes.length;
+    const { page, problems, requests } = await open(browser, join(out, 'scan.html'));
+    const pics = await pictures(page);
+    expect(pics).toHaveLength(2 * classes);
+    for (const p of pics) expect(p.width, p.src ?? '').toBe(64);
+    await expect(page.locator('.verdict').textContent()).resolves.toMatch(scan.suspicious ? /^Suspicious/ : /^No trigger found/);
+    const head = await page.locator('table.scores thead th').allTextContents();
+    expect(head).toEqual(expect.arrayContaining(['mask norm', 'attack success', 'reached']));
+    expect(head).not.toContain('flip rate');
+    // The first class's mask norm as scan.json gives it (shown to 3 decimals).
+    const norm = head.indexOf('mask norm');
+    const shown = Number(await page.locator('table.scores tbody tr').first().locator('td').nth(norm).textContent());
+    expect(shown).toBeCloseTo(scan.classes[0].norm, 3);
+    expect(await page.locator('figcaption').first().textContent()).toContain('reversed trigger');
+    expect(problems).toEqual([]);
+    expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
+    await page.close();
+  }, 180_000);
 });

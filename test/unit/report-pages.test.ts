@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Evaluation, MethodEvaluation } from '../../lib/evaluate/evaluate.js';
 import { meanCurve } from '../../lib/evaluate/mean-curve.js';
-import { bestValues, renderEvaluationPage, sanitySeries, timeSegments } from '../../lib/report/evaluation.js';
+import { bestValues, curvesTop, renderEvaluationPage, sanitySeries, timeSegments } from '../../lib/report/evaluation.js';
 import { chart, chartScale } from '../../lib/report/html.js';
 import { renderScanPage, scanColumns, type ScanJSON } from '../../lib/report/scan.js';
 
@@ -114,6 +114,24 @@ describe('the evaluation page', () => {
     expect(bestValues(methods)).toEqual([0.75, undefined, 0.2, 0.6, undefined, undefined]);
   });
 
+  it('draws only the sections of the scores that ran', () => {
+    const evaluation: Evaluation = {
+      images: 1,
+      pairs: 1,
+      pairList: [{ image: 'a.png', target: 0, difficult: false }],
+      tolerance: 15,
+      baseline: { pointingGame: { all: game(1), difficult: game(NaN), hits: [true] } },
+      methods: [method('gradient', { pointingGame: { all: game(1), difficult: game(NaN), hits: [true] } })],
+      timings: [{ method: 'gradient', score: 'explain', ms: 5 }],
+    };
+    const html = renderEvaluationPage({ evaluation });
+    expect(html).toContain('<h2>Scores</h2>');
+    expect(html).not.toContain('<svg class="chart"');
+    expect(html).not.toContain('Deletion and insertion');
+    expect(html).not.toContain('Sanity check');
+    expect(html).not.toContain('<h2>Maps</h2>');
+  });
+
   it('shows names as text', () => {
     const evaluation: Evaluation = {
       images: 1,
@@ -197,5 +215,14 @@ describe('the scan page', () => {
     // Timings: the method, the scoring (total - method), the total.
     expect(html).toContain('<td>1.00 s</td>');
     expect(html).toContain('<td>500 ms</td>');
+  });
+});
+
+describe('curvesTop', () => {
+  it('rounds the highest point up to a tenth, within [0.1, 1]', () => {
+    expect(curvesTop([{ ys: [0.26, 0.1] }, { ys: [0.05, NaN] }])).toBe(0.3);
+    expect(curvesTop([{ ys: [0.3] }])).toBe(0.3);
+    expect(curvesTop([{ ys: [0.01] }])).toBe(0.1);
+    expect(curvesTop([{ ys: [0.97, 1] }])).toBe(1);
   });
 });
