@@ -34,6 +34,18 @@ export interface ExtremalPerturbationOptions {
   stopTolerance?: number;
   /** Steps between two checks of the stopping rule. */
   stopWindow?: number;
+  /**
+   * Memory layout of the model's copy that runs the loop: 'channels-last' (weights and the perturbed batch),
+   * 'contiguous', or 'auto': channels-last for convolutional models on the CPU. The masks are the same up to
+   * float rounding; the user's model is never changed.
+   */
+  memoryFormat?: 'auto' | 'contiguous' | 'channels-last';
+  /**
+   * Run the loop on a frozen copy of the model (torch.jit.freeze: BatchNorm folded into the convolutions,
+   * parameters as constants). Gradients to the input are the same up to float rounding; a model that cannot
+   * be frozen runs unfrozen (`details.loop.frozen` says which).
+   */
+  freeze?: boolean;
 }
 
 export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationOptions, 'areas'>> & {
@@ -73,6 +85,8 @@ export const EP_DEFAULTS = Object.freeze({
   kernel: 'fused',
   stopTolerance: 0,
   stopWindow: 50,
+  memoryFormat: 'auto',
+  freeze: true,
   batchSize: derived('auto'),
 } as const);
 
@@ -98,6 +112,8 @@ export interface ExtremalPerturbationDetails {
   iterations: number;
   /** Per map, the steps it ran: `maxIter`, or fewer where the stopping rule (`stopTolerance`) ended it. */
   steps: Float32Array;
+  /** How the loop's copy of the model ran: in channels-last layout, frozen (see `memoryFormat`, `freeze`). */
+  loop: { channelsLast: boolean; frozen: boolean };
   timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number; phases?: EpPhaseTimings };
 }
 
@@ -132,6 +148,7 @@ export interface ExtremalPerturbationOutputs {
   rewardHistory: NativeTensor;
   penaltyHistory: NativeTensor;
   steps: NativeTensor;
+  loop: NativeRecord & { channelsLast: number; frozen: number };
   timings: NativeRecord & { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
   /** On the CPU only. */
   phases?: NativeRecord & EpPhaseTimings;
@@ -167,6 +184,8 @@ export const extremalPerturbation: MethodSpec<
       kernel: v.oneOf('options.kernel', options.kernel, ['fused', 'composed'] as const, d.kernel),
       stopTolerance: v.optionalNumber('options.stopTolerance', options.stopTolerance, d.stopTolerance, { min: 0, max: 1 }),
       stopWindow: v.optionalNumber('options.stopWindow', options.stopWindow, d.stopWindow, { integer: true, min: 1, max: 1_000_000 }),
+      memoryFormat: v.oneOf('options.memoryFormat', options.memoryFormat, ['auto', 'contiguous', 'channels-last'] as const, d.memoryFormat),
+      freeze: v.boolean('options.freeze', options.freeze, d.freeze),
       // Without batchSize, the CPU takes about AUTO_BATCH_PIXELS per batch and CUDA every mask at once.
       batchSize: context.batchSize ?? (context.device === 'cpu' ? Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (context.height * context.width))) : 0),
     };
@@ -213,6 +232,7 @@ export const extremalPerturbation: MethodSpec<
       penaltyHistory: rowsOf(o.penaltyHistory),
       iterations: o.rewardHistory.shape[1],
       steps: o.steps.data as Float32Array,
+      loop: { channelsLast: o.loop.channelsLast === 1, frozen: o.loop.frozen === 1 },
       timings: { setupMs, loopMs, msPerIteration, nativeMs, ...(phases ? { phases } : {}) },
     };
     return { maps, details };

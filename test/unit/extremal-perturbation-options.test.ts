@@ -36,6 +36,8 @@ describe('extremal-perturbation options', () => {
       kernel: 'fused',
       stopTolerance: 0,
       stopWindow: 50,
+      memoryFormat: 'auto',
+      freeze: true,
       batchSize: 128,
     });
     expect(Object.isFrozen(options)).toBe(true);
@@ -83,6 +85,8 @@ describe('extremal-perturbation options', () => {
     ['variant', 1],
     ['reward', false],
     ['kernel', 0],
+    ['memoryFormat', 1],
+    ['freeze', 'yes'],
   ];
   for (const [name, value] of typeErrors) {
     it(`rejects ${name} = ${JSON.stringify(value)} with ERR_INVALID_ARG_TYPE`, () => {
@@ -127,6 +131,7 @@ describe('extremal-perturbation options', () => {
     ['variant', 'both'],
     ['reward', 'hard'],
     ['kernel', 'cuda'],
+    ['memoryFormat', 'channels_last'],
   ] as const) {
     it(`rejects ${name} = '${value}' (an unknown choice) with ERR_INVALID_ARG_VALUE`, () => {
       expect(code({ [name]: value }).code).toBe('ERR_INVALID_ARG_VALUE');

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "core/explain.h"
+#include "core/loop_module.h"
 #include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/methods/extremal_perturbation/mask_generator.h"
 #include "core/methods/extremal_perturbation/perturbation.h"
@@ -28,6 +29,8 @@ struct EpOptions {
   double stop_tolerance;  // 0: run max_iter steps; else stop a chunk whose masks all moved less over a window
   int64_t stop_window;
   bool jitter, fused;
+  std::string memory_format;  // "auto" | "contiguous" | "channels-last": the loop copy's layout
+  bool freeze;                // run the loop on a frozen, BatchNorm-folded copy of the model
 };
 
 EpOptions read_options(const Options& o) {
@@ -50,6 +53,8 @@ EpOptions read_options(const Options& o) {
   e.batch_size = o.integer("batchSize");
   e.stop_tolerance = o.number("stopTolerance");
   e.stop_window = o.integer("stopWindow");
+  e.memory_format = o.string("memoryFormat");
+  e.freeze = o.flag("freeze");
   return e;
 }
 
@@ -85,6 +90,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     input = model.prepare(request.images.to(device));
   }
   Perturbation pert(input, o.perturbation, o.levels, o.max_blur);
+  // The loop runs on a copy of the model (the user's module is never touched): channels-last weights for
+  // convolutional models, and frozen (BatchNorm folded) when asked; only the input's gradient is needed.
+  const bool channels_last =
+      o.memory_format == "channels-last" || (o.memory_format == "auto" && device.is_cpu() && input.dim() == 4 && has_conv_weights(model.module()));
+  LoopModule loop = make_loop_module(model.module(), channels_last, o.freeze);
   MaskGenerator gen(MaskGeometry::make(H, W, o.step, o.sigma), o.fused);
   const MaskGeometry& g = gen.geometry();
   const int64_t full_size = g.out_h * g.out_w;
@@ -161,7 +171,8 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
       lap(since, kPerturb);
-      at::Tensor y = model.scores(model.module(), x);
+      if (loop.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor y = model.scores(loop.module, x);
       lap(since, kForward);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
@@ -251,6 +262,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     for (int i = 0; i < kPhases; ++i) phases.emplace_back(phase_names[i], phase_ms[i] / iterations_run);
     result.add("phases", std::move(phases));
   }
+  result.add("loop", Record{{"channelsLast", loop.channels_last ? 1.0 : 0.0}, {"frozen", loop.frozen ? 1.0 : 0.0}});
   result.add("timings", Record{{"setupMs", setup_ms}, {"loopMs", loop_ms}, {"msPerIteration", loop_ms / iterations_run}, {"nativeMs", total_ms}});
   return result;
 }
