@@ -153,8 +153,15 @@ async function main(): Promise<void> {
   results.torch = runtime().torchVersion;
   const reference = new Map<number, Float32Array>(); // pair index -> plain mask
   mkdirSync(join(root, 'bench-out'), { recursive: true });
-  for (const option of ['plain', ...wanted.filter((o) => o !== 'plain')]) {
-    for (const area of AREAS) {
+  // Area-major for the first three (plain, the defaults, the stopping rule), so that an interrupted run has
+  // all three on the pairs it finished; the single options afterwards.
+  const main = ['plain', ...Object.keys(OPTIONS).slice(1, 3)].filter((o) => o === 'plain' || wanted.includes(o));
+  const order: [string, number][] = [
+    ...AREAS.flatMap((area) => main.map((option) => [option, area] as [string, number])),
+    ...wanted.filter((o) => !main.includes(o)).flatMap((option) => AREAS.map((area) => [option, area] as [string, number])),
+  ];
+  for (const [option, area] of order) {
+    {
       const idx = pairs.map((p, i) => (p.area === area ? i : -1)).filter((i) => i >= 0);
       const t0 = performance.now();
       const r = await model.explain(

@@ -46,6 +46,12 @@ export interface ExtremalPerturbationOptions {
    * be frozen runs unfrozen (`details.loop.frozen` says which).
    */
   freeze?: boolean;
+  /**
+   * Precision of the model's copy in the loop: 'fp32', or 'bf16' (bfloat16 weights and activations; the mask
+   * parameters, the objective and the optimiser stay float32). 'bf16' needs libtorch 2.x (ERR_UNSUPPORTED on
+   * 1.13) and pays on CPUs with AMX or AVX-512-BF16 and on CUDA; masks differ from fp32's (see the doc page).
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationOptions, 'areas'>> & {
@@ -87,6 +93,7 @@ export const EP_DEFAULTS = Object.freeze({
   stopWindow: 50,
   memoryFormat: 'auto',
   freeze: true,
+  precision: 'fp32',
   batchSize: derived('auto'),
 } as const);
 
@@ -112,8 +119,8 @@ export interface ExtremalPerturbationDetails {
   iterations: number;
   /** Per map, the steps it ran: `maxIter`, or fewer where the stopping rule (`stopTolerance`) ended it. */
   steps: Float32Array;
-  /** How the loop's copy of the model ran: in channels-last layout, frozen (see `memoryFormat`, `freeze`). */
-  loop: { channelsLast: boolean; frozen: boolean };
+  /** How the loop's copy of the model ran: in channels-last layout, frozen, its precision (see `memoryFormat`, `freeze`, `precision`). */
+  loop: { channelsLast: boolean; frozen: boolean; precision: 'fp32' | 'bf16' };
   timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number; phases?: EpPhaseTimings };
 }
 
@@ -148,7 +155,7 @@ export interface ExtremalPerturbationOutputs {
   rewardHistory: NativeTensor;
   penaltyHistory: NativeTensor;
   steps: NativeTensor;
-  loop: NativeRecord & { channelsLast: number; frozen: number };
+  loop: NativeRecord & { channelsLast: number; frozen: number; bf16: number };
   timings: NativeRecord & { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
   /** On the CPU only. */
   phases?: NativeRecord & EpPhaseTimings;
@@ -186,6 +193,7 @@ export const extremalPerturbation: MethodSpec<
       stopWindow: v.optionalNumber('options.stopWindow', options.stopWindow, d.stopWindow, { integer: true, min: 1, max: 1_000_000 }),
       memoryFormat: v.oneOf('options.memoryFormat', options.memoryFormat, ['auto', 'contiguous', 'channels-last'] as const, d.memoryFormat),
       freeze: v.boolean('options.freeze', options.freeze, d.freeze),
+      precision: v.oneOf('options.precision', options.precision, ['fp32', 'bf16'] as const, d.precision),
       // Without batchSize, the CPU takes about AUTO_BATCH_PIXELS per batch and CUDA every mask at once.
       batchSize: context.batchSize ?? (context.device === 'cpu' ? Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (context.height * context.width))) : 0),
     };
@@ -232,7 +240,7 @@ export const extremalPerturbation: MethodSpec<
       penaltyHistory: rowsOf(o.penaltyHistory),
       iterations: o.rewardHistory.shape[1],
       steps: o.steps.data as Float32Array,
-      loop: { channelsLast: o.loop.channelsLast === 1, frozen: o.loop.frozen === 1 },
+      loop: { channelsLast: o.loop.channelsLast === 1, frozen: o.loop.frozen === 1, precision: o.loop.bf16 === 1 ? 'bf16' : 'fp32' },
       timings: { setupMs, loopMs, msPerIteration, nativeMs, ...(phases ? { phases } : {}) },
     };
     return { maps, details };

@@ -1,6 +1,7 @@
 #include "core/loop_module.h"
 
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/version.h>
 
 #include <functional>
 
@@ -11,32 +12,46 @@ namespace {
 
 bool is_conv_weight(const at::Tensor& t) { return t.defined() && t.dim() == 4 && t.is_floating_point(); }
 
-// Replaces the copy's 4-D floating-point parameters and buffers by channels-last copies. `copy` came from
-// clone_module, whose objects are its own (only the tensors are shared with the user's module): setting a
-// slot here leaves the user's module holding its own tensors.
-void params_to_channels_last(const torch::jit::Module& copy) {
+// A new tensor: channels-last for 4-D floating-point tensors when asked, bfloat16 for floating-point
+// tensors when asked; `t` itself when neither applies.
+at::Tensor converted(const at::Tensor& t, bool channels_last, bool bf16) {
+  if (!t.defined() || !t.is_floating_point()) return t;
+  const bool to_bf16 = bf16 && t.scalar_type() == at::kFloat;
+  const bool to_cl = channels_last && t.dim() == 4 && !t.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (!to_bf16 && !to_cl) return t;
+  at::Tensor r = t.detach();
+  if (to_bf16) r = r.to(at::kBFloat16);
+  if (to_cl) r = r.contiguous(at::MemoryFormat::ChannelsLast);
+  return r;
+}
+
+// Replaces the copy's floating-point parameters and buffers by converted copies (see `converted`). `copy`
+// came from clone_module, whose objects are its own (only the tensors are shared with the user's module):
+// setting a slot here leaves the user's module holding its own tensors, untouched (never set_data).
+void convert_slots(const torch::jit::Module& copy, bool channels_last, bool bf16) {
   const c10::ClassTypePtr& type = copy.type();
   for (size_t i = 0; i < type->numAttributes(); ++i) {
     c10::IValue value = copy._ivalue()->getSlot(i);
     if (type->getAttribute(i)->is_module()) {
-      params_to_channels_last(torch::jit::Module(value.toObject()));
-    } else if (value.isTensor() && is_conv_weight(value.toTensor())) {
-      at::Tensor t = value.toTensor();
-      at::Tensor cl = t.detach().contiguous(at::MemoryFormat::ChannelsLast);
-      if (cl.data_ptr() == t.data_ptr()) continue;  // already channels-last (or 1 x 1 spatial: both layouts)
-      copy._ivalue()->setSlot(i, cl);
+      convert_slots(torch::jit::Module(value.toObject()), channels_last, bf16);
+    } else if (value.isTensor()) {
+      at::Tensor t = value.toTensor(), c = converted(t, channels_last, bf16);
+      if (!c.is_same(t)) copy._ivalue()->setSlot(i, c);
     }
   }
 }
 
 // The same for a frozen module, whose parameters are constants of its forward graph.
-void constants_to_channels_last(torch::jit::Block* block) {
+void convert_constants(torch::jit::Block* block, bool channels_last, bool bf16) {
   for (torch::jit::Node* node : block->nodes()) {
-    for (torch::jit::Block* sub : node->blocks()) constants_to_channels_last(sub);
+    for (torch::jit::Block* sub : node->blocks()) convert_constants(sub, channels_last, bf16);
     if (node->kind() != c10::prim::Constant || !node->hasAttribute(c10::attr::value)) continue;
     if (node->kindOf(c10::attr::value) != torch::jit::AttributeKind::t) continue;
-    const at::Tensor& t = node->t(c10::attr::value);
-    if (is_conv_weight(t)) node->t_(c10::attr::value, t.contiguous(at::MemoryFormat::ChannelsLast));
+    const at::Tensor t = node->t(c10::attr::value), c = converted(t, channels_last, bf16);
+    if (!c.is_same(t)) {
+      node->t_(c10::attr::value, c);
+      node->output()->inferTypeFrom(c);
+    }
   }
 }
 
@@ -48,7 +63,16 @@ bool has_conv_weights(const torch::jit::Module& module) {
   return false;
 }
 
-LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze) {
+std::string bf16_unsupported() {
+#if TORCH_VERSION_MAJOR >= 2
+  return "";
+#else
+  return std::string("this addon was built against libtorch ") + TORCH_VERSION +
+         ", whose bfloat16 backward lacks ops CNNs use (ReLU6's hardtanh); build it against PyPI torch 2.x (scripts/install-libtorch.sh)";
+#endif
+}
+
+LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze, bool bf16) {
   at::NoGradGuard no_grad;
   LoopModule r;
   // clone_module: a copy with a compilation unit of its own, so that freezing (which clones again,
@@ -65,12 +89,13 @@ LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last
       r.module = clone_module(module);
     }
   }
-  if (channels_last) {
+  if (channels_last || bf16) {
     if (r.frozen)
-      constants_to_channels_last(r.module.get_method("forward").graph()->block());
+      convert_constants(r.module.get_method("forward").graph()->block(), channels_last, bf16);
     else
-      params_to_channels_last(r.module);
-    r.channels_last = true;
+      convert_slots(r.module, channels_last, bf16);
+    r.channels_last = channels_last;
+    r.bf16 = bf16;
   }
   return r;
 }

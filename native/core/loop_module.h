@@ -7,6 +7,8 @@
 //     graph, BatchNorm is folded into the convolution before it, dropout and other eval-mode no-ops go.
 //     Gradients to the input are those of the same function up to float rounding (the fold rescales
 //     weights); gradients to parameters are gone, and so are the submodules: not for layer methods.
+//   - bf16: the copy's floating-point parameters, buffers (or frozen constants) in bfloat16; the caller
+//     casts the input to bfloat16 and the scores back. Needs libtorch 2.x (see bf16_supported).
 #pragma once
 #include <torch/script.h>
 
@@ -18,6 +20,7 @@ struct LoopModule {
   torch::jit::Module module;
   bool channels_last = false;  // what was done (asked for and possible)
   bool frozen = false;
+  bool bf16 = false;
   std::string frozen_error;  // why freezing was asked for but not done (the copy runs unfrozen), or empty
 };
 
@@ -26,6 +29,10 @@ bool has_conv_weights(const torch::jit::Module& module);
 
 // The copy described above. Freezing can fail on some scripted modules (unsupported attribute types,
 // modules left in training mode): the copy then runs unfrozen and frozen_error says why.
-LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze);
+LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze, bool bf16 = false);
+
+// Empty when this libtorch runs bfloat16 backward through the ops CNNs use; otherwise why not (libtorch
+// 1.13 has no bfloat16 backward of hardtanh, ReLU6's op: "hardshrink_backward_cpu not implemented").
+std::string bf16_unsupported();
 
 }  // namespace ts

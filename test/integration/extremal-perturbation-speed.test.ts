@@ -6,7 +6,7 @@
  * non-trivial BatchNorm statistics and dropout); here, whole runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type Image, type Model } from '../../lib/index.js';
+import { loadModel, runtime, type Image, type Model } from '../../lib/index.js';
 import type { ExtremalPerturbationDetails } from '../../lib/methods/extremal-perturbation.js';
 import { iouAtHalfMax, maxAbsDiff, model as fixture } from './helpers.js';
 
@@ -39,14 +39,16 @@ describe('extremal perturbation: speed options give the plain masks', () => {
   it('channels-last, frozen and both equal the plain loop on a CNN with BatchNorm (40 steps)', async () => {
     const img = image(5);
     const plain = await resnet.explain(img, { ...opts, memoryFormat: 'contiguous', freeze: false });
-    expect(details(plain).loop).toEqual({ channelsLast: false, frozen: false });
+    // the masks moved away from their start (all ones), so equal masks say something
+    plain.maps.forEach((m) => expect(m.stats().max - m.stats().min).toBeGreaterThan(0.3));
+    expect(details(plain).loop).toEqual({ channelsLast: false, frozen: false, precision: 'fp32' });
     for (const [memoryFormat, freeze] of [
       ['channels-last', false],
       ['contiguous', true],
       ['channels-last', true],
     ] as const) {
       const r = await resnet.explain(img, { ...opts, memoryFormat, freeze });
-      expect(details(r).loop).toEqual({ channelsLast: memoryFormat === 'channels-last', frozen: freeze });
+      expect(details(r).loop).toEqual({ channelsLast: memoryFormat === 'channels-last', frozen: freeze, precision: 'fp32' });
       r.maps.forEach((m, i) => {
         const diff = maxAbsDiff(m.data, plain.maps[i].data);
         console.log(`${memoryFormat}${freeze ? ' frozen' : ''}, area ${m.area}: max difference ${diff.toExponential(2)} from plain`);
@@ -82,4 +84,36 @@ describe('extremal perturbation: speed options give the plain masks', () => {
     expect((await resnet.predict([img])).map((p) => Array.from(p.logits))).toEqual(before);
     expect(resnet.handle().requiresGrad()).toEqual(flags);
   }, 60_000);
+});
+
+describe("extremal perturbation: precision 'bf16'", () => {
+  const major = Number(runtime().torchVersion.split('.')[0]);
+  const opts = { method: EP, target: 3, areas: [0.1, 0.2], maxIter: 40, step: 3, sigma: 7 } as const;
+
+  it.runIf(major < 2)('is a typed error on libtorch 1.x, naming options.precision, and the model still works', async () => {
+    const img = image(3);
+    await expect(resnet.explain(img, { ...opts, precision: 'bf16' })).rejects.toMatchObject({
+      code: 'ERR_UNSUPPORTED',
+      argument: 'options.precision',
+      message: expect.stringMatching(/libtorch 2\.x.*bf16.*fp32/),
+    });
+    const r = await resnet.explain(img, { ...opts, maxIter: 2 });
+    expect(details(r).loop.precision).toBe('fp32');
+  });
+
+  it.runIf(major >= 2)(
+    'runs the model in bfloat16 and finds masks close to float32 ones (IoU >= 0.85)',
+    async () => {
+      const img = image(3);
+      const fp32 = await resnet.explain(img, opts);
+      const bf16 = await resnet.explain(img, { ...opts, precision: 'bf16' });
+      expect(details(bf16).loop.precision).toBe('bf16');
+      bf16.maps.forEach((m, i) => {
+        const iou = iouAtHalfMax(m.data, fp32.maps[i].data);
+        console.log(`bf16, area ${m.area}: IoU ${iou.toFixed(3)} with float32, max difference ${maxAbsDiff(m.data, fp32.maps[i].data).toExponential(2)}`);
+        expect(iou).toBeGreaterThanOrEqual(0.85);
+      });
+    },
+    120_000,
+  );
 });

@@ -38,6 +38,7 @@ describe('extremal-perturbation options', () => {
       stopWindow: 50,
       memoryFormat: 'auto',
       freeze: true,
+      precision: 'fp32',
       batchSize: 128,
     });
     expect(Object.isFrozen(options)).toBe(true);
@@ -132,6 +133,7 @@ describe('extremal-perturbation options', () => {
     ['reward', 'hard'],
     ['kernel', 'cuda'],
     ['memoryFormat', 'channels_last'],
+    ['precision', 'fp16'],
   ] as const) {
     it(`rejects ${name} = '${value}' (an unknown choice) with ERR_INVALID_ARG_VALUE`, () => {
       expect(code({ [name]: value }).code).toBe('ERR_INVALID_ARG_VALUE');
