@@ -13,19 +13,23 @@
  *     in the output);
  *   - seconds per image of a default 800-step run, EXTRAPOLATED from the measured steps (ms per step x 800,
  *     plus the measured setup), for each.
+ * bfloat16 (precision 'bf16') is measured too when the addon runs on libtorch 2.x (TORCH_SALIENCY_ADDON pointing
+ * at a build against PyPI torch, as scripts/check-pytorch-libtorch.sh makes).
  * Run: npm run bench -- ep-real. EP_REAL_ITERS (default 10) steps per call, EP_REAL_ROUNDS (default 3)
  * rounds, EP_BENCH_THREADS (default 1) intra-op threads on both sides, EP_REAL_TORCHRAY_ITERS (default 3).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image, type Model } from '../../lib/index.js';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 const root = join(__dirname, '..', '..');
-const baselineBin = join(root, 'build', 'ts_bench_baseline');
+// beside the addon under test (TORCH_SALIENCY_ADDON, e.g. a build against PyPI torch in build-pytorch/)
+const addonPath = process.env.TORCH_SALIENCY_ADDON;
+const baselineBin = join(addonPath ? dirname(dirname(addonPath)) : join(root, 'build'), 'ts_bench_baseline');
 const REAL = join(root, 'examples', 'model', 'efficientnet_lite0.pt');
 const PHOTO = join(root, 'examples', 'photos', 'chelsea.jpg');
 const SMALL = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // the extremal-perturbation bench's CNN
@@ -42,11 +46,22 @@ interface Variant {
   options: ExtremalPerturbationOptions;
   bareMode: string;
 }
+const torchMajor = Number(runtime().torchVersion.split('.')[0]);
 const VARIANTS: Variant[] = [
   { name: 'plain', options: { memoryFormat: 'contiguous', freeze: false }, bareMode: 'fwdbwd' },
   { name: 'channels-last', options: { memoryFormat: 'channels-last', freeze: false }, bareMode: 'fwdbwd-cl' },
   { name: 'freeze', options: { memoryFormat: 'contiguous', freeze: true }, bareMode: 'fwdbwd-frozen' },
   { name: 'channels-last + freeze', options: { memoryFormat: 'channels-last', freeze: true }, bareMode: 'fwdbwd-frozen-cl' },
+  // bfloat16 needs libtorch 2.x (ERR_UNSUPPORTED on 1.13): measured only there
+  ...(torchMajor >= 2
+    ? [
+        {
+          name: 'cl + freeze + bf16',
+          options: { memoryFormat: 'channels-last', freeze: true, precision: 'bf16' },
+          bareMode: 'fwdbwd-frozen-cl-bf16',
+        } as Variant,
+      ]
+    : []),
 ];
 
 const median = (xs: number[]) => {
