@@ -15,14 +15,14 @@
  * This file holds what both share: the options every scan takes, the result, and the dispatch.
  */
 import { join } from 'node:path';
-import { invalidType, outOfRange } from '../errors.js';
+import { TorchSaliencyError, invalidType, outOfRange } from '../errors.js';
 import { colorize } from '../pictures.js';
 import type { Explanation } from '../explanation.js';
 import type { Image } from '../image.js';
 import type { MapData } from '../map.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
 import type { Model } from '../model.js';
-import { REQUIRED, derived } from '../methods/types.js';
+import { derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import { magnified, withBox } from './pictures.js';
 import type { Head } from './inputs.js';
@@ -36,8 +36,8 @@ export type ScanMethod = 'input-agnostic' | 'neural-cleanse';
 
 /** The options of every scan. */
 export interface CommonScanOptions {
-  /** Input size of the model: a side or [height, width] (required). */
-  size: number | [number, number];
+  /** Input size of the model: a side or [height, width] (default: the size of `images`, else the size the model's parameters fix; without either, required). */
+  size?: number | [number, number];
   /** Input channels (default: the model's first convolution's, or 3). */
   channels?: number;
   /** Classes to scan (default: every class of the model). */
@@ -138,7 +138,7 @@ export class BackdoorScan<C extends ClassScanBase = ClassScan> {
 
 /** The defaults of the options every scan takes (the doc's "Scan options" table is checked against them). */
 export const SCAN_DEFAULTS = Object.freeze({
-  size: REQUIRED,
+  size: derived("the model's, where it fixes one"),
   method: 'input-agnostic',
   classes: derived('every class'),
   channels: derived("the model's"),
@@ -151,6 +151,31 @@ export const SCAN_DEFAULTS = Object.freeze({
 /** Keys every scan takes: its own options, and the run's (batchSize, signal, onProgress) passed to the method. */
 const COMMON = [...Object.keys(SCAN_DEFAULTS), 'batchSize', 'signal', 'onProgress'];
 
+/**
+ * The scan's input size: options.size; else the size of options.images; else the size the model's parameters
+ * fix (Model.info().inputSize: a ViT's positional embedding times its patch, an MLP's first layer) when the
+ * model runs on it. Otherwise a typed error for options.size, before anything runs: a model that takes any
+ * size (a fully convolutional one) leaves it to the caller, since a trigger's size is in pixels of that input.
+ */
+async function scanSize(model: Model, opts: Readonly<Record<string, unknown>>, channels: number): Promise<[number, number]> {
+  if (opts.size !== undefined) return v.size('options.size', opts.size);
+  const first = Array.isArray(opts.images) ? (opts.images[0] as Partial<Image> | undefined) : undefined;
+  if (first && Number.isInteger(first.height) && Number.isInteger(first.width)) return [first.height!, first.width!];
+  const hint = model.info().inputSize ?? null;
+  let why = "the model's parameters fix none (no positional embedding, no linear first layer)";
+  if (hint) {
+    const [height, width] = hint;
+    try {
+      await model.predict({ data: new Float32Array(channels * height * width), channels, height, width }, { top: 0 });
+      return [height, width];
+    } catch (e) {
+      if (!(e instanceof TorchSaliencyError) || (e.code !== 'ERR_MODEL_RUN' && e.code !== 'ERR_INPUT_SHAPE')) throw e;
+      why = `the size its parameters suggest, ${height} x ${width}, does not run (${e.message})`;
+    }
+  }
+  throw invalidType('options.size', `the model's input size, a positive integer or a [height, width] pair (${why})`, undefined);
+}
+
 /** Scans every class (or `options.classes`) of a classifier for a backdoor trigger. */
 export function scanBackdoor(model: Model, options: { method: 'neural-cleanse' } & NeuralCleanseScanOptions): Promise<BackdoorScan<NeuralCleanseClassScan>>;
 export function scanBackdoor(model: Model, options: { method?: 'input-agnostic' } & InputAgnosticScanOptions): Promise<BackdoorScan<InputAgnosticClassScan>>;
@@ -160,10 +185,9 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   const opts = v.plainObject('options', options);
   const d = SCAN_DEFAULTS;
   const method = v.oneOf<ScanMethod>('options.method', opts.method, ['input-agnostic', 'neural-cleanse'], d.method);
-  if (opts.size === undefined) throw invalidType('options.size', 'a positive integer or a [height, width] pair', undefined);
-  const [height, width] = v.size('options.size', opts.size);
   const info = model.info();
   const channels = v.optionalNumber('options.channels', opts.channels, info.inputChannels > 0 ? info.inputChannels : 3, { integer: true, min: 1, max: 64 });
+  const [height, width] = await scanSize(model, opts, channels);
   const head = v.oneOf<Head>('options.head', opts.head, ['softmax', 'sigmoid'], d.head);
   const anomaly = v.optionalNumber('options.anomalyThreshold', opts.anomalyThreshold, d.anomalyThreshold, { min: 0 });
   const seed = v.optionalNumber('options.seed', opts.seed, d.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });

@@ -8,8 +8,9 @@ import type { NativeTensor } from '../native.js';
 import * as v from '../validate.js';
 import { REQUIRED, mapsPerJob, type MethodSpec } from './types.js';
 import { layerOption } from './backprop.js';
+import { TOKEN_DEFAULTS, tokenOptions, type NormalizedTokens, type TokenOptions } from './tokens.js';
 
-export interface ChannelPerturbationOptions {
+export interface ChannelPerturbationOptions extends TokenOptions {
   /** Layer whose channels are masked (required; see model.layers()). */
   layer: string;
   /** Fraction of the channels kept. */
@@ -26,7 +27,7 @@ export interface ChannelPerturbationOptions {
   lambdaGrowth?: number;
 }
 
-export type NormalizedChannelPerturbation = Required<ChannelPerturbationOptions>;
+export type NormalizedChannelPerturbation = Required<Omit<ChannelPerturbationOptions, keyof TokenOptions>> & NormalizedTokens;
 
 export interface ChannelScore {
   channel: number;
@@ -57,6 +58,7 @@ const DEFAULTS = Object.freeze({
   learningRate: 0.05,
   lambda: 1,
   lambdaGrowth: 100,
+  ...TOKEN_DEFAULTS,
 } as const);
 
 export const channelPerturbation: MethodSpec<
@@ -80,6 +82,7 @@ export const channelPerturbation: MethodSpec<
       learningRate: v.optionalNumber('options.learningRate', options.learningRate, d.learningRate, { above: 0 }),
       lambda: v.optionalNumber('options.lambda', options.lambda, d.lambda, { min: 0 }),
       lambdaGrowth: v.optionalNumber('options.lambdaGrowth', options.lambdaGrowth, d.lambdaGrowth, { min: 1 }),
+      ...tokenOptions(options),
     });
   },
   finish(raw, context) {

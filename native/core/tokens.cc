@@ -104,7 +104,7 @@ TokenGrid token_grid(int64_t tokens, const TokenLayout& layout, int64_t image_h,
               fits.empty() ? "options.grid" : "options.prefixTokens");
 }
 
-at::Tensor to_spatial(const at::Tensor& a, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& layer) {
+std::string resolve_layout(const at::Tensor& a, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& layer) {
   const std::string name = "layer '" + layer + "' (output " + shape_text(a) + ")";
   std::string kind = layout.layout;
   if (kind == "auto") {
@@ -137,6 +137,12 @@ at::Tensor to_spatial(const at::Tensor& a, const TokenLayout& layout, int64_t im
                     " for options.layout with " + name + " but received '" + layout.layout + "'",
                 "options.layout");
   }
+  return kind;
+}
+
+at::Tensor to_spatial(const at::Tensor& a, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& layer) {
+  const std::string kind = resolve_layout(a, layout, image_h, image_w, layer);
+  const std::string name = "layer '" + layer + "' (output " + shape_text(a) + ")";
   if (kind == "nchw") return a;
   if (kind == "nhwc") return a.permute({0, 3, 1, 2});
   const TokenGrid g = token_grid(a.size(1), layout, image_h, image_w, name);

@@ -37,6 +37,10 @@ struct TokenGrid {
 // or several fit; `what` names the layer(s) in the message.
 TokenGrid token_grid(int64_t tokens, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& what);
 
+// What `layout` means for this activation: 'nchw', 'nhwc' or 'ntc' ('auto' decided as to_spatial decides it;
+// the same errors). Its channels are dimension 1, 3 or 2.
+std::string resolve_layout(const at::Tensor& activation, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& layer);
+
 // A layer's output (batch first) as N x C x h x w, by `layout` (auto: 4 dimensions are N x C x H x W,
 // 3 are N x T x C). Shapes that fit no rule throw a typed error that names the option that would fix it.
 at::Tensor to_spatial(const at::Tensor& activation, const TokenLayout& layout, int64_t image_h, int64_t image_w, const std::string& layer);

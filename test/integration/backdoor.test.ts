@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKDOOR as dir, backdoorFixture as fixture, BACKDOOR_SIZE as SIZE, BACKDOOR_FAST as FAST } from './helpers.js';
+import { BACKDOOR as dir, backdoorFixture as fixture, BACKDOOR_SIZE as SIZE, BACKDOOR_FAST as FAST, FIXTURES, rejection } from './helpers.js';
 import { loadModel, scanBackdoor, TorchSaliencyError, type BackdoorScan, type InputAgnosticClassScan, type Model } from '../../lib/index.js';
 
 let trojan: Model;
@@ -98,5 +98,28 @@ describe('scanBackdoor', () => {
     await expect(scanBackdoor(clean, { size: SIZE, classes: [0, 1] })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.classes' });
     await expect(scanBackdoor(clean, { size: SIZE, flipThreshold: 2 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'options.flipThreshold' });
     await expect(scanBackdoor(clean, { size: SIZE, bogus: 1 } as never)).rejects.toBeInstanceOf(TorchSaliencyError);
+  });
+
+  it('without size: the size the model fixes (a ViT), the size of the given images, or a typed error up front', async () => {
+    // bare_traced.pt: a ViT whose positional embedding (1 + 8 x 8 tokens) and 8 px patches fix 64 x 64.
+    const vit = await loadModel(join(FIXTURES, 'vit', 'bare_traced.pt'));
+    const scan = await scanBackdoor(vit, { seed: 1, samples: 2, iterations: 2, refineSteps: 1, seeds: 1, trials: 2 });
+    expect(scan.maps.every((m) => m.height === 64 && m.width === 64)).toBe(true);
+    expect(scan.classes.length).toBe(4);
+    // A CNN whose parameters fix no size (no positional embedding, convolutions first): the error names options.size before anything runs.
+    let progress = 0;
+    const e = await rejection(scanBackdoor(clean, { onProgress: () => progress++ }));
+    expect([e.code, e.argument]).toEqual(['ERR_INVALID_ARG_TYPE', 'options.size']);
+    expect(e.message).toContain('fix none');
+    expect(progress).toBe(0);
+    // The hybrid ViT's parameters suggest 24 x 24 (its stem's conv times the tokens' width), on which it does not run.
+    const hybrid = await loadModel(join(FIXTURES, 'vit', 'vit_traced.pt'));
+    const h = await rejection(scanBackdoor(hybrid, {}));
+    expect([h.code, h.argument]).toEqual(['ERR_INVALID_ARG_TYPE', 'options.size']);
+    expect(h.message).toContain('does not run');
+    // Clean images given: their size.
+    const images = [0, 1].map(() => ({ data: new Float32Array(3 * SIZE * SIZE).fill(0.5), channels: 3, height: SIZE, width: SIZE }));
+    const withImages = await scanBackdoor(clean, { images, seed: 1, ...FAST, seeds: 1, trials: 2 });
+    expect(withImages.maps.every((m) => m.height === SIZE && m.width === SIZE)).toBe(true);
   });
 });

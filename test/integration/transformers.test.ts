@@ -264,7 +264,10 @@ describe('attention fused into one op (taken apart on a clone)', () => {
   const fused = JSON.parse(readFileSync(join(VIT, 'fused.json'), 'utf8')) as {
     images: string[];
     targets: number[];
-  } & Record<'fused_mha' | 'encoder' | 'sdpa', { op: string; logits: number[]; rollout: number[]; relevance: number[] }>;
+  } & Record<
+    'fused_mha' | 'encoder' | 'sdpa' | 'masked_mha' | 'masked_encoder' | 'masked_sdpa',
+    { op: string; logits: number[]; rollout: number[]; relevance: number[] }
+  >;
   const four = () => images.slice(0, fused.images.length);
   // libtorch 1.13 has _native_multi_head_attention and _transformer_encoder_layer_fwd (same schemas) but no
   // scaled_dot_product_attention, which sdpa_traced.pt calls and the scripted exports carry in their other branch.
@@ -275,12 +278,17 @@ describe('attention fused into one op (taken apart on a clone)', () => {
     ['fused_mha', 'scripted', !oldTorch],
     ['encoder', 'scripted', !oldTorch],
     ['sdpa', 'traced', !oldTorch],
+    // Masks: a key padding mask (nn.MultiheadAttention), a boolean src_mask (nn.TransformerEncoderLayer), a
+    // boolean attn_mask (scaled_dot_product_attention, where true means taking part).
+    ['masked_mha', 'traced', true],
+    ['masked_encoder', 'traced', true],
+    ['masked_sdpa', 'traced', !oldTorch],
   ] as const;
 
   for (const [name, kind, runs] of cases) {
     const why = runs ? '' : ` (skipped: libtorch ${runtime().torchVersion} cannot load it, it calls scaled_dot_product_attention, torch >= 2.0)`;
     it.skipIf(!runs)(
-      `${name}_${kind}.pt, one ${name === 'sdpa' ? 'scaled_dot_product_attention' : name === 'encoder' ? '_transformer_encoder_layer_fwd' : '_native_multi_head_attention'} per block: the rewritten clone's logits equal the model's, rollout and relevance equal PyTorch${why}`,
+      `${name}_${kind}.pt, one ${fused[name].op} per block: the rewritten clone's logits equal the model's, rollout and relevance equal PyTorch${why}`,
       async () => {
         const model = await loadModel(join(VIT, `${name}_${kind}.pt`));
         const before = (await model.predict(four())).flatMap((p) => Array.from(p.logits));

@@ -15,6 +15,9 @@
 // across them). Outputs per job: the mask (channel scores, ranked by the JavaScript side) and a map of
 // what the kept channels respond to: sum_c m_c relu(a_c) / sum_c m_c on the unperturbed activation,
 // resized like every other map.
+// Token layers (N x T x C, N x H x W x C; core/tokens.h) are read as the layer methods read them: their
+// last dimension is the channels, the mask scales every token's channel (prefix tokens too), 'mean' is
+// the channel's mean over all the layer's tokens, and the map is drawn over the grid tokens.
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
@@ -24,6 +27,7 @@
 #include "core/layers.h"
 #include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/postprocess.h"
+#include "core/tokens.h"
 
 namespace ts {
 namespace {
@@ -52,10 +56,19 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
     model.scores(probed.module(), x);
     clean = probed.activation().detach();
   }
-  if (clean.dim() != 4) {
-    throw_layer_not_found(model, layer, "has no N x C x H x W output (got " + std::to_string(clean.dim()) + " dimensions)", "options.layer");
+  // The channels' dimension of the layer's own output (1, or the last for tokens), and the clean
+  // activation as N x C x h x w for the picture (typed errors for shapes that fit no layout).
+  const TokenLayout tokens = TokenLayout::from(o);
+  const std::string kind = resolve_layout(clean, tokens, x.size(2), x.size(3), layer);
+  const int64_t channel_dim = kind == "nchw" ? 1 : clean.dim() - 1;
+  const at::Tensor clean_spatial = to_spatial(clean, tokens, x.size(2), x.size(3), layer);
+  const int64_t channels = clean.size(channel_dim);
+  std::vector<int64_t> spread_dims;  // the dimensions a channel spreads over (all but the batch and the channels)
+  std::vector<int64_t> mask_shape{jobs};
+  for (int64_t d = 1; d < clean.dim(); ++d) {
+    if (d != channel_dim) spread_dims.push_back(d);
+    mask_shape.push_back(d == channel_dim ? channels : 1);
   }
-  const int64_t channels = clean.size(1);
 
   // Groups: one per job, or one per distinct target.
   std::vector<int64_t> group_of(jobs);
@@ -78,9 +91,9 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
   // Start half way: a saturated start (all ones) ties every channel, and the sort's tie-breaking would
   // then decide which channels are counted as kept.
   at::Tensor m = at::full({groups, channels}, 0.5, x.options()).requires_grad_(true);
-  at::Tensor row_mask;  // jobs x C x 1 x 1, set before each forward
+  at::Tensor row_mask;  // jobs x C x 1 x 1 (jobs x 1 x C for tokens...), set before each forward
   probed.set_transform(0, [&](const at::Tensor& a) {
-    at::Tensor p = mean_perturbation ? a.mean({2, 3}, true).expand_as(a) : at::zeros_like(a);
+    at::Tensor p = mean_perturbation ? a.mean(spread_dims, true).expand_as(a) : at::zeros_like(a);
     return row_mask * a + (1 - row_mask) * p;
   });
   const int64_t keep = static_cast<int64_t>(std::llround(area * static_cast<double>(channels)));
@@ -91,7 +104,7 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
   at::Tensor scale;  // groups x 1: mean |d reward / d m| at the start (makes lambda unit-free)
   for (int64_t it = 0; it < iterations; ++it) {
     context.check_cancelled();
-    row_mask = m.index_select(0, group_index).view({jobs, channels, 1, 1});
+    row_mask = m.index_select(0, group_index).view(mask_shape);
     at::Tensor y = model.scores(probed.module(), x).gather(1, targets.view({-1, 1})).view({-1});
     at::Tensor reward = at::zeros({groups}, x.options()).index_add(0, group_index, y) / group_size;
     at::Tensor g_reward = torch::autograd::grad({reward.sum()}, {m})[0];
@@ -118,7 +131,7 @@ ExplainResult channel_perturbation(Model& model, const ExplainRequest& request, 
   at::NoGradGuard no_grad;
   at::Tensor scores = m.detach().index_select(0, group_index);  // jobs x C
   at::Tensor weights = scores.view({jobs, channels, 1, 1});
-  at::Tensor picture = (weights * clean.clamp_min(0)).sum(1) / scores.sum(1).clamp_min(1e-12).view({jobs, 1, 1});
+  at::Tensor picture = (weights * clean_spatial.clamp_min(0)).sum(1) / scores.sum(1).clamp_min(1e-12).view({jobs, 1, 1});
   ExplainResult result;
   result.maps = postprocess(picture, request.options).to(at::kCPU).contiguous();
   result.add("channelScores", scores);
