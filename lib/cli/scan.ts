@@ -4,11 +4,16 @@
  * the page scan.html showing them all (lib/report/scan.ts), in --out. Stdout: the per-class table, or the JSON
  * with --json. Exit 0 whatever the verdict (the verdict is data).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TorchSaliencyError } from '../errors.js';
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
 import { writeScanPage } from '../report/scan.js';
+import { makeFolder, removePendingWrites } from '../safe-write.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 import { terminalBar, type Command } from './args.js';
+import { INTERRUPTED_EXIT_CODE } from './explain.js';
 
 export const SCAN_HELP = `torch-saliency scan: look for a backdoor trigger in every class of a classifier
 
@@ -108,6 +113,8 @@ function run(argv: string[]): Promise<number> {
       classes = text.split(',').map(Number);
     }
     const scale = integer(values, 'scale');
+    if (scale !== undefined && !(scale >= 1 && scale <= 32))
+      throw new UsageError(`Expected a whole number from 1 to 32 for --scale but received ${JSON.stringify(values.scale)}`, '--scale');
     const options: Record<string, unknown> = { size: dims, method };
     if (values.head !== undefined) options.head = values.head;
     if (classes) options.classes = classes;
@@ -116,15 +123,28 @@ function run(argv: string[]): Promise<number> {
       const n = number(values, f);
       if (n !== undefined) options[camel(f)] = n;
     }
-    const out = (values.out as string | undefined) ?? 'scan-out';
+    // The output folder is checked (and made) before the model is loaded or anything computed.
+    const out = await makeFolder((values.out as string | undefined) ?? 'scan-out', '--out');
     const started = new Date().toISOString();
+    // SIGINT stops the scan (its signal reaches the method's loop) or the writing, with nothing half-written: exit 130.
+    const controller = new AbortController();
+    const onSigint = () => controller.abort(new TorchSaliencyError('ABORT_ERR', 'Interrupted (SIGINT)'));
+    process.once('SIGINT', onSigint);
 
-    const model = await loadModel(values.model, {
-      device: (values.device as Device | undefined) ?? 'auto',
-      threads: integer(values, 'threads'),
-      labels: values.labels as string | undefined,
-    });
+    let writing = false;
+    let model;
     try {
+      model = await loadModel(values.model, {
+        device: (values.device as Device | undefined) ?? 'auto',
+        threads: integer(values, 'threads'),
+        labels: values.labels as string | undefined,
+      });
+    } catch (e) {
+      process.off('SIGINT', onSigint);
+      throw e;
+    }
+    try {
+      options.signal = controller.signal;
       if (positionals.length > 0) {
         const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, { size: dims })));
         options.images = images;
@@ -143,7 +163,8 @@ function run(argv: string[]): Promise<number> {
       log(`scanning ${values.model} (${method}, ${dims[0]} x ${dims[1]}) on ${model.device}`);
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
       const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions);
-      const written = await scan.writePictures(out, scale !== undefined ? { scale } : {});
+      writing = true;
+      const written = await scan.writePictures(out, { ...(scale !== undefined ? { scale } : {}), signal: controller.signal, argument: '--out' });
       const page = { model: values.model, device: model.device, height: dims[0], width: dims[1], labels: values.labels as string | undefined, started };
       written.push(await writeScanPage(out, { ...page, images: positionals.length || undefined }));
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
@@ -158,7 +179,17 @@ function run(argv: string[]): Promise<number> {
       }
       log(`wrote ${written.length} files in ${out} in ${(scan.timings.totalMs / 1000).toFixed(1)} s`);
       return 0;
+    } catch (e) {
+      if (!controller.signal.aborted) throw e;
+      await removePendingWrites();
+      log(
+        writing
+          ? `interrupted (SIGINT) while writing: ${existsSync(join(out, 'scan.json')) ? 'scan.json was written' : `no scan.json in ${out} (its pictures are incomplete)`}`
+          : `interrupted (SIGINT) before anything was written in ${out}`,
+      );
+      return INTERRUPTED_EXIT_CODE;
     } finally {
+      process.off('SIGINT', onSigint);
       model.dispose();
     }
   });
