@@ -1,10 +1,11 @@
 /**
- * A small XML reader for annotation files (PASCAL VOC): elements, their text and their children, in one pass
- * over the text (linear time, whatever the input: no regular expression that can backtrack). Comments,
- * processing instructions, the DOCTYPE and attributes are skipped; CDATA is text; the five predefined entities
- * and character references are decoded. Entities a DOCTYPE declares are refused, never expanded: no "billion
- * laughs", no external file read. Anything malformed throws an Error whose message says what and where.
+ * XML for annotation files (PASCAL VOC), read with fast-xml-parser: elements, their text and their children.
+ * Comments, processing instructions, the DOCTYPE and attributes are skipped; CDATA is text; the five
+ * predefined entities and character references are decoded here. Entities a DOCTYPE declares are refused,
+ * never expanded: no "billion laughs", no external file read. Anything malformed throws an Error that says
+ * what and where.
  */
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 export interface XmlElement {
   name: string;
@@ -18,14 +19,28 @@ const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '
 /** Nesting deeper than this is refused (no annotation format comes near it). */
 const MAX_DEPTH = 256;
 
-function lineOf(xml: string, at: number): number {
-  let line = 1;
-  for (let i = 0; i < at && i < xml.length; i++) if (xml.charCodeAt(i) === 10) line++;
-  return line;
+const TEXT = '#text';
+const CDATA = '#cdata';
+
+/** fast-xml-parser's ordered output: one key (a tag name, TEXT or CDATA) per node, ':@' for attributes. */
+type XmlNode = Record<string, unknown>;
+
+const PARSER = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  parseTagValue: false,
+  processEntities: false, // decoded by decode(): predefined entities and character references only
+  trimValues: false,
+  cdataPropName: CDATA,
+});
+
+function elementName(node: XmlNode): string | undefined {
+  return Object.keys(node).find((k) => k !== ':@' && k !== TEXT && k !== CDATA);
 }
 
-function decode(xml: string, from: number, to: number): string {
-  const raw = xml.slice(from, to);
+function decode(raw: string): string {
   if (!raw.includes('&')) return raw;
   let out = '';
   let i = 0;
@@ -38,100 +53,51 @@ function decode(xml: string, from: number, to: number): string {
     out += raw.slice(i, amp);
     const semi = raw.indexOf(';', amp);
     const name = semi < 0 ? '' : raw.slice(amp + 1, semi);
-    if (semi < 0 || semi - amp > 12) throw new Error(`an '&' that starts no entity (line ${lineOf(xml, from + amp)})`);
+    if (semi < 0 || semi - amp > 12) throw new Error(`an '&' that starts no entity (in '${raw.slice(amp, amp + 16)}')`);
     let char: string | undefined = PREDEFINED[name];
     if (char === undefined && /^#[0-9]+$|^#x[0-9a-fA-F]+$/.test(name)) {
       const code = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
       if (code > 0 && code <= 0x10ffff) char = String.fromCodePoint(code);
     }
-    if (char === undefined)
-      throw new Error(`the entity &${name}; is not one XML predefines (declared entities are not expanded; line ${lineOf(xml, from + amp)})`);
+    if (char === undefined) throw new Error(`the entity &${name}; is not one XML predefines (declared entities are not expanded)`);
     out += char;
     i = semi + 1;
   }
   return out;
 }
 
-/** Parses `xml` into its root element. */
+/**
+ * Parses `xml` (fast-xml-parser's validator, then its parser) into elements with their text decoded here:
+ * the five predefined entities and character references only. Anything malformed throws an Error that says
+ * what and on which line.
+ */
 export function parseXml(xml: string): XmlElement {
-  const stack: XmlElement[] = [];
-  let root: XmlElement | undefined;
-  let i = 0;
-  const fail = (what: string, at = i): never => {
-    throw new Error(`${what} (line ${lineOf(xml, at)})`);
-  };
-  const skipTo = (end: string, what: string): void => {
-    const at = xml.indexOf(end, i);
-    if (at < 0) fail(`an unclosed ${what}`);
-    i = at + end.length;
-  };
-  if (xml.charCodeAt(0) === 0xfeff) i = 1;
-  while (i < xml.length) {
-    const lt = xml.indexOf('<', i);
-    const textEnd = lt < 0 ? xml.length : lt;
-    if (textEnd > i) {
-      const top = stack[stack.length - 1];
-      if (top) top.text += decode(xml, i, textEnd);
-      else if (xml.slice(i, textEnd).trim() !== '') fail('text outside the root element');
-    }
-    if (lt < 0) break;
-    i = lt;
-    if (xml.startsWith('<!--', i)) skipTo('-->', 'comment');
-    else if (xml.startsWith('<![CDATA[', i)) {
-      const start = i + 9;
-      skipTo(']]>', 'CDATA section');
-      const top = stack[stack.length - 1];
-      if (!top) fail('a CDATA section outside the root element', start);
-      top.text += xml.slice(start, i - 3);
-    } else if (xml.startsWith('<?', i)) skipTo('?>', 'processing instruction');
-    else if (xml.startsWith('<!DOCTYPE', i)) {
-      // Skipped with its internal subset; its entity declarations are never used (decode refuses them).
-      const open = xml.indexOf('[', i);
-      const close = xml.indexOf('>', i);
-      if (close < 0) fail('an unclosed DOCTYPE');
-      if (open >= 0 && open < close) {
-        i = open;
-        skipTo(']', 'DOCTYPE');
-        skipTo('>', 'DOCTYPE');
-      } else i = close + 1;
-    } else if (xml.startsWith('</', i)) {
-      const close = xml.indexOf('>', i);
-      if (close < 0) fail('an unclosed end tag');
-      const name = xml.slice(i + 2, close).trim();
-      const top = stack.pop();
-      if (!top || top.name !== name) fail(`</${name}> closes ${top ? `<${top.name}>` : 'nothing'}`);
-      i = close + 1;
-    } else {
-      // A start tag: its name, then attributes (skipped, quoted values may hold '>'), then '>' or '/>'.
-      let j = i + 1;
-      while (j < xml.length && !/[\s/>]/.test(xml[j])) j++;
-      const name = xml.slice(i + 1, j);
-      if (name === '') fail("a '<' that starts no tag");
-      let quote = '';
-      while (j < xml.length && (quote || xml[j] !== '>')) {
-        const c = xml[j];
-        if (quote) {
-          if (c === quote) quote = '';
-        } else if (c === '"' || c === "'") quote = c;
-        j++;
+  if (xml.charCodeAt(0) === 0xfeff) xml = xml.slice(1);
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw new Error(`${valid.err.msg} (line ${valid.err.line})`);
+  const nodes = PARSER.parse(xml) as XmlNode[];
+  const roots = nodes.filter((n) => elementName(n) !== undefined);
+  if (roots.length === 0) throw new Error('no element (line 1)');
+  if (roots.length > 1) throw new Error(`a second root element <${elementName(roots[1])}>`);
+  // Iteratively (no recursion to overflow), depth-first: each element with its nodes still to convert.
+  const root: XmlElement = { name: elementName(roots[0])!, text: '', children: [] };
+  const stack: { element: XmlElement; nodes: XmlNode[]; depth: number }[] = [{ element: root, nodes: roots[0][root.name] as XmlNode[], depth: 1 }];
+  while (stack.length > 0) {
+    const { element, nodes: content, depth } = stack.pop()!;
+    for (const node of content) {
+      if (TEXT in node) element.text += decode(String(node[TEXT]));
+      else if (CDATA in node) element.text += (node[CDATA] as XmlNode[]).map((t) => String(t[TEXT] ?? '')).join('');
+      else {
+        const name = elementName(node);
+        if (name === undefined) continue;
+        if (depth >= MAX_DEPTH) throw new Error(`elements nested more than ${MAX_DEPTH} deep`);
+        const e: XmlElement = { name, text: '', children: [] };
+        element.children.push(e);
+        stack.push({ element: e, nodes: node[name] as XmlNode[], depth: depth + 1 });
       }
-      if (j >= xml.length) fail(`an unclosed <${name}>`);
-      const selfClosing = xml[j - 1] === '/' && !quote;
-      const element: XmlElement = { name, text: '', children: [] };
-      const parent = stack[stack.length - 1];
-      if (parent) parent.children.push(element);
-      else if (root) fail(`a second root element <${name}>`);
-      else root = element;
-      if (!selfClosing) {
-        if (stack.length >= MAX_DEPTH) fail(`elements nested more than ${MAX_DEPTH} deep`);
-        stack.push(element);
-      }
-      i = j + 1;
     }
   }
-  if (stack.length > 0) fail(`<${stack[stack.length - 1].name}> is never closed`, xml.length);
-  if (!root) fail('no element', 0);
-  return root!;
+  return root;
 }
 
 /** The first direct child of `element` named `name`. */

@@ -185,7 +185,7 @@ describe('annotations', () => {
     const bomb = `<!DOCTYPE a [<!ENTITY l "lol"><!ENTITY l2 "&l;&l;&l;&l;&l;&l;&l;&l;">]>`;
     expect(annotationsError(() => read(voc(obj('&l2;'), bomb)))).toMatch(/entity &l2;/);
     const xxe = `<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>`;
-    expect(annotationsError(() => read(voc(obj('&x;'), xxe)))).toMatch(/entity &x;/);
+    expect(annotationsError(() => read(voc(obj('&x;'), xxe)))).toMatch(/entit/i); // refused by the parser: external entities
     // Malformed XML and coordinates that are not decimal numbers (an empty tag was read as 0, '0x10' as 16).
     for (const bad of [
       voc(obj('x')).replace('</annotation>', ''),
