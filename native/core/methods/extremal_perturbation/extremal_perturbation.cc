@@ -161,7 +161,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
       lap(since, kPerturb);
-      at::Tensor y = model.scores(model.module(), x);
+      at::Tensor y = model.scores(model.differentiable(), x);
       lap(since, kForward);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
