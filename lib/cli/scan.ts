@@ -29,7 +29,7 @@ inputs). Exit code 0 whatever the verdict; 2 for bad usage.
 
 Options:
   --model PATH            TorchScript classifier  [required]
-  --size N|HxW            the model's input size  [required]
+  --size N|HxW            the model's input size (default: the image files', else the size the model fixes)
   --labels FILE           class names, one a line
   --method NAME           input-agnostic (default) or neural-cleanse
   --head H                softmax (default) or sigmoid (multi-label: a class is on when its logit > 0)
@@ -98,8 +98,9 @@ function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (typeof values.model !== 'string') throw new UsageError('Expected --model PATH (see --help)');
-    const dims = size(values.size);
-    if (!dims) throw new UsageError('Expected --size N or HxW, the model input size (see --help)');
+    // No --size: the scan takes the size of the image files, else the one the model's parameters fix.
+    const dims = values.size === undefined ? undefined : size(values.size);
+    if (values.size !== undefined && !dims) throw new UsageError('Expected --size N or HxW, the model input size (see --help)');
     const method = (values.method as string | undefined) ?? 'input-agnostic';
     if (!(method in FOR_METHOD)) throw new UsageError(`Expected input-agnostic or neural-cleanse for --method but received ${JSON.stringify(method)}`);
     for (const [other, flags] of Object.entries(FOR_METHOD)) {
@@ -115,7 +116,8 @@ function run(argv: string[]): Promise<number> {
     const scale = integer(values, 'scale');
     if (scale !== undefined && !(scale >= 1 && scale <= 32))
       throw new UsageError(`Expected a whole number from 1 to 32 for --scale but received ${JSON.stringify(values.scale)}`, '--scale');
-    const options: Record<string, unknown> = { size: dims, method };
+    const options: Record<string, unknown> = { method };
+    if (dims) options.size = dims;
     if (values.head !== undefined) options.head = values.head;
     if (classes) options.classes = classes;
     const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -146,7 +148,7 @@ function run(argv: string[]): Promise<number> {
     try {
       options.signal = controller.signal;
       if (positionals.length > 0) {
-        const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, { size: dims })));
+        const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, dims ? { size: dims } : {})));
         options.images = images;
       }
       const bar = terminalBar(`scan ${method}`);
@@ -160,12 +162,17 @@ function run(argv: string[]): Promise<number> {
           if (p.iteration + 1 >= p.total) bar.stop();
         };
       }
-      log(`scanning ${values.model} (${method}, ${dims[0]} x ${dims[1]}) on ${model.device}`);
+      log(`scanning ${values.model} (${method}, ${dims ? `${dims[0]} x ${dims[1]}` : "the model's size"}) on ${model.device}`);
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
-      const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions);
+      const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions).catch((e: unknown) => {
+        if (e instanceof TorchSaliencyError && e.argument === 'options.size') throw new UsageError(`Expected --size N or HxW: ${e.message}`);
+        throw e;
+      });
       writing = true;
       const written = await scan.writePictures(out, { ...(scale !== undefined ? { scale } : {}), signal: controller.signal, argument: '--out' });
-      const page = { model: values.model, device: model.device, height: dims[0], width: dims[1], labels: values.labels as string | undefined, started };
+      // The scan's size: --size, else the images' or the one the model fixes (its pictures are at that size).
+      const [height, width] = dims ?? [scan.pictures[0].height, scan.pictures[0].width];
+      const page = { model: values.model, device: model.device, height, width, labels: values.labels as string | undefined, started };
       written.push(await writeScanPage(out, { ...page, images: positionals.length || undefined }));
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
       else {

@@ -46,9 +46,9 @@ std::unique_ptr<Pass> make_pass(Model& model, const BackpropSpec& spec, bool neg
     if (spec.layer) pass->layer_slot = slot++;
     if (spec.contrast_layer) pass->contrast_slot = slot++;
   } else if (rules) {
-    pass->module = clone_module(model.module());
+    pass->module = clone_module(model.differentiable());
   } else {
-    pass->module = model.module();  // plain gradient at the input: the model itself, unchanged
+    pass->module = model.differentiable();  // plain gradient at the input: the model itself (fused attention taken apart)
   }
   if (rules) {
     RuleOptions r = spec.rules;

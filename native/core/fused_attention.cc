@@ -1,11 +1,14 @@
 #include "core/fused_attention.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_set>
 
 #include "core/errors.h"
 
@@ -115,6 +118,23 @@ void collect(torch::jit::Block* block, std::vector<torch::jit::Node*>& out) {
   }
 }
 
+bool is_fused(const torch::jit::Node* n) {
+  static const c10::Symbol kinds[] = {c10::Symbol::fromQualString("aten::_native_multi_head_attention"),
+                                      c10::Symbol::fromQualString("aten::_transformer_encoder_layer_fwd"),
+                                      c10::Symbol::fromQualString("aten::scaled_dot_product_attention")};
+  return std::find(std::begin(kinds), std::end(kinds), n->kind()) != std::end(kinds);
+}
+
+// Calls f on the graph of every method of `module`'s type and its submodules' types (each type once).
+template <typename F>
+void for_each_method_graph(const torch::jit::Module& module, F f) {
+  std::unordered_set<const c10::ClassType*> seen;
+  for (const torch::jit::Module& m : module.modules()) {
+    if (!seen.insert(m.type().get()).second) continue;
+    for (torch::jit::Function* fn : m.type()->methods()) f(*torch::jit::toGraphFunction(*fn).graph());
+  }
+}
+
 torch::jit::Value* insert(torch::jit::Graph& graph, const char* op, const std::vector<torch::jit::NamedValue>& inputs) {
   return graph.insert(c10::Symbol::fromQualString(op), inputs);
 }
@@ -137,6 +157,22 @@ TORCH_LIBRARY(ts_attention, m) {
       &encoder_output);
   m.def("sdpa_probabilities(Tensor query, Tensor key, Tensor? attn_mask, bool is_causal, float? scale, bool enable_gqa) -> Tensor", &sdpa_probabilities);
   m.def("sdpa_output(Tensor p, Tensor value, bool enable_gqa) -> Tensor", &sdpa_output);
+}
+
+bool has_fused_attention(const torch::jit::Module& module) {
+  bool found = false;
+  for_each_method_graph(module, [&](torch::jit::Graph& graph) {
+    std::vector<torch::jit::Node*> nodes;
+    collect(graph.block(), nodes);
+    found = found || std::any_of(nodes.begin(), nodes.end(), is_fused);
+  });
+  return found;
+}
+
+int64_t decompose_fused_attention(torch::jit::Module& module) {
+  int64_t rewritten = 0;
+  for_each_method_graph(module, [&](torch::jit::Graph& graph) { rewritten += static_cast<int64_t>(decompose_fused_attention(graph).size()); });
+  return rewritten;
 }
 
 bool is_attention_probabilities(const torch::jit::Node* node) { return node->kind() == kMhaProbabilities || node->kind() == kSdpaProbabilities; }

@@ -27,6 +27,14 @@ struct FusedAttention {
 // included (a scripted nn.MultiheadAttention holds both of PyTorch's paths). Returns what it rewrote.
 std::vector<FusedAttention> decompose_fused_attention(torch::jit::Graph& graph);
 
+// Whether any method graph of `module` or its submodules holds a fused attention op.
+bool has_fused_attention(const torch::jit::Module& module);
+
+// Rewrites, in place, every method graph of `module` and its submodules (a clone's: never the user's
+// module, whose types and graphs it would change) as above, for methods that take gradients: the fused
+// ops have no derivative. Returns the number of ops rewritten.
+int64_t decompose_fused_attention(torch::jit::Module& module);
+
 // Whether `node` is one of decompose_fused_attention's probability ops.
 bool is_attention_probabilities(const torch::jit::Node* node);
 

@@ -131,7 +131,8 @@ void throw_layer_not_found(Model& model, const std::string& layer, const std::st
 ProbedModule::ProbedModule(Model& model, const std::vector<LayerRef>& layers, bool skip_unusable) {
   // New types and copied methods in a compilation unit of the clone's own, the same parameter tensors
   // (nothing is copied, nothing of the user's is edited: only this clone's root forward graph changes).
-  clone_ = clone_module(model.module());
+  // Cloned from the module gradients run through (fused attention taken apart: core/fused_attention.h).
+  clone_ = clone_module(model.differentiable());
   auto known = layer_names(model);
   std::vector<size_t> order(layers.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;

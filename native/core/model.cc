@@ -18,6 +18,8 @@
 
 #include "core/archive_check.h"
 #include "core/errors.h"
+#include "core/fused_attention.h"
+#include "core/module_clone.h"
 
 namespace ts {
 namespace {
@@ -208,6 +210,19 @@ std::pair<int64_t, int64_t> Model::size_from_parameters() const {
 Model::~Model() { --g_live_models; }
 
 int64_t Model::live() { return g_live_models.load(); }
+
+// Run the twin with gradients on only: its graph executor specialises on its first runs, and a later run
+// under InferenceMode then failed ("Inference tensors cannot be saved for backward", seen in extremal
+// perturbation's final scores); passes that need no gradient use module().
+torch::jit::Module& Model::differentiable() {
+  std::call_once(differentiable_made_, [this] {
+    if (!has_fused_attention(module_)) return;
+    torch::jit::Module twin = clone_module(module_);
+    decompose_fused_attention(twin);
+    differentiable_ = std::move(twin);
+  });
+  return differentiable_ ? *differentiable_ : module_;
+}
 
 std::shared_ptr<Model> Model::finish(torch::jit::Module module, const ModelOptions& options, at::Device device) {
   // Explanations are of the model as deployed: dropout off, batch norm on running statistics.

@@ -5,6 +5,8 @@
 #include <torch/script.h>
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +30,10 @@ class Model {
   const at::Device& device() const { return device_; }
   torch::jit::Module& module() { return module_; }
   const torch::jit::Module& module() const { return module_; }
+  // The module to take gradients through: the model itself, or, when its graphs hold attention fused into one
+  // op (PyTorch's fast paths, which have no derivative), a clone with those ops taken apart into plain ops
+  // (core/fused_attention.h): the same outputs, the same parameter tensors. Made once, on first use.
+  torch::jit::Module& differentiable();
   // A Model over `module` (a changed copy of this one's) with this one's device and normalisation.
   std::shared_ptr<Model> with_module(torch::jit::Module module) const;
 
@@ -60,6 +66,8 @@ class Model {
   static std::shared_ptr<Model> finish(torch::jit::Module module, const ModelOptions& options, at::Device device);
 
   torch::jit::Module module_;
+  std::once_flag differentiable_made_;
+  std::optional<torch::jit::Module> differentiable_;  // none: module_ itself
   at::Device device_;
   at::Tensor mean_, std_;  // 1 x C x 1 x 1 on device_, undefined when unset
   std::pair<int64_t, int64_t> size_from_parameters() const;

@@ -1,6 +1,7 @@
 // The fused CPU kernels of the extremal-perturbation step (mask generator, pyramid apply, area penalty)
 // against their composed ATen formulations, values and gradients: test/native/kernels.cc, built with the
-// addon as build/ts_native_tests. Each line it prints is one comparison; all must pass.
+// addon as build/ts_native_tests. Each line it prints is one comparison; all must pass. And the rewrite of
+// fused attention (test/native/fused_attention.cc, build/ts_fused_attention_tests) against the fused ops.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -34,4 +35,19 @@ describe('fused CPU kernels (native)', () => {
     },
     120_000,
   );
+
+  it("fused attention taken apart (core/fused_attention) equals the fused ops and scaled_dot_product_attention's reference", () => {
+    const addon = process.env.TORCH_SALIENCY_ADDON;
+    const exe = join(addon ? dirname(dirname(addon)) : join(ROOT, 'build'), 'ts_fused_attention_tests');
+    expect(existsSync(exe), `${exe} is built with the addon (npm run build:native)`).toBe(true);
+    const r = spawnSync(exe, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, timeout: 120_000 });
+    const lines = r.stdout.trim().split('\n');
+    expect(
+      lines.filter((l) => l.startsWith('FAIL')),
+      r.stderr,
+    ).toEqual([]);
+    expect(r.status).toBe(0);
+    // Every family ran; the skips are cases this libtorch's own op refuses (1.13: L x S masks, cross-attention).
+    for (const family of ['sdpa', 'mha', 'encoder']) expect(lines.filter((l) => l.startsWith(`ok   ${family} `)).length).toBeGreaterThanOrEqual(6);
+  }, 120_000);
 });

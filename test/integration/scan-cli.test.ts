@@ -61,7 +61,9 @@ describe('torch-saliency scan', () => {
   it('says what is wrong with exit code 2', () => {
     const cases: [string[], RegExp][] = [
       [['--size', '32'], /--model/],
-      [['--model', 'm.pt'], /--size/],
+      [['--model', 'm.pt', '--size', 'big'], /--size/],
+      // Without --size, a model whose parameters fix no input size (a CNN): the scan asks for it.
+      [['--model', join(BACKDOOR, 'clean_traced.pt')], /--size N or HxW.*fix none/],
       [[...trojan, '--bogus', '1'], /bogus/],
       [[...trojan, '--steps', '5'], /--steps is an option of --method neural-cleanse/],
       [[...trojan, '--method', 'magic'], /--method/],

@@ -266,7 +266,7 @@ describe('attention fused into one op (taken apart on a clone)', () => {
     targets: number[];
   } & Record<
     'fused_mha' | 'encoder' | 'sdpa' | 'masked_mha' | 'masked_encoder' | 'masked_sdpa',
-    { op: string; logits: number[]; rollout: number[]; relevance: number[] }
+    { op: string; logits: number[]; rollout: number[]; relevance: number[]; gradCam?: number[]; gradient?: number[] }
   >;
   const four = () => images.slice(0, fused.images.length);
   // libtorch 1.13 has _native_multi_head_attention and _transformer_encoder_layer_fwd (same schemas) but no
@@ -303,6 +303,30 @@ describe('attention fused into one op (taken apart on a clone)', () => {
         expect(relevance.details.outputDifference).toBeLessThanOrEqual(1e-5);
         closeTo(flatMaps(relevance.maps), fused[name].relevance);
         // The user's module is untouched (its own graph still runs the fused op): the same logits, bit for bit.
+        expect((await model.predict(four())).flatMap((p) => Array.from(p.logits))).toEqual(before);
+      },
+    );
+  }
+
+  // The fused ops have no derivative: methods that take gradients run on a twin of the model with them taken apart.
+  for (const [name, runs] of [
+    ['fused_mha', true],
+    ['encoder', true],
+    ['sdpa', !oldTorch],
+  ] as const) {
+    const why = runs ? '' : ` (skipped: libtorch ${runtime().torchVersion} cannot load it)`;
+    it.skipIf(!runs)(
+      `${name}_traced.pt: gradient and Grad-CAM (blocks.0 tokens) through fused attention equal PyTorch autograd; extremal perturbation runs${why}`,
+      async () => {
+        const model = await loadModel(join(VIT, `${name}_traced.pt`));
+        const before = (await model.predict(four())).flatMap((p) => Array.from(p.logits));
+        const ref = fused[name];
+        const g = await model.explain(four()[0], { method: 'gradient', target: fused.targets[0], resize: false });
+        closeTo(g.maps[0].data, ref.gradient!);
+        const cam = await model.explain(four(), { method: 'grad-cam', layer: 'blocks.0', target: fused.targets, resize: false });
+        closeTo(flatMaps(cam.maps), ref.gradCam!);
+        const ep = await model.explain(four()[0], { method: 'extremal-perturbation', target: fused.targets[0], areas: [0.1], maxIter: 3 });
+        expect(ep.maps[0].data.every(Number.isFinite)).toBe(true);
         expect((await model.predict(four())).flatMap((p) => Array.from(p.logits))).toEqual(before);
       },
     );

@@ -114,7 +114,7 @@ ExplainResult input_agnostic(Model& model, const ExplainRequest& request, RunCon
     std::vector<at::Tensor> grads, losses, confidences;
     for (auto [b, e] : chunks(input.size(0), chunk)) {
       at::Tensor z = input.slice(0, b, e).detach().requires_grad_(backward);
-      at::Tensor scores = model.scores(model.module(), model.prepare(z));
+      at::Tensor scores = model.scores(model.differentiable(), model.prepare(z));
       auto [loss, confidence] = loss_and_confidence(scores, rows_targets.slice(0, b, e));
       if (backward) grads.push_back(torch::autograd::grad({loss.sum()}, {z})[0]);
       losses.push_back(loss.detach());

@@ -109,7 +109,7 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
       at::Tensor pattern = pb.tanh().add(1).mul(0.5);  // kc x C x H x W
       // kc x n stamped images: (1 - m) x + m p.
       at::Tensor stamped = (images.unsqueeze(0) * (1 - mask.unsqueeze(1)) + (mask * pattern).unsqueeze(1)).view({kc * n, channels, height, width});
-      at::Tensor scores = model.scores(model.module(), model.prepare(stamped));  // kc n x K
+      at::Tensor scores = model.scores(model.differentiable(), model.prepare(stamped));  // kc n x K
       at::Tensor t = targets.slice(0, c0, c1).repeat_interleave(n);
       at::Tensor per_image, hit;
       if (s.sigmoid) {
