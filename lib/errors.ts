@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ABORT_ERR'
   | 'ERR_USAGE'
   | 'ERR_ANNOTATIONS'
+  | 'ERR_UNSUPPORTED'
   | (string & {});
 
 export class TorchSaliencyError extends Error {
@@ -59,6 +60,7 @@ export const CALLER_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_NON_FINITE_INPUT',
   'ERR_LABELS_MISMATCH',
   'ERR_ANNOTATIONS',
+  'ERR_UNSUPPORTED',
 ]);
 
 /** Whether `code` is one of CALLER_ERROR_CODES. */

@@ -85,6 +85,7 @@ export type {
   MethodEvaluation,
   MethodSpec,
   ScoreName,
+  JobMap,
 } from './evaluate/index.js';
 export { scanBackdoor, BackdoorScan } from './backdoor/index.js';
 export type { ScanBackdoorOptions, ScanMethod, ClassScan, Box, InputAgnosticClassScan, NeuralCleanseClassScan, InputKind } from './backdoor/index.js';
@@ -104,5 +105,18 @@ export { createProducer, QueueProducer } from './queue/producer.js';
 export type { ProducerOptions, EnqueueOptions, ResultOptions } from './queue/producer.js';
 export { createWorker, QueueWorker } from './queue/worker.js';
 export type { WorkerOptions } from './queue/worker.js';
-export { renderReport, writeReport } from './report/index.js';
-export type { RunSummary, ImageEntry, ImageResult, MethodResult, MapResult, CurveJSON } from './report/index.js';
+export { renderReport, writeReport, renderEvaluationPage, writeEvaluationPage, renderScanPage, writeScanPage } from './report/index.js';
+export type {
+  RunSummary,
+  ImageEntry,
+  ImageResult,
+  MethodResult,
+  MapResult,
+  CurveJSON,
+  EvaluationPage,
+  EvaluationRun,
+  PairPictures,
+  ScanJSON,
+  ScanClassJSON,
+  ScanRun,
+} from './report/index.js';

@@ -7,7 +7,7 @@ import { TorchSaliencyError, abortError, fromNative, invalidType, invalidValue, 
 import { checkImage, stack, type Image } from './image.js';
 import { Explanation, type TargetInfo } from './explanation.js';
 import { getMethod, type ExplainOptionsFor, type ExplanationFor, type MethodName } from './methods/index.js';
-import { COMMON_OPTION_NAMES, normalizeCommon } from './methods/common.js';
+import { COMMON_OPTION_NAMES, autoBatchRows, normalizeCommon } from './methods/common.js';
 import { mapsPerJob, type Job, type MethodContext } from './methods/types.js';
 import * as v from './validate.js';
 import { Batcher } from './batcher.js';
@@ -34,6 +34,9 @@ export interface LoadModelOptions {
 
 /** loadModel's default maxInputPixels. */
 export const DEFAULT_MAX_INPUT_PIXELS = 2048 * 2048;
+
+/** The most images predict sends through the model at once (a call with more runs in parts). */
+const PREDICT_MAX_BATCH = 32;
 
 /** An image as readImage returns it, or raw planar data with its shape. */
 export type ImageInput = Image | { data: Float32Array; shape: readonly [number, number, number] };
@@ -250,7 +253,7 @@ export class Model {
     }
   }
 
-  /** Class scores for one image (returns one Prediction) or several (an array, one native batch). */
+  /** Class scores for one image (returns one Prediction) or several (an array; at most 32 images through the model at a time). */
   predict(input: ImageInput, options?: PredictOptions): Promise<Prediction>;
   predict(input: readonly ImageInput[] | ImageBatch, options?: PredictOptions): Promise<Prediction[]>;
   /** A shape whose rank is known only at run time: 3 gives one Prediction, 4 an array. */
@@ -264,10 +267,24 @@ export class Model {
     const { images, batch } = imagesOf(input, 'image');
     for (const im of images) this.#checkPixels(im.height, im.width, 'image');
     const { data, shape } = stack(images, 'image');
-    this.#batcher ??= new Batcher((d, s) => native.predict(d, s), { maxBatch: 32, concurrency: 1 });
-    const out = await this.#track(() => this.#batcher!.submit(data, shape).catch((e) => Promise.reject(fromNative(e, site))));
-    const n = shape[0];
-    const k = out.classes;
+    this.#batcher ??= new Batcher((d, s) => native.predict(d, s), { maxBatch: PREDICT_MAX_BATCH, concurrency: 1 });
+    // Many images in one call go through the model in parts of at most PREDICT_MAX_BATCH images (fewer for
+    // large ones), so that the model's activations do not grow with the call; the batcher may merge parts.
+    const [n, c, h, w] = shape;
+    const rows = Math.min(PREDICT_MAX_BATCH, autoBatchRows(h, w));
+    const per = c * h * w;
+    const parts: Promise<{ data: Float32Array; classes: number }>[] = [];
+    for (let b = 0; b < n; b += rows) {
+      const m = Math.min(rows, n - b);
+      parts.push(this.#batcher.submit(data.subarray(b * per, (b + m) * per), [m, c, h, w]));
+    }
+    const outs = await this.#track(() => Promise.all(parts).catch((e) => Promise.reject(fromNative(e, site))));
+    const k = outs[0].classes;
+    let scores = outs[0].data;
+    if (outs.length > 1) {
+      scores = new Float32Array(n * k);
+      outs.reduce((offset, o) => (scores.set(o.data, offset), offset + o.data.length), 0);
+    }
     if (this.labels && this.labels.length !== k) {
       throw new TorchSaliencyError(
         'ERR_LABELS_MISMATCH',
@@ -278,7 +295,7 @@ export class Model {
     this.#classes = k;
     const predictions: Prediction[] = [];
     for (let i = 0; i < n; i++) {
-      const logits = out.data.slice(i * k, (i + 1) * k);
+      const logits = scores.slice(i * k, (i + 1) * k);
       const probabilities = softmax(logits);
       const order = Array.from(probabilities.keys())
         .sort((a, b) => probabilities[b] - probabilities[a])

@@ -29,7 +29,10 @@ import type { CommonScanOptions } from './scan.js';
 export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<InputAgnosticOptions> {
   /** Specific flip rate from which the region alone counts as working on other inputs (default 0.6). */
   flipThreshold?: number;
-  /** Largest region (fraction of the image) that can be a trigger (default 0.25). */
+  /**
+   * Largest region (fraction of the image) that can be a trigger (default 0.1). Applied per pass: a pass whose
+   * region for a class is larger counts as no signature for that class (specific flip rate and signature 0).
+   */
   maxArea?: number;
   /** Where the region is grown: pixels at or above this fraction of the map's peak (default 0.5). */
   regionThreshold?: number;
@@ -62,7 +65,7 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   flipRate: number;
   /** The smaller flip rate of two controls: the stamp with black and white swapped, and filled with its mean colour. */
   controlFlipRate: number;
-  /** flipRate - controlFlipRate (at least 0): the flips the stamp's pattern makes. */
+  /** flipRate - controlFlipRate (at least 0; 0 in a pass whose region is larger than maxArea): the flips the stamp's pattern makes. */
   specificFlipRate: number;
   /** Share of the flip test's inputs that are of this class before anything is pasted. */
   baseRate: number;
@@ -73,7 +76,7 @@ export interface InputAgnosticClassScan extends ClassScanBase {
 /** The defaults of the input-agnostic scan's own options (checked against its doc table). */
 export const INPUT_AGNOSTIC_SCAN_DEFAULTS = Object.freeze({
   flipThreshold: 0.6,
-  maxArea: 0.25,
+  maxArea: 0.1,
   regionThreshold: 0.5,
   regionBlur: derived('floor(min(height, width) / 64)'),
   pasteMargin: 1,
@@ -118,9 +121,13 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     passes.push(await scorePass(explanation, first + k));
   }
 
-  // Averaged over the passes; the box, picture and map are those of the pass with the class's largest signature.
+  // Averaged over the passes; the box, picture and map are those of the pass with the class's largest signature
+  // (among the passes whose region may be a trigger, when there is one).
   const mean = (f: (p: Pass, j: number) => number, j: number) => passes.reduce((sum, p) => sum + f(p, j), 0) / passes.length;
-  const best = classes.map((_, j) => passes.reduce((a, p) => (p.signatures[j] > a.signatures[j] ? p : a), passes[0]));
+  const best = classes.map((_, j) => {
+    const small = passes.filter((p) => p.scored[j].areaFraction <= maxArea);
+    return small.reduce((a, p) => (p.signatures[j] > a.signatures[j] ? p : a), small[0] ?? passes[0]);
+  });
   const flipRates = classes.map((_, j) => mean((p) => p.flipRates[j], j));
   const controlRates = classes.map((_, j) => mean((p) => p.controlRates[j], j));
   const baseRates = classes.map((_, j) => mean((p) => p.baseRates[j], j));
@@ -144,13 +151,12 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       specificFlipRate: specific[j],
       signature: signatures[j],
       fidelity: best[j].explanation.details.fidelity[j],
-      flagged: indices[j] >= context.anomaly && specific[j] >= flip && s.areaFraction <= maxArea,
+      flagged: indices[j] >= context.anomaly && specific[j] >= flip,
     };
   });
-  const eligibleScores = result.filter((c) => c.areaFraction <= maxArea).map((c) => c.anomalyIndex);
   return {
     classes: result,
-    score: eligibleScores.length > 0 ? Math.max(...eligibleScores) : 0,
+    score: Math.max(...indices),
     pictures: classes.map((_, j) => best[j].explanation.details.visualizations[j]),
     maps: classes.map((_, j) => best[j].explanation.maps[j]),
     explanation: passes[0].explanation,
@@ -246,7 +252,8 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       controlRates.push(eligible > 0 ? Math.min(flips[1], flips[2]) / eligible : 0);
     }
 
-    const specific = flipRates.map((f, j) => Math.max(0, f - controlRates[j]));
+    // A region larger than maxArea is not a trigger candidate in this pass: no signature (the flip rates are kept).
+    const specific = flipRates.map((f, j) => (scored[j].areaFraction <= maxArea ? Math.max(0, f - controlRates[j]) : 0));
     const signatures = scored.map((x, j) => x.concentration * specific[j]);
     return { explanation, scored, flipRates, controlRates, baseRates, specific, signatures };
   }

@@ -14,8 +14,9 @@
  *  - 'neural-cleanse': each class's smallest reversed mask and pattern; a class whose mask is a low outlier.
  * This file holds what both share: the options every scan takes, the result, and the dispatch.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TorchSaliencyError, invalidType, outOfRange } from '../errors.js';
+import { TorchSaliencyError, abortError, invalidType, invalidValue, outOfRange } from '../errors.js';
 import { colorize } from '../pictures.js';
 import type { Explanation } from '../explanation.js';
 import type { Image } from '../image.js';
@@ -115,22 +116,29 @@ export class BackdoorScan<C extends ClassScanBase = ClassScan> {
    * Writes, per class, `class-<c>-map.png` (the map, viridis) and `class-<c>-picture.png` (the class's picture
    * with the region's box in red), magnified `scale` times, and `scan.json`. Returns the paths.
    */
-  async writePictures(dir: string, options: { scale?: number } = {}): Promise<string[]> {
+  async writePictures(dir: string, options: { scale?: number; signal?: AbortSignal; argument?: string } = {}): Promise<string[]> {
     const scale = v.optionalNumber('options.scale', options.scale, 4, { integer: true, min: 1, max: 32 });
-    await makeFolder(dir, 'dir');
+    const argument = options.argument ?? 'dir';
+    const signal = options.signal;
+    await makeFolder(dir, argument);
+    // A scan.json (and its page) of an earlier scan in this folder would describe pictures this one overwrites:
+    // they go first, and scan.json comes last, so that an interrupted write leaves no scan.json that disagrees.
+    for (const stale of ['scan.json', 'scan.html']) await rm(join(dir, stale), { force: true });
     const paths: string[] = [];
     for (let j = 0; j < this.classes.length; j++) {
+      if (signal?.aborted) throw abortError(signal.reason);
       const c = this.classes[j];
       const map = this.maps[j];
       const mapPath = join(dir, `class-${c.class}-map.png`);
-      await writeFileAtomic(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale));
+      await writeFileAtomic(mapPath, await magnified(colorize(map.data, 'viridis'), map.height, map.width, scale), { argument });
       const picture = this.pictures[j];
       const picturePath = join(dir, `class-${c.class}-picture.png`);
-      await writeFileAtomic(picturePath, await magnified(withBox(picture, c.box), picture.height, picture.width, scale));
+      await writeFileAtomic(picturePath, await magnified(withBox(picture, c.box), picture.height, picture.width, scale), { argument });
       paths.push(mapPath, picturePath);
     }
+    if (signal?.aborted) throw abortError(signal.reason);
     const jsonPath = join(dir, 'scan.json');
-    await writeFileAtomic(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n');
+    await writeFileAtomic(jsonPath, JSON.stringify(this.toJSON(), null, 2) + '\n', { argument });
     paths.push(jsonPath);
     return paths;
   }
@@ -218,7 +226,11 @@ export async function scanBackdoor(model: Model, options: ScanBackdoorOptions): 
   else {
     if (!Array.isArray(opts.classes) || opts.classes.length === 0) throw invalidType('options.classes', 'a non-empty array of class indices', opts.classes);
     classes = opts.classes.map((c, i) => v.number(`options.classes[${i}]`, c, { integer: true, min: 0 }));
-    for (const [i, c] of classes.entries()) if (c >= classCount) throw outOfRange(`options.classes[${i}]`, `a class index below ${classCount}`, c);
+    for (const [i, c] of classes.entries()) {
+      if (c >= classCount) throw outOfRange(`options.classes[${i}]`, `a class index below ${classCount}`, c);
+      // A class twice would be compared with itself by the outlier test, and its pictures written twice.
+      if (classes.indexOf(c) < i) throw invalidValue(`options.classes[${i}]`, 'a class not given before (each class once)', c);
+    }
   }
   if (classes.length < 3) throw outOfRange('options.classes', 'at least 3 classes (the outlier test compares them)', classes.length);
 

@@ -1,18 +1,25 @@
 /**
  * `torch-saliency evaluate`: scores methods on annotated images (pointing game, deletion, insertion,
- * randomisation sanity check); a table on stdout (or --json), evaluation.json and .csv in --out.
+ * randomisation sanity check); a table on stdout (or --json), evaluation.json, .csv and .html (with the maps of
+ * the first --heatmaps images in pictures/) in --out.
  */
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
-import { readImage, type Fit } from '../image.js';
+import { TorchSaliencyError } from '../errors.js';
+import { readImage } from '../image.js';
 import { loadModel, type Device } from '../model.js';
 import { parseValue } from '../parse.js';
 import type { MethodName } from '../methods/index.js';
 import { annotationFor, classIndexOf, readAnnotations, transformBox, type Box } from '../evaluate/annotations.js';
-import { evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
+import { checkEvaluateOptions, evaluate, SCORE_NAMES, type EvaluationImage, type MethodSpec, type ScoreName } from '../evaluate/evaluate.js';
+import type { JobMap } from '../evaluate/job-maps.js';
 import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/output.js';
+import { argmax2d } from '../map.js';
+import { imagePNG, overlayPNG } from '../pictures.js';
+import { writeEvaluationPage, type PairPictures } from '../report/evaluation.js';
 import { makeFolder, writeFileAtomic } from '../safe-write.js';
+import * as v from '../validate.js';
 import { terminalBar, type Command } from './args.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 
@@ -40,7 +47,8 @@ Options:
   --sanity-points N    measure after at most N layers (default 12)
   --seed N             seed of the re-drawn weights (default 42)
   --batch-size N       images per explain call (default 8)
-  --out DIR            also write evaluation.json and evaluation.csv there
+  --out DIR            also write evaluation.json, evaluation.csv and the page evaluation.html there
+  --heatmaps N         the page shows the maps of the first N images (default 8; 0: none), in DIR/pictures
   --json               the JSON on stdout instead of the table
   --device D, --threads N
 `;
@@ -92,6 +100,7 @@ function run(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       'batch-size': { type: 'string' },
       out: { type: 'string' },
+      heatmaps: { type: 'string' },
       json: { type: 'boolean' },
       device: { type: 'string' },
       threads: { type: 'string' },
@@ -104,16 +113,51 @@ function run(argv: string[]): Promise<number> {
     for (const flag of ['model', 'images', 'boxes']) {
       if (typeof values[flag] !== 'string') throw new UsageError(`Expected --${flag} (see --help)`);
     }
+    if (values.heatmaps !== undefined && typeof values.out !== 'string')
+      throw new UsageError('--heatmaps is for the page that --out writes: give --out DIR too');
     const scores = typeof values.scores === 'string' ? (values.scores.split(',') as ScoreName[]) : undefined;
     const methods = splitMethods(typeof values.methods === 'string' ? values.methods : 'gradient').map(methodSpec);
-    const fit = (values.fit as Fit | undefined) ?? 'cover';
+    const fit = v.oneOf('--fit', values.fit, ['cover', 'contain', 'fill'] as const, 'cover');
     const wanted = size(values.size);
+    const heatmaps = integer(values, 'heatmaps') ?? 8;
+    // evaluate()'s own options, checked before anything is read or loaded.
+    const options = {
+      methods,
+      scores,
+      tolerance: values.tolerance === undefined ? undefined : Number(values.tolerance),
+      fidelity: { steps: integer(values, 'steps') },
+      sanity: {
+        images: integer(values, 'sanity-images'),
+        order: values['sanity-order'] as 'cascading' | undefined,
+        points: integer(values, 'sanity-points'),
+        seed: integer(values, 'seed'),
+      },
+      batchSize: integer(values, 'batch-size'),
+    };
+    checkEvaluateOptions(options);
     const annotations = await readAnnotations(values.boxes as string);
     const dir = values.images as string;
-    const files = (await readdir(dir)).filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      throw new UsageError(
+        `Expected a folder of images for --images but ${JSON.stringify(dir)} cannot be listed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        '--images',
+      );
+    }
+    const files = names.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
     const annotated = files.map((f) => ({ file: f, annotation: annotationFor(annotations, f) })).filter((x) => x.annotation && x.annotation.objects.length > 0);
     if (annotated.length === 0) throw new UsageError(`None of the ${files.length} images in ${dir} has annotations in ${values.boxes}`);
     if (annotated.length < files.length) log(`${files.length - annotated.length} image(s) in ${dir} have no annotations and are left out`);
+    const found = new Set(annotated.map((x) => x.annotation));
+    const missing = annotations.filter((a) => a.objects.length > 0 && !found.has(a));
+    if (missing.length > 0) log(`${missing.length} annotated image(s) are not in ${dir} and are left out (e.g. ${JSON.stringify(missing[0].file)})`);
+
+    // The same folder making and atomic writes as explain's outputs; checked before the long run.
+    const out = typeof values.out === 'string' ? await makeFolder(values.out, '--out') : undefined;
+    const started = new Date().toISOString();
+    const t0 = performance.now();
 
     const model = await loadModel(values.model as string, {
       device: (values.device as Device | undefined) ?? 'auto',
@@ -121,37 +165,77 @@ function run(argv: string[]): Promise<number> {
       labels: values.labels as string | undefined,
     });
     try {
+      // Each method's options, checked before any image is read (explain stops at the aborted signal after them).
+      for (const { method, name: _name, ...rest } of methods) {
+        try {
+          await model.explain(wanted ?? null, { ...rest, method, signal: AbortSignal.abort() } as never);
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'ABORT_ERR') throw e;
+        }
+      }
       const items: EvaluationImage[] = [];
       let classes = 0;
+      let outside = 0;
+      let skewed = 0;
       for (const { file, annotation } of annotated) {
         const path = join(dir, file);
         const image = await readImage(path, { size: wanted, fit });
         classes ||= (await model.predict(image, { top: 0 })).logits.length;
+        // The file's own size as readImage sees it: EXIF orientations 5 to 8 turn the picture a quarter.
         const meta = await sharp(path).metadata();
-        const from: [number, number] = [annotation!.height ?? meta.height ?? image.height, annotation!.width ?? meta.width ?? image.width];
+        const turned = (meta.orientation ?? 1) >= 5;
+        const own: [number, number] | undefined = meta.height && meta.width ? (turned ? [meta.width, meta.height] : [meta.height, meta.width]) : undefined;
+        const stated: [number, number] | undefined = annotation!.height && annotation!.width ? [annotation!.height, annotation!.width] : undefined;
+        if (stated && own && Math.abs(Math.log(stated[1] / stated[0] / (own[1] / own[0]))) > 0.01) skewed++;
+        const from: [number, number] = stated ?? own ?? [image.height, image.width];
         const objects = annotation!.objects.flatMap((o) => {
           const box = transformBox(o.box, from, [image.height, image.width], fit);
           const classIndex = classIndexOf(o, model.labels, classes, `for '${file}'`);
+          if (!box) outside++;
           return box ? [{ classIndex, boxes: [box as Box], difficult: o.difficult }] : [];
         });
         if (objects.length > 0) items.push({ name: file, image, objects });
       }
+      if (skewed > 0) log(`${skewed} image(s) have another aspect ratio than their annotation states: their boxes are scaled to the image`);
+      if (outside > 0) log(`${outside} box(es) lie outside their image${wanted ? ` after --size and --fit ${fit}` : ''} and are left out`);
+      if (items.length === 0)
+        throw new TorchSaliencyError(
+          'ERR_ANNOTATIONS',
+          `Every box of the ${annotated.length} annotated image(s) lies outside its image${wanted ? ` after --size and --fit ${fit}` : ''}: nothing to score`,
+          { argument: '--boxes' },
+        );
       log(`evaluating ${methods.map((m) => m.name).join(', ')} on ${items.length} image(s), device ${model.device}`);
+      // The page's pictures: each method's map of every pair of the first --heatmaps images, over the image.
+      const shown: PairPictures[] = [];
+      let called = 0;
+      const saveMaps =
+        out && heatmaps > 0
+          ? async (method: string, maps: readonly JobMap[]) => {
+              // onMaps comes once per method, in the order of --methods.
+              const k = called++;
+              for (const [n, map] of maps.entries()) {
+                if (map.image >= heatmaps) continue;
+                const item = items[map.image];
+                let entry = shown.find((p) => p.pair === n);
+                if (!entry) {
+                  const image = `pictures/image-${map.image}.png`;
+                  if (!shown.some((p) => p.image === image)) await writeFileAtomic(join(out, image), await imagePNG(item.image), { argument: '--out' });
+                  const boxes = item.objects.filter((o) => o.classIndex === map.target).flatMap((o) => o.boxes);
+                  entry = { pair: n, image, height: item.image.height, width: item.image.width, label: model.labels?.[map.target], boxes, maps: {} };
+                  shown.push(entry);
+                }
+                const picture = `pictures/m${k}-pair${n}.png`;
+                await writeFileAtomic(join(out, picture), await overlayPNG(map, item.image), { argument: '--out' });
+                entry.maps[method] = { picture, peak: argmax2d(map) };
+              }
+            }
+          : undefined;
       // The CLI's progress bar on a terminal: one run of it per (method, score) phase.
       const bar = terminalBar('evaluate');
       let phase = '';
       const result = await evaluate(model, items, {
-        methods,
-        scores,
-        tolerance: values.tolerance === undefined ? undefined : Number(values.tolerance),
-        fidelity: { steps: integer(values, 'steps') },
-        sanity: {
-          images: integer(values, 'sanity-images'),
-          order: values['sanity-order'] as 'cascading' | undefined,
-          points: integer(values, 'sanity-points'),
-          seed: integer(values, 'seed'),
-        },
-        batchSize: integer(values, 'batch-size'),
+        ...options,
+        onMaps: saveMaps,
         onProgress: bar
           ? (p) => {
               const what = `${p.method} ${p.score}`;
@@ -166,11 +250,18 @@ function run(argv: string[]): Promise<number> {
       });
       bar?.stop();
       const json = evaluationJSON(result);
-      if (typeof values.out === 'string') {
-        // The same folder making and atomic writes as explain's outputs.
-        const out = await makeFolder(values.out, '--out');
+      if (out) {
         await writeFileAtomic(join(out, 'evaluation.json'), json, { argument: '--out' });
         await writeFileAtomic(join(out, 'evaluation.csv'), evaluationCSV(result), { argument: '--out' });
+        shown.sort((a, b) => a.pair - b.pair);
+        const run = {
+          model: values.model as string,
+          device: model.device,
+          labels: values.labels as string | undefined,
+          size: values.size as string | undefined,
+        };
+        const page = await writeEvaluationPage(out, { evaluation: result, run: { ...run, started, totalMs: performance.now() - t0 }, pictures: shown });
+        log(`wrote ${page}`);
       }
       process.stdout.write(values.json ? `${json}\n` : formatEvaluation(result));
       return 0;

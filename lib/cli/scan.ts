@@ -1,12 +1,19 @@
 /**
  * `torch-saliency scan`: scans a classifier for a backdoor (lib/backdoor) and writes the verdict: scan.json
- * (verdict, per-class table, options), per class the picture with the suspected trigger's box and the map, in
- * --out. Stdout: the per-class table, or the JSON with --json. Exit 0 whatever the verdict (the verdict is data).
+ * (verdict, per-class table, options), per class the picture with the suspected trigger's box and the map, and
+ * the page scan.html showing them all (lib/report/scan.ts), in --out. Stdout: the per-class table, or the JSON
+ * with --json. Exit 0 whatever the verdict (the verdict is data).
  */
-import { readImage, scanBackdoor, TorchSaliencyError, type Image, type ScanBackdoorOptions } from '../index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TorchSaliencyError } from '../errors.js';
+import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
+import { writeScanPage } from '../report/scan.js';
+import { makeFolder, removePendingWrites } from '../safe-write.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 import { terminalBar, type Command } from './args.js';
+import { INTERRUPTED_EXIT_CODE } from './explain.js';
 
 export const SCAN_HELP = `torch-saliency scan: look for a backdoor trigger in every class of a classifier
 
@@ -15,9 +22,10 @@ Examples:
   torch-saliency scan --model m.pt --size 64 --method neural-cleanse --out scan-out clean1.png clean2.png
   torch-saliency scan --model m.pt --size 224 --head sigmoid --json
 
-Writes scan.json and, per class, class-<c>-picture.png (the suspected trigger boxed) and class-<c>-map.png in
---out. Image files given after the flags are clean images of the model's classes: the scan tries its triggers
-on them (default: seeded random inputs). Exit code 0 whatever the verdict; 2 for bad usage.
+Writes scan.json, per class class-<c>-picture.png (the suspected trigger boxed) and class-<c>-map.png, and the
+page scan.html (verdict, per-class table, pictures, options, timings) in --out. Image files given after the
+flags are clean images of the model's classes: the scan tries its triggers on them (default: seeded random
+inputs). Exit code 0 whatever the verdict; 2 for bad usage.
 
 Options:
   --model PATH            TorchScript classifier  [required]
@@ -28,7 +36,7 @@ Options:
   --classes LIST          comma list of class indices to scan (default: all)
   --seed N                seed of the random inputs and of the method (default 0)
   --anomaly-threshold X   anomaly index from which a class is flagged (default 2)
-  --out DIR               where scan.json and the pictures go (default scan-out)
+  --out DIR               where scan.json, the pictures and scan.html go (default scan-out)
   --scale N               magnification of the pictures (default 4)
   --json                  print scan.json on stdout instead of the table
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
@@ -106,6 +114,8 @@ function run(argv: string[]): Promise<number> {
       classes = text.split(',').map(Number);
     }
     const scale = integer(values, 'scale');
+    if (scale !== undefined && !(scale >= 1 && scale <= 32))
+      throw new UsageError(`Expected a whole number from 1 to 32 for --scale but received ${JSON.stringify(values.scale)}`, '--scale');
     const options: Record<string, unknown> = { method };
     if (dims) options.size = dims;
     if (values.head !== undefined) options.head = values.head;
@@ -115,14 +125,28 @@ function run(argv: string[]): Promise<number> {
       const n = number(values, f);
       if (n !== undefined) options[camel(f)] = n;
     }
-    const out = (values.out as string | undefined) ?? 'scan-out';
+    // The output folder is checked (and made) before the model is loaded or anything computed.
+    const out = await makeFolder((values.out as string | undefined) ?? 'scan-out', '--out');
+    const started = new Date().toISOString();
+    // SIGINT stops the scan (its signal reaches the method's loop) or the writing, with nothing half-written: exit 130.
+    const controller = new AbortController();
+    const onSigint = () => controller.abort(new TorchSaliencyError('ABORT_ERR', 'Interrupted (SIGINT)'));
+    process.once('SIGINT', onSigint);
 
-    const model = await loadModel(values.model, {
-      device: (values.device as Device | undefined) ?? 'auto',
-      threads: integer(values, 'threads'),
-      labels: values.labels as string | undefined,
-    });
+    let writing = false;
+    let model;
     try {
+      model = await loadModel(values.model, {
+        device: (values.device as Device | undefined) ?? 'auto',
+        threads: integer(values, 'threads'),
+        labels: values.labels as string | undefined,
+      });
+    } catch (e) {
+      process.off('SIGINT', onSigint);
+      throw e;
+    }
+    try {
+      options.signal = controller.signal;
       if (positionals.length > 0) {
         const images: Image[] = await Promise.all(positionals.map((f) => readImage(f, dims ? { size: dims } : {})));
         options.images = images;
@@ -141,10 +165,15 @@ function run(argv: string[]): Promise<number> {
       log(`scanning ${values.model} (${method}, ${dims ? `${dims[0]} x ${dims[1]}` : "the model's size"}) on ${model.device}`);
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
       const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions).catch((e: unknown) => {
-        if (e instanceof TorchSaliencyError && e.argument === 'options.size') throw new UsageError(`Expected --size N or HxW: ${e.message}`);
+        if (e instanceof TorchSaliencyError && e.argument === 'options.size') throw new UsageError(`Expected --size N or HxW: ${e.message}`, '--size');
         throw e;
       });
-      const written = await scan.writePictures(out, scale !== undefined ? { scale } : {});
+      writing = true;
+      const written = await scan.writePictures(out, { ...(scale !== undefined ? { scale } : {}), signal: controller.signal, argument: '--out' });
+      // Without --size, the scan's size (its maps are at the input's size).
+      const [height, width] = dims ?? [scan.maps[0].height, scan.maps[0].width];
+      const page = { model: values.model, device: model.device, height, width, labels: values.labels as string | undefined, started };
+      written.push(await writeScanPage(out, { ...page, images: positionals.length || undefined }));
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
       else {
         process.stdout.write(`${scan.suspicious ? 'SUSPICIOUS' : 'no trigger found'}: flagged [${scan.flagged.join(', ')}], score ${scan.score.toFixed(2)}\n`);
@@ -157,7 +186,17 @@ function run(argv: string[]): Promise<number> {
       }
       log(`wrote ${written.length} files in ${out} in ${(scan.timings.totalMs / 1000).toFixed(1)} s`);
       return 0;
+    } catch (e) {
+      if (!controller.signal.aborted) throw e;
+      await removePendingWrites();
+      log(
+        writing
+          ? `interrupted (SIGINT) while writing: ${existsSync(join(out, 'scan.json')) ? 'scan.json was written' : `no scan.json in ${out} (its pictures are incomplete)`}`
+          : `interrupted (SIGINT) before anything was written in ${out}`,
+      );
+      return INTERRUPTED_EXIT_CODE;
     } finally {
+      process.off('SIGINT', onSigint);
       model.dispose();
     }
   });

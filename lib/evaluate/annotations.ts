@@ -8,6 +8,13 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TorchSaliencyError } from '../errors.js';
 import type { Fit } from '../image.js';
+import { child, childText, parseXml } from './xml.js';
+
+/** The largest annotation file read (a JSON text longer than this cannot be a JavaScript string anyway). */
+export const MAX_ANNOTATIONS_BYTES = 512 * 2 ** 20;
+
+/** Files of a VOC folder read at a time (a folder of 17,000 files must not exhaust the open-file limit). */
+const READ_CONCURRENCY = 16;
 
 export type Box = readonly [number, number, number, number];
 
@@ -30,20 +37,38 @@ export interface ImageAnnotation {
   objects: AnnotatedObject[];
 }
 
+/** A value as an error message shows it: its JSON, cut short. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 100 ? `${text.slice(0, 97)}...` : text;
+}
+
 function annotationsError(where: string, message: string, cause?: unknown): TorchSaliencyError {
   return new TorchSaliencyError('ERR_ANNOTATIONS', `Cannot read the annotations ${where}: ${message}`, { argument: 'boxes', cause });
 }
 
 function checkBox(value: unknown, where: string): Box {
   if (!Array.isArray(value) || value.length !== 4 || !value.every((x) => typeof x === 'number' && Number.isFinite(x)))
-    throw annotationsError(where, `expected a box [x0, y0, x1, y1] of four numbers but received ${JSON.stringify(value)}`);
+    throw annotationsError(where, `expected a box [x0, y0, x1, y1] of four numbers but received ${shown(value)}`);
   const [x0, y0, x1, y1] = value as number[];
-  if (!(x1 > x0 && y1 > y0)) throw annotationsError(where, `expected a box with x1 > x0 and y1 > y0 but received ${JSON.stringify(value)}`);
+  if (!(x1 > x0 && y1 > y0)) throw annotationsError(where, `expected a box with x1 > x0 and y1 > y0 but received ${shown(value)}`);
   return [x0, y0, x1, y1];
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** An image size an annotation states: absent, or both sides positive finite numbers. */
+function imageSize(width: unknown, height: unknown, where: string): { width?: number; height?: number } {
+  if (width === undefined && height === undefined) return {};
+  const ok = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+  if (!ok(width) || !ok(height))
+    throw annotationsError(where, `expected the image's width and height as numbers > 0 but received ${shown(width)} x ${shown(height)}`);
+  return { width: width as number, height: height as number };
+}
+
 /** One object of the plain format: { label | classIndex | class, box | boxes, difficult? }. */
-function plainObjects(entry: Record<string, unknown>, where: string): AnnotatedObject[] {
+function plainObjects(entry: unknown, where: string): AnnotatedObject[] {
+  if (!isObject(entry)) throw annotationsError(where, `expected an object { label | classIndex, box | boxes } but received ${shown(entry)}`);
   const cls = entry.classIndex ?? entry.class ?? entry.label;
   const label = typeof entry.label === 'string' ? entry.label : typeof cls === 'string' ? cls : undefined;
   const classIndex = typeof entry.classIndex === 'number' ? entry.classIndex : typeof entry.class === 'number' ? entry.class : undefined;
@@ -58,22 +83,22 @@ function plainObjects(entry: Record<string, unknown>, where: string): AnnotatedO
 function fromPlain(json: unknown, where: string): ImageAnnotation[] {
   const byFile = new Map<string, ImageAnnotation>();
   const add = (file: unknown, objects: AnnotatedObject[], size?: { width?: unknown; height?: unknown }) => {
-    if (typeof file !== 'string' || file === '') throw annotationsError(where, `expected an image file name but received ${JSON.stringify(file)}`);
+    if (typeof file !== 'string' || file === '') throw annotationsError(where, `expected an image file name but received ${shown(file)}`);
     const a = byFile.get(file) ?? { file, objects: [] };
-    if (typeof size?.width === 'number' && typeof size?.height === 'number') Object.assign(a, { width: size.width, height: size.height });
+    Object.assign(a, imageSize(size?.width, size?.height, `${where} ('${file}')`));
     a.objects.push(...objects);
     byFile.set(file, a);
   };
   if (Array.isArray(json)) {
     // [{ file, label, box, ... }, ...]: one entry per object (or with `objects`, one per image)
     json.forEach((entry, i) => {
-      if (!entry || typeof entry !== 'object') throw annotationsError(where, `entry ${i} is not an object`);
-      const e = entry as Record<string, unknown>;
+      if (!isObject(entry)) throw annotationsError(where, `entry ${i} is not an object`);
+      const e = entry;
       const file = e.file ?? e.image;
       if (Array.isArray(e.objects))
         add(
           file,
-          e.objects.flatMap((o) => plainObjects(o as Record<string, unknown>, `${where} (entry ${i})`)),
+          e.objects.flatMap((o) => plainObjects(o, `${where} (entry ${i})`)),
           e,
         );
       else add(file, plainObjects(e, `${where} (entry ${i})`), e);
@@ -81,11 +106,12 @@ function fromPlain(json: unknown, where: string): ImageAnnotation[] {
   } else if (json && typeof json === 'object') {
     // { "cat.jpg": [{ label, box }, ...], ... } or { images: { ... } }
     const table = ((json as Record<string, unknown>).images ?? json) as Record<string, unknown>;
+    if (!isObject(table)) throw annotationsError(where, 'expected a table of image names (an object) for images');
     for (const [file, objects] of Object.entries(table)) {
       if (!Array.isArray(objects)) throw annotationsError(where, `expected an array of objects for '${file}'`);
       add(
         file,
-        objects.flatMap((o) => plainObjects(o as Record<string, unknown>, `${where} ('${file}')`)),
+        objects.flatMap((o) => plainObjects(o, `${where} ('${file}')`)),
       );
     }
   } else {
@@ -100,51 +126,100 @@ function isCoco(json: unknown): json is { images: unknown[]; annotations: unknow
 }
 
 function fromCoco(json: { images: unknown[]; annotations: unknown[]; categories: unknown[] }, where: string): ImageAnnotation[] {
-  const names = new Map<number, string>();
-  for (const c of json.categories as { id: number; name: string }[]) names.set(c.id, c.name);
-  const images = new Map<number, ImageAnnotation>();
-  for (const im of json.images as { id: number; file_name: string; width?: number; height?: number }[]) {
-    if (typeof im.file_name !== 'string') throw annotationsError(where, `image ${im.id} has no file_name`);
-    images.set(im.id, { file: im.file_name, width: im.width, height: im.height, objects: [] });
-  }
-  for (const a of json.annotations as { image_id: number; category_id: number; bbox: number[]; iscrowd?: number }[]) {
+  const names = new Map<unknown, string>();
+  json.categories.forEach((c, i) => {
+    if (!isObject(c) || typeof c.name !== 'string') throw annotationsError(where, `expected categories[${i}] to be { id, name } but received ${shown(c)}`);
+    names.set(c.id, c.name);
+  });
+  const images = new Map<unknown, ImageAnnotation>();
+  json.images.forEach((im, i) => {
+    if (!isObject(im)) throw annotationsError(where, `expected images[${i}] to be { id, file_name } but received ${shown(im)}`);
+    if (typeof im.file_name !== 'string' || im.file_name === '') throw annotationsError(where, `image ${shown(im.id)} has no file_name`);
+    images.set(im.id, { file: im.file_name, ...imageSize(im.width, im.height, `${where} (image ${shown(im.id)})`), objects: [] });
+  });
+  json.annotations.forEach((a, i) => {
+    if (!isObject(a)) throw annotationsError(where, `expected annotations[${i}] to be { image_id, category_id, bbox } but received ${shown(a)}`);
     const image = images.get(a.image_id);
-    if (!image) throw annotationsError(where, `an annotation names image_id ${a.image_id}, which is not in images`);
+    if (!image) throw annotationsError(where, `an annotation names image_id ${shown(a.image_id)}, which is not in images`);
     const label = names.get(a.category_id);
-    if (label === undefined) throw annotationsError(where, `an annotation names category_id ${a.category_id}, which is not in categories`);
-    if (!Array.isArray(a.bbox) || a.bbox.length !== 4)
-      throw annotationsError(where, `expected bbox [x, y, width, height] but received ${JSON.stringify(a.bbox)}`);
-    const [x, y, w, h] = a.bbox;
+    if (label === undefined) throw annotationsError(where, `an annotation names category_id ${shown(a.category_id)}, which is not in categories`);
+    const bbox = a.bbox;
+    if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      throw annotationsError(where, `expected bbox [x, y, width, height] of four numbers but received ${shown(bbox)}`);
+    const [x, y, w, h] = bbox as number[];
     image.objects.push({ label, box: checkBox([x, y, x + w, y + h], where), difficult: a.iscrowd === 1 });
-  }
+  });
   return [...images.values()];
 }
 
-const tag = (xml: string, name: string): string | undefined => new RegExp(`<${name}>\\s*([^<]*?)\\s*</${name}>`).exec(xml)?.[1];
+/** A VOC coordinate or size: a decimal number, nothing else (an empty tag is not 0, '0x10' is not 16). */
+function vocNumber(text: string | undefined): number {
+  return text !== undefined && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : NaN;
+}
 
-/** One PASCAL VOC XML file. VOC's boxes are 1-based with inclusive ends: [xmin - 1, ymin - 1, xmax, ymax]. */
+/**
+ * One PASCAL VOC XML file. VOC's boxes are 1-based with inclusive ends: [xmin - 1, ymin - 1, xmax, ymax].
+ * Only the root's own <object> children count (not those in comments, nor the <part>s of an object); a
+ * <size> of 0 (some exports write it) counts as none.
+ */
 export function fromVocXml(xml: string, where: string): ImageAnnotation {
-  const file = tag(xml, 'filename');
-  if (!file) throw annotationsError(where, 'no <filename>');
-  const size = /<size>([\s\S]*?)<\/size>/.exec(xml)?.[1];
-  const objects: AnnotatedObject[] = [];
-  for (const m of xml.matchAll(/<object>([\s\S]*?)<\/object>/g)) {
-    const body = m[1];
-    const label = tag(body, 'name');
-    const bnd = /<bndbox>([\s\S]*?)<\/bndbox>/.exec(body)?.[1];
-    if (!label || !bnd) throw annotationsError(where, 'an <object> without <name> or <bndbox>');
-    const [xmin, ymin, xmax, ymax] = ['xmin', 'ymin', 'xmax', 'ymax'].map((k) => Number(tag(bnd, k)));
-    objects.push({ label, box: checkBox([xmin - 1, ymin - 1, xmax, ymax], where), difficult: tag(body, 'difficult') === '1' });
+  let root;
+  try {
+    root = parseXml(xml);
+  } catch (e) {
+    throw annotationsError(where, `not well-formed XML: ${(e as Error).message}`, e);
   }
-  const width = size ? Number(tag(size, 'width')) : NaN;
-  const height = size ? Number(tag(size, 'height')) : NaN;
-  return { file, ...(width > 0 && height > 0 ? { width, height } : {}), objects };
+  const file = childText(root, 'filename');
+  if (!file) throw annotationsError(where, 'no <filename>');
+  const objects: AnnotatedObject[] = [];
+  for (const o of root.children.filter((c) => c.name === 'object')) {
+    const label = childText(o, 'name');
+    const bnd = child(o, 'bndbox');
+    if (!label || !bnd) throw annotationsError(where, 'an <object> without <name> or <bndbox>');
+    const texts = ['xmin', 'ymin', 'xmax', 'ymax'].map((k) => childText(bnd, k));
+    const [xmin, ymin, xmax, ymax] = texts.map(vocNumber);
+    if (![xmin, ymin, xmax, ymax].every(Number.isFinite))
+      throw annotationsError(where, `expected <xmin>, <ymin>, <xmax> and <ymax> as numbers in '${label}''s <bndbox> but received ${shown(texts)}`);
+    objects.push({ label, box: checkBox([xmin - 1, ymin - 1, xmax, ymax], where), difficult: childText(o, 'difficult') === '1' });
+  }
+  const size = child(root, 'size');
+  const width = size ? vocNumber(childText(size, 'width')) : NaN;
+  const height = size ? vocNumber(childText(size, 'height')) : NaN;
+  return { file, ...(width > 0 && height > 0 && Number.isFinite(width * height) ? { width, height } : {}), objects };
+}
+
+/** The text of an annotation file, refused when too large to read (a typed error, as any read failure). */
+async function readText(path: string, where: string): Promise<string> {
+  try {
+    const info = await stat(path);
+    if (info.size > MAX_ANNOTATIONS_BYTES)
+      throw annotationsError(where, `the file has ${info.size} bytes, more than the ${MAX_ANNOTATIONS_BYTES} an annotation file may have`);
+    const text = await readFile(path, 'utf8');
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } catch (e) {
+    if (e instanceof TorchSaliencyError) throw e;
+    throw annotationsError(where, (e as Error).message, e);
+  }
+}
+
+/** Maps `items` through `work`, at most `limit` at a time, keeping their order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const k = next++;
+      out[k] = await work(items[k]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
 }
 
 /** Reads annotations from a JSON file (plain or COCO) or a folder of VOC XML files. */
 export async function readAnnotations(path: string): Promise<ImageAnnotation[]> {
   if (typeof path !== 'string' || path === '')
-    throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected a file or folder path for boxes but received ${JSON.stringify(path)}`, {
+    throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', `Expected a file or folder path for boxes but received ${shown(path)}`, {
       argument: 'boxes',
     });
   let info;
@@ -154,11 +229,20 @@ export async function readAnnotations(path: string): Promise<ImageAnnotation[]> 
     throw annotationsError(`'${path}'`, (e as Error).message, e);
   }
   if (info.isDirectory()) {
-    const files = (await readdir(path)).filter((f) => f.toLowerCase().endsWith('.xml')).sort();
+    let names: string[];
+    try {
+      names = await readdir(path);
+    } catch (e) {
+      throw annotationsError(`'${path}'`, (e as Error).message, e);
+    }
+    const files = names.filter((f) => f.toLowerCase().endsWith('.xml')).sort();
     if (files.length === 0) throw annotationsError(`'${path}'`, 'the folder holds no .xml files (PASCAL VOC annotations)');
-    return Promise.all(files.map(async (f) => fromVocXml(await readFile(join(path, f), 'utf8'), `'${join(path, f)}'`)));
+    return mapLimited(files, READ_CONCURRENCY, async (f) => {
+      const where = `'${join(path, f)}'`;
+      return fromVocXml(await readText(join(path, f), where), where);
+    });
   }
-  const text = await readFile(path, 'utf8');
+  const text = await readText(path, `'${path}'`);
   if (text.trimStart().startsWith('<')) return [fromVocXml(text, `'${path}'`)];
   let json: unknown;
   try {

@@ -13,10 +13,13 @@ import type { MethodName } from '../methods/index.js';
 import { REQUIRED, derived } from '../methods/types.js';
 import * as v from '../validate.js';
 import type { Box } from './annotations.js';
-import { fidelityCurve, type FidelityOptions } from './fidelity.js';
+import { checkFidelityOptions, fidelityCurve, type FidelityOptions } from './fidelity.js';
 import { jobMaps, type JobMap } from './job-maps.js';
+import { meanCurve, type CurveScore } from './mean-curve.js';
 import { POINTING_GAME_DEFAULTS, PointingGame, pointHits, type PointingGameSummary } from './pointing-game.js';
-import { SANITY_DEFAULTS, sanityCheck, type SanityOptions, type SanityResult } from './sanity.js';
+import { SANITY_DEFAULTS, sanityCheck, sizeGroups, type SanityOptions, type SanityResult } from './sanity.js';
+
+export type { CurveScore };
 
 export type ScoreName = 'pointing-game' | 'deletion' | 'insertion' | 'sanity';
 export const SCORE_NAMES: readonly ScoreName[] = ['pointing-game', 'deletion', 'insertion', 'sanity'];
@@ -56,6 +59,11 @@ export interface EvaluateOptions {
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: EvaluateProgress) => void;
+  /**
+   * Called once per method with its maps, one per pair in the order of Evaluation.pairList (several maps of a
+   * pair summed), before they are scored: e.g. to save pictures of some of them. Not counted in the timings.
+   */
+  onMaps?: (method: string, maps: readonly JobMap[]) => void | Promise<void>;
 }
 
 export interface PointingGameScore {
@@ -65,15 +73,6 @@ export interface PointingGameScore {
   difficult: PointingGameSummary;
   /** Hit or miss per pair, in the order of Evaluation.pairList. */
   hits: boolean[];
-}
-
-export interface CurveScore {
-  /** Mean area under the curve over the pairs (fractions 0..1 on x). */
-  auc: number;
-  fractions: number[];
-  /** Mean probability of the target class at each fraction. */
-  probabilities: number[];
-  aucPerMap: number[];
 }
 
 export interface MethodEvaluation {
@@ -146,14 +145,6 @@ function specOf(m: unknown, i: number): MethodSpec {
   throw invalidType(`options.methods[${i}]`, 'a method name or { method, ...options }', m);
 }
 
-function summarizeCurves(curves: { fractions: Float32Array; probabilities: Float32Array; auc: number }[]): CurveScore {
-  const n = curves.length;
-  const fractions = [...curves[0].fractions];
-  const probabilities = fractions.map((_, k) => curves.reduce((s, c) => s + c.probabilities[k], 0) / n);
-  const aucPerMap = curves.map((c) => c.auc);
-  return { auc: aucPerMap.reduce((a, b) => a + b, 0) / n, fractions, probabilities, aucPerMap };
-}
-
 /** evaluate()'s own defaults (docs/evaluation.md's options table is checked against them). */
 export const EVALUATE_DEFAULTS = Object.freeze({
   methods: REQUIRED,
@@ -164,13 +155,37 @@ export const EVALUATE_DEFAULTS = Object.freeze({
   sanity: derived('the defaults below'),
 } as const);
 
-/** Scores each method's maps on the annotated images (see the file's comment and docs/evaluation.md). */
-export async function evaluate(model: Model, images: readonly EvaluationImage[], options: EvaluateOptions): Promise<Evaluation> {
-  const items = checkItems(images);
+/** evaluate()'s options checked and with their defaults, before any work. */
+interface CheckedOptions {
+  specs: MethodSpec[];
+  scores: readonly ScoreName[];
+  tolerance: number;
+  batchSize: number;
+  sanityImages: number;
+  sanityOptions: SanityOptions;
+  fidelity: FidelityOptions | undefined;
+  signal: AbortSignal | undefined;
+  progress: EvaluateOptions['onProgress'];
+  onMaps: EvaluateOptions['onMaps'];
+}
+
+/**
+ * Checks evaluate()'s own options (not the methods' options, which explain checks) and throws the typed error
+ * naming the first one that is wrong: for a caller that wants to know before reading its images.
+ */
+export function checkEvaluateOptions(options: EvaluateOptions): CheckedOptions {
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, [...Object.keys(EVALUATE_DEFAULTS), 'signal', 'onProgress']);
+  v.knownKeys('options', opts, [...Object.keys(EVALUATE_DEFAULTS), 'signal', 'onProgress', 'onMaps']);
   if (!Array.isArray(opts.methods) || opts.methods.length === 0) throw invalidType('options.methods', 'a non-empty array of methods', opts.methods);
   const specs = (opts.methods as unknown[]).map(specOf);
+  // Results, timings and pictures are keyed by the name: two methods of one name would merge silently.
+  specs.forEach((spec, i) => {
+    const name = spec.name ?? spec.method;
+    if (typeof name !== 'string' || name === '') throw invalidType(`options.methods[${i}].name`, 'a non-empty string', name);
+    if (specs.slice(0, i).some((other) => (other.name ?? other.method) === name))
+      throw invalidValue(`options.methods[${i}]`, `a name no other method has (give each its own name: { method, name })`, name);
+  });
+  if (opts.scores !== undefined && !Array.isArray(opts.scores)) throw invalidType('options.scores', `an array of ${SCORE_NAMES.join(', ')}`, opts.scores);
   const scores =
     opts.scores === undefined ? SCORE_NAMES : (opts.scores as unknown[]).map((s, i) => v.oneOf(`options.scores[${i}]`, s, SCORE_NAMES, 'pointing-game'));
   if (scores.length === 0) throw invalidValue('options.scores', `some of ${SCORE_NAMES.join(', ')}`, opts.scores);
@@ -179,8 +194,21 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
   const { images: sanityCount, ...sanityOptions } = v.plainObject('options.sanity', opts.sanity ?? {}) as SanityOptions & { images?: number };
   v.knownKeys('options.sanity', sanityOptions, ['order', 'seed', 'layers', 'points']);
   const sanityImages = v.optionalNumber('options.sanity.images', sanityCount, SANITY_DEFAULTS.images, { integer: true, min: 1 });
+  const fidelity = opts.fidelity === undefined ? undefined : (v.plainObject('options.fidelity', opts.fidelity) as FidelityOptions);
+  checkFidelityOptions(fidelity);
   const signal = opts.signal as AbortSignal | undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal);
   const progress = opts.onProgress as EvaluateOptions['onProgress'];
+  if (progress !== undefined && typeof progress !== 'function') throw invalidType('options.onProgress', 'a function', progress);
+  const onMaps = opts.onMaps as EvaluateOptions['onMaps'];
+  if (onMaps !== undefined && typeof onMaps !== 'function') throw invalidType('options.onMaps', 'a function', onMaps);
+  return { specs, scores, tolerance, batchSize, sanityImages, sanityOptions, fidelity, signal, progress, onMaps };
+}
+
+/** Scores each method's maps on the annotated images (see the file's comment and docs/evaluation.md). */
+export async function evaluate(model: Model, images: readonly EvaluationImage[], options: EvaluateOptions): Promise<Evaluation> {
+  const items = checkItems(images);
+  const { specs, scores, tolerance, batchSize, sanityImages, sanityOptions, fidelity, signal, progress, onMaps } = checkEvaluateOptions(options);
   const checkAbort = () => {
     if (signal?.aborted) throw abortError(signal.reason);
   };
@@ -190,6 +218,11 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
   }
 
   const pairs = pairsOf(items);
+  // Batches of at most batchSize images of one size (images of different sizes cannot share an explain call).
+  const batches = sizeGroups(
+    items.map((_, i) => i),
+    items.map((it) => it.image),
+  ).flatMap((group) => Array.from({ length: Math.ceil(group.length / batchSize) }, (_, k) => group.slice(k * batchSize, (k + 1) * batchSize)));
   const timings: EvaluationTiming[] = [];
   const timed = async <T>(method: string, score: EvaluationTiming['score'], work: () => Promise<T> | T): Promise<T> => {
     const start = performance.now();
@@ -224,9 +257,9 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
     const maps: JobMap[] = new Array(pairs.length);
     let normalized: Readonly<Record<string, unknown>> = {};
     await timed(name, 'explain', async () => {
-      for (let b = 0; b < items.length; b += batchSize) {
+      let done = 0;
+      for (const batch of batches) {
         checkAbort();
-        const batch = items.slice(b, b + batchSize).map((_, k) => b + k);
         const targets = batch.map((i) => pairs.filter((p) => p.image === i).map((p) => p.target));
         const r = await model.explain(
           batch.map((i) => items[i].image),
@@ -238,9 +271,11 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
           const at = pairs.findIndex((p) => p.image === image && p.target === m.target);
           maps[at] = { ...m, image };
         }
-        progress?.({ method: name, score: 'explain', done: Math.min(items.length, b + batchSize), total: items.length });
+        done += batch.length;
+        progress?.({ method: name, score: 'explain', done, total: items.length });
       }
     });
+    await onMaps?.(name, maps);
     const { signal: _s, target: _t, ...shownOptions } = normalized as Record<string, unknown>;
     const result: MethodEvaluation = { name, method: spec.method, options: shownOptions };
     if (scores.includes('pointing-game')) {
@@ -252,10 +287,10 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
         const curves = [];
         for (const [n, p] of pairs.entries()) {
           checkAbort();
-          curves.push(await fidelityCurve(model, items[p.image].image, maps[n], p.target, kind, opts.fidelity as FidelityOptions | undefined));
+          curves.push(await fidelityCurve(model, items[p.image].image, maps[n], p.target, kind, fidelity));
           progress?.({ method: name, score: kind, done: n + 1, total: pairs.length });
         }
-        return summarizeCurves(curves);
+        return meanCurve(curves);
       });
     }
     if (scores.includes('sanity')) {

@@ -94,6 +94,25 @@ function auc(fractions: Float32Array, values: Float32Array): number {
   return a;
 }
 
+/** Floats of curve images alive at once (64 MB): the images of a curve are made batch by batch within it. */
+const CURVE_FLOATS = 2 ** 24;
+
+/** The fidelity options checked, with their defaults (a typed error names the first that is wrong). */
+export function checkFidelityOptions(options: FidelityOptions = {}): Required<FidelityOptions> {
+  const d = FIDELITY_DEFAULTS;
+  const o = v.plainObject('options', options);
+  v.knownKeys('options', o, Object.keys(d));
+  const kinds = ['zero', 'blur', 'mean'] as const;
+  return {
+    steps: v.optionalNumber('options.steps', o.steps, d.steps, { integer: true, min: 1, max: 4096 }),
+    deletionBaseline: v.oneOf('options.deletionBaseline', o.deletionBaseline, kinds, d.deletionBaseline),
+    insertionBaseline: v.oneOf('options.insertionBaseline', o.insertionBaseline, kinds, d.insertionBaseline),
+    // At most the image's larger side: the blur's kernel (and its time) grows with sigma.
+    blurSigma: v.optionalNumber('options.blurSigma', o.blurSigma, d.blurSigma, { min: 0, max: 1 }),
+    batchSize: v.optionalNumber('options.batchSize', o.batchSize, d.batchSize, { integer: true, min: 1 }),
+  };
+}
+
 /** Deletion and insertion curves of one map for one image and class. */
 export async function fidelity(model: Model, image: Image, map: MapData, target: number, options: FidelityOptions = {}): Promise<FidelityResult> {
   const deletion = await fidelityCurve(model, image, map, target, 'deletion', options);
@@ -110,13 +129,7 @@ export async function fidelityCurve(
   kind: 'deletion' | 'insertion',
   options: FidelityOptions = {},
 ): Promise<Curve> {
-  const d = FIDELITY_DEFAULTS;
-  const steps = v.optionalNumber('options.steps', options.steps, d.steps, { integer: true, min: 1, max: 4096 });
-  const kinds = ['zero', 'blur', 'mean'] as const;
-  const delBase = v.oneOf('options.deletionBaseline', options.deletionBaseline, kinds, d.deletionBaseline);
-  const insBase = v.oneOf('options.insertionBaseline', options.insertionBaseline, kinds, d.insertionBaseline);
-  const sigma = v.optionalNumber('options.blurSigma', options.blurSigma, d.blurSigma, { min: 0 });
-  const batchSize = v.optionalNumber('options.batchSize', options.batchSize, d.batchSize, { integer: true, min: 1 });
+  const { steps, deletionBaseline: delBase, insertionBaseline: insBase, blurSigma: sigma, batchSize } = checkFidelityOptions(options);
   v.number('target', target, { integer: true, min: 0 });
 
   const plane = image.height * image.width;
@@ -125,21 +138,23 @@ export async function fidelityCurve(
   const fractions = Float32Array.from({ length: steps + 1 }, (_, k) => k / steps);
 
   const curve = async (start: Float32Array, end: Float32Array): Promise<Curve> => {
-    // Image k takes the first round(k/steps * plane) pixels of `order` from `end`, the rest from `start`.
-    const images: Image[] = [];
+    // Image k takes the first round(k/steps * plane) pixels of `order` from `end`, the rest from `start`. The
+    // images are made batch by batch, at most CURVE_FLOATS floats of them alive at once, whatever steps and batchSize.
     const current = Float32Array.from(start);
     let done = 0;
-    for (let k = 0; k <= steps; k++) {
-      const upto = Math.round((k / steps) * plane);
-      for (; done < upto; done++) {
-        const p = order[done];
-        for (let c = 0; c < image.channels; c++) current[c * plane + p] = end[c * plane + p];
+    const probabilities = new Float32Array(steps + 1);
+    const chunk = Math.max(1, Math.min(batchSize, Math.floor(CURVE_FLOATS / image.data.length)));
+    for (let b = 0; b <= steps; b += chunk) {
+      const images: Image[] = [];
+      for (let k = b; k <= Math.min(steps, b + chunk - 1); k++) {
+        const upto = Math.round((k / steps) * plane);
+        for (; done < upto; done++) {
+          const p = order[done];
+          for (let c = 0; c < image.channels; c++) current[c * plane + p] = end[c * plane + p];
+        }
+        images.push({ ...image, data: Float32Array.from(current) });
       }
-      images.push({ ...image, data: Float32Array.from(current) });
-    }
-    const probabilities = new Float32Array(images.length);
-    for (let b = 0; b < images.length; b += batchSize) {
-      const preds = await model.predict(images.slice(b, b + batchSize), { top: 0 });
+      const preds = await model.predict(images, { top: 0 });
       preds.forEach((p, i) => (probabilities[b + i] = p.probabilities[target]));
     }
     return { fractions, probabilities, auc: auc(fractions, probabilities) };

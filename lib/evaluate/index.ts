@@ -27,3 +27,5 @@ export type {
   ScoreName,
 } from './evaluate.js';
 export { formatEvaluation, evaluationCSV, evaluationJSON } from './output.js';
+export { meanCurve } from './mean-curve.js';
+export type { JobMap } from './job-maps.js';

@@ -5,18 +5,27 @@
  */
 import type { Evaluation, MethodEvaluation } from './evaluate.js';
 
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(1));
-const num = (x: number | undefined, digits = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
+export const pct = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? '-' : (100 * x).toFixed(1));
+export const num = (x: number | undefined | null, digits = 3) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x.toFixed(digits));
 
-/** The columns of the table and the CSV: one value per method. */
-const COLUMNS: { title: string; value: (m: MethodEvaluation) => number | undefined; format: (x: number | undefined) => string }[] = [
-  { title: 'pointing all %', value: (m) => m.pointingGame?.all.accuracy, format: pct },
-  { title: 'pointing difficult %', value: (m) => m.pointingGame?.difficult.accuracy, format: pct },
-  { title: 'deletion AUC (low)', value: (m) => m.deletion?.auc, format: num },
-  { title: 'insertion AUC (high)', value: (m) => m.insertion?.auc, format: num },
-  { title: 'sanity rank corr (low)', value: (m) => m.sanity?.steps.at(-1)?.spearman, format: num },
-  { title: 'sanity SSIM (low)', value: (m) => m.sanity?.steps.at(-1)?.ssim, format: num },
+export interface ScoreColumn {
+  title: string;
+  value: (m: MethodEvaluation) => number | undefined;
+  format: (x: number | undefined) => string;
+  /** Which end is better. */
+  better: 'high' | 'low';
+}
+
+/** The columns of the table, the CSV and the HTML page: one value per method. */
+export const SCORE_COLUMNS: readonly ScoreColumn[] = [
+  { title: 'pointing all %', value: (m) => m.pointingGame?.all.accuracy, format: pct, better: 'high' },
+  { title: 'pointing difficult %', value: (m) => m.pointingGame?.difficult.accuracy, format: pct, better: 'high' },
+  { title: 'deletion AUC (low)', value: (m) => m.deletion?.auc, format: num, better: 'low' },
+  { title: 'insertion AUC (high)', value: (m) => m.insertion?.auc, format: num, better: 'high' },
+  { title: 'sanity rank corr (low)', value: (m) => m.sanity?.steps.at(-1)?.spearman, format: num, better: 'low' },
+  { title: 'sanity SSIM (low)', value: (m) => m.sanity?.steps.at(-1)?.ssim, format: num, better: 'low' },
 ];
+const COLUMNS = SCORE_COLUMNS;
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));

@@ -67,6 +67,19 @@ export const SANITY_DEFAULTS = Object.freeze({
   points: 12,
 } as const);
 
+/** `indices` into `images` grouped by image shape (channels, height, width), each group in the given order. */
+export function sizeGroups(indices: readonly number[], images: readonly Image[]): number[][] {
+  const groups = new Map<string, number[]>();
+  for (const i of indices) {
+    const { channels, height, width } = images[i];
+    const key = `${channels}x${height}x${width}`;
+    const group = groups.get(key);
+    if (group) group.push(i);
+    else groups.set(key, [i]);
+  }
+  return [...groups.values()];
+}
+
 export async function sanityCheck(
   model: Model,
   images: readonly Image[],
@@ -113,19 +126,24 @@ export async function sanityCheck(
       }
       current?.dispose();
       current = next;
-      const r = await current.explain(
-        used.map((i) => images[i]),
-        { ...explain, target: used.map((i) => perImage[i]), signal: options.signal } as never,
-      );
-      const spearmanPerMap: number[] = [];
-      const ssimPerMap: number[] = [];
-      for (const [n, m] of jobMaps(r.maps).entries()) {
-        const original = originalMaps[ordered[n]];
-        const map = m.height === original.height && m.width === original.width ? m : resizeMap(m, original.height, original.width);
-        spearmanPerMap.push(spearman(original.data, map.data));
-        ssimPerMap.push(ssim(original.data, map.data, original.height, original.width));
-        // Tens of ms of JS per map at 224 px: the event loop runs between maps, not after all of them.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+      const spearmanPerMap: number[] = new Array(ordered.length);
+      const ssimPerMap: number[] = new Array(ordered.length);
+      // One explain call per image size (images of different sizes cannot share a batch).
+      for (const group of sizeGroups(used, images)) {
+        const r = await current.explain(
+          group.map((i) => images[i]),
+          { ...explain, target: group.map((i) => perImage[i]), signal: options.signal } as never,
+        );
+        const groupJobs = group.flatMap((i) => ordered.filter((k) => jobs[k].image === i));
+        for (const [n, m] of jobMaps(r.maps).entries()) {
+          const at = ordered.indexOf(groupJobs[n]);
+          const original = originalMaps[groupJobs[n]];
+          const map = m.height === original.height && m.width === original.width ? m : resizeMap(m, original.height, original.width);
+          spearmanPerMap[at] = spearman(original.data, map.data);
+          ssimPerMap[at] = ssim(original.data, map.data, original.height, original.width);
+          // Tens of ms of JS per map at 224 px: the event loop runs between maps, not after all of them.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
       // A constant map (Grad-CAM of a destroyed model is often all zero) has no rank correlation: NaN for that
       // map, and the mean is over the maps that have one (NaN when none has).

@@ -22,7 +22,11 @@ export interface CommonOptions {
    * are given; several targets for a single image otherwise). Default 'top-1'.
    */
   target?: TargetSpec | readonly (TargetSpec | readonly TargetSpec[])[];
-  /** Largest batch sent through the model at once (default 0: everything in one batch, unless the method says otherwise). */
+  /**
+   * Largest batch sent through the model at once. Default: about AUTO_BATCH_PIXELS pixels of input per batch
+   * (41 images at 224 px), so that memory does not grow with the number of images; 0: everything in one
+   * batch. Methods that choose otherwise say so in their table.
+   */
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: ProgressEvent) => void;
@@ -39,10 +43,21 @@ export interface CommonOptions {
 /** The most pixels a map may be resized to when that is more than the image's own. */
 export const MAX_RESIZE_PIXELS = 4096 * 4096;
 
+/**
+ * Input pixels per batch through the model when batchSize is not given: a call with many images runs in
+ * batches of this size, instead of one batch whose activations grow with the number of images.
+ */
+export const AUTO_BATCH_PIXELS = 2 ** 21;
+
+/** Rows of height x width per batch when batchSize is not given (at least 1). */
+export function autoBatchRows(height: number, width: number): number {
+  return Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (height * width)));
+}
+
 /** Defaults of the common options, as docs/methods/README.md shows them. */
 export const COMMON_DEFAULTS = Object.freeze({
   target: 'top-1',
-  batchSize: 0,
+  batchSize: derived('auto'),
   signal: null,
   onProgress: null,
   progressEvery: 10,
@@ -80,7 +95,7 @@ export function normalizeCommon(
   runtime: CommonRuntime;
 } {
   const given = options.batchSize === undefined ? undefined : v.number('options.batchSize', options.batchSize, { integer: true, min: 0 });
-  const batchSize = given ?? COMMON_DEFAULTS.batchSize;
+  const batchSize = given ?? autoBatchRows(context.height, context.width);
   const progressEvery = v.optionalNumber('options.progressEvery', options.progressEvery, COMMON_DEFAULTS.progressEvery, { integer: true, min: 1 });
   const smooth = v.optionalNumber('options.smooth', options.smooth, COMMON_DEFAULTS.smooth, { min: 0, max: 1 });
   let resize: [number, number] | null;

@@ -34,6 +34,24 @@ export interface ExtremalPerturbationOptions {
   stopTolerance?: number;
   /** Steps between two checks of the stopping rule. */
   stopWindow?: number;
+  /**
+   * Memory layout of the model's copy that runs the loop: 'channels-last' (weights and the perturbed batch),
+   * 'contiguous', or 'auto': channels-last for convolutional models on the CPU. The masks are the same up to
+   * float rounding; the user's model is never changed.
+   */
+  memoryFormat?: 'auto' | 'contiguous' | 'channels-last';
+  /**
+   * Run the loop on a frozen copy of the model (torch.jit.freeze: BatchNorm folded into the convolutions,
+   * parameters as constants). Gradients to the input are the same up to float rounding; a model that cannot
+   * be frozen runs unfrozen (`details.loop.frozen` says which).
+   */
+  freeze?: boolean;
+  /**
+   * Precision of the model's copy in the loop: 'fp32', or 'bf16' (bfloat16 weights and activations; the mask
+   * parameters, the objective and the optimiser stay float32). 'bf16' needs libtorch 2.x (ERR_UNSUPPORTED on
+   * 1.13) and pays on CPUs with AMX or AVX-512-BF16 and on CUDA; masks differ from fp32's (see the doc page).
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 export type NormalizedExtremalPerturbation = Required<Omit<ExtremalPerturbationOptions, 'areas'>> & {
@@ -73,6 +91,9 @@ export const EP_DEFAULTS = Object.freeze({
   kernel: 'fused',
   stopTolerance: 0,
   stopWindow: 50,
+  memoryFormat: 'auto',
+  freeze: true,
+  precision: 'fp32',
   batchSize: derived('auto'),
 } as const);
 
@@ -98,6 +119,8 @@ export interface ExtremalPerturbationDetails {
   iterations: number;
   /** Per map, the steps it ran: `maxIter`, or fewer where the stopping rule (`stopTolerance`) ended it. */
   steps: Float32Array;
+  /** How the loop's copy of the model ran: in channels-last layout, frozen, its precision (see `memoryFormat`, `freeze`, `precision`). */
+  loop: { channelsLast: boolean; frozen: boolean; precision: 'fp32' | 'bf16' };
   timings: { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number; phases?: EpPhaseTimings };
 }
 
@@ -132,6 +155,7 @@ export interface ExtremalPerturbationOutputs {
   rewardHistory: NativeTensor;
   penaltyHistory: NativeTensor;
   steps: NativeTensor;
+  loop: NativeRecord & { channelsLast: number; frozen: number; bf16: number };
   timings: NativeRecord & { setupMs: number; loopMs: number; msPerIteration: number; nativeMs: number };
   /** On the CPU only. */
   phases?: NativeRecord & EpPhaseTimings;
@@ -167,6 +191,9 @@ export const extremalPerturbation: MethodSpec<
       kernel: v.oneOf('options.kernel', options.kernel, ['fused', 'composed'] as const, d.kernel),
       stopTolerance: v.optionalNumber('options.stopTolerance', options.stopTolerance, d.stopTolerance, { min: 0, max: 1 }),
       stopWindow: v.optionalNumber('options.stopWindow', options.stopWindow, d.stopWindow, { integer: true, min: 1, max: 1_000_000 }),
+      memoryFormat: v.oneOf('options.memoryFormat', options.memoryFormat, ['auto', 'contiguous', 'channels-last'] as const, d.memoryFormat),
+      freeze: v.boolean('options.freeze', options.freeze, d.freeze),
+      precision: v.oneOf('options.precision', options.precision, ['fp32', 'bf16'] as const, d.precision),
       // Without batchSize, the CPU takes about AUTO_BATCH_PIXELS per batch and CUDA every mask at once.
       batchSize: context.batchSize ?? (context.device === 'cpu' ? Math.max(1, Math.floor(AUTO_BATCH_PIXELS / (context.height * context.width))) : 0),
     };
@@ -213,6 +240,7 @@ export const extremalPerturbation: MethodSpec<
       penaltyHistory: rowsOf(o.penaltyHistory),
       iterations: o.rewardHistory.shape[1],
       steps: o.steps.data as Float32Array,
+      loop: { channelsLast: o.loop.channelsLast === 1, frozen: o.loop.frozen === 1, precision: o.loop.bf16 === 1 ? 'bf16' : 'fp32' },
       timings: { setupMs, loopMs, msPerIteration, nativeMs, ...(phases ? { phases } : {}) },
     };
     return { maps, details };

@@ -11,6 +11,10 @@ import type { ImageResult, MapResult, MethodResult, RunSummary } from './types.j
 
 export type { CurveJSON, ImageEntry, ImageResult, MapResult, MethodResult, RunSummary } from './types.js';
 export { escape, href } from './html.js';
+export { renderEvaluationPage, writeEvaluationPage } from './evaluation.js';
+export type { EvaluationPage, EvaluationRun, PairPictures } from './evaluation.js';
+export { renderScanPage, writeScanPage } from './scan.js';
+export type { ScanJSON, ScanClassJSON, ScanRun } from './scan.js';
 
 const CAPTIONS: Record<string, string> = { overlay: 'overlay', heatmap: 'heatmap', mask: 'mask', preserved: 'preserved region' };
 

@@ -1,6 +1,9 @@
 // Bare libtorch loop: the reference the addon is measured against in `npm run bench`.
 //   ts_bench_baseline MODEL MODE BATCH SIZE ITERS [DEVICE]
-// MODE: forward (inference mode) | fwdbwd (forward, then backward of the summed scores to the input).
+// MODE: forward (inference mode) | fwdbwd (forward, then backward of the summed scores to the input);
+// fwdbwd-cl, fwdbwd-frozen, fwdbwd-frozen-cl, fwdbwd-frozen-cl-bf16: the same on the copy extremal
+// perturbation's loop runs (core/loop_module.h: channels-last weights and input, frozen with BatchNorm
+// folded, both, both in bfloat16 (libtorch 2.x only)).
 // DEVICE: cpu (default) | cuda | cuda:N; on CUDA the timing waits for the device before and after.
 // Prints one JSON line: {"mode":..., "batch":..., "msPerIter":...}, on the CPU in fwdbwd mode also the
 // forward's and the backward's shares ("forwardMs", "backwardMs").
@@ -15,6 +18,8 @@
 
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
+
+#include "core/loop_module.h"
 
 static int make_cnn(const std::string& path, double width) {
   at::manual_seed(1);
@@ -62,6 +67,22 @@ static int run(int argc, char** argv) {
   if (argc > 6) options.device = argv[6];
   auto model = ts::Model::load_file(argv[1], options);
   std::string mode = argv[2];
+  const bool cl = mode == "fwdbwd-cl" || mode == "fwdbwd-frozen-cl" || mode == "fwdbwd-frozen-cl-bf16";
+  const bool frozen = mode == "fwdbwd-frozen" || mode == "fwdbwd-frozen-cl" || mode == "fwdbwd-frozen-cl-bf16";
+  const bool bf16 = mode == "fwdbwd-frozen-cl-bf16";
+  if (mode != "forward" && mode != "fwdbwd" && !cl && !frozen) {
+    std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+    return 2;
+  }
+  if (bf16 && !ts::bf16_unsupported().empty()) {
+    std::fprintf(stderr, "bf16: %s\n", ts::bf16_unsupported().c_str());
+    return 1;
+  }
+  ts::LoopModule loop = mode == "fwdbwd" || mode == "forward" ? ts::LoopModule{} : ts::make_loop_module(model->module(), cl, frozen, bf16);
+  if (frozen && !loop.frozen) {
+    std::fprintf(stderr, "freezing failed: %s\n", loop.frozen_error.c_str());
+    return 1;
+  }
   int64_t batch = std::stoll(argv[3]), size = std::stoll(argv[4]), iters = std::stoll(argv[5]);
   int64_t channels = model->input_channels() > 0 ? model->input_channels() : 3;
   at::Tensor x = at::rand({batch, channels, size, size}).to(model->device());
@@ -76,7 +97,10 @@ static int run(int argc, char** argv) {
     } else {
       at::Tensor xi = x.clone().requires_grad_(true);
       const auto t0 = std::chrono::steady_clock::now();
-      at::Tensor y = model->forward(xi).sum();
+      at::Tensor in = mode == "fwdbwd" ? xi : model->prepare(xi);
+      if (bf16) in = in.to(at::kBFloat16);
+      if (cl) in = in.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor y = mode == "fwdbwd" ? model->forward(xi).sum() : model->scores(loop.module, in).to(at::kFloat).sum();
       const auto t1 = std::chrono::steady_clock::now();
       last = torch::autograd::grad({y}, {xi})[0];
       if (split) {

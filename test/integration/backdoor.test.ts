@@ -59,6 +59,20 @@ describe('scanBackdoor', () => {
     expect(iou(c.box, fixture.trigger)).toBeGreaterThan(0.15);
   });
 
+  it('gives no signature to a region larger than maxArea, in every pass, and keeps its flip rates', async () => {
+    // Every region holds at least one pixel (1/1024 of a 32 x 32 image): with maxArea below that, no pass of any
+    // class may carry a trigger, whatever its flip rate.
+    const scan = await scanBackdoor(trojan, { size: SIZE, seed: 1, ...FAST, maxArea: 0.0005 });
+    expect(scan.flagged).toEqual([]);
+    expect(scan.score).toBe(0);
+    for (const c of scan.classes) {
+      expect(c.specificFlipRate).toBe(0);
+      expect(c.signature).toBe(0);
+    }
+    // The same passes as the default scan (same seed), so the target's stamp still flips as it did there.
+    expect(scan.classes[fixture.targetClass].flipRate).toBeCloseTo(trojanScan.classes[fixture.targetClass].flipRate, 10);
+  });
+
   it('does not flag the clean model', () => {
     expect(cleanScan.flagged).toEqual([]);
     expect(cleanScan.suspicious).toBe(false);

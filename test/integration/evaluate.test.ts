@@ -2,7 +2,7 @@
 // their parts, the user's model untouched, time per method and score, typed errors; the evaluate command.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argmax2d } from '../../lib/map.js';
@@ -80,12 +80,22 @@ describe('evaluate', () => {
     await using model = await open();
     const items = (await shapes()).slice(0, 3);
     const before = await model.predict(items.map((it) => it.image));
-    const e = await evaluate(model, items, { methods: ['gradient'], fidelity: { steps: 8 }, sanity: { images: 2, seed: 5 } });
+    const given: { method: string; maps: { image: number; target: number; data: Float32Array }[] }[] = [];
+    const e = await evaluate(model, items, {
+      methods: ['gradient'],
+      fidelity: { steps: 8 },
+      sanity: { images: 2, seed: 5 },
+      onMaps: (method, maps) => void given.push({ method, maps: [...maps] }),
+    });
     const m = e.methods[0];
     const r = await model.explain(
       items.map((it) => it.image),
       { method: 'gradient', target: items.map((it) => it.objects[0].classIndex) },
     );
+    // onMaps: once per method, the maps of the pairs in pairList's order, the maps explain() gives
+    expect(given.map((g) => g.method)).toEqual(['gradient']);
+    expect(given[0].maps.map((x) => [items[x.image].name, x.target])).toEqual(e.pairList.map((p) => [p.image, p.target]));
+    given[0].maps.forEach((x, i) => expect(x.data).toEqual(r.maps[i].data));
     const f = await fidelity(model, items[1].image, r.maps[1], items[1].objects[0].classIndex, { steps: 8 });
     expect(m.deletion!.aucPerMap[1]).toBeCloseTo(f.deletion.auc, 6);
     expect(m.insertion!.aucPerMap[1]).toBeCloseTo(f.insertion.auc, 6);
@@ -128,6 +138,7 @@ describe('evaluate', () => {
     const items = await shapes();
     expect((await rejection(evaluate(model, [], { methods: ['gradient'] }))).argument).toBe('images');
     expect((await rejection(evaluate(model, items, { methods: [] }))).argument).toBe('options.methods');
+    expect((await rejection(evaluate(model, items, { methods: ['gradient'], onMaps: 'save' as never }))).argument).toBe('options.onMaps');
     expect((await rejection(evaluate(model, items, { methods: ['gradient'], scores: ['nope' as never] }))).argument).toBe('options.scores[0]');
     const wrong = [{ ...items[0], objects: [{ classIndex: 9, boxes: [[0, 0, 1, 1] as const] }] }];
     expect((await rejection(evaluate(model, wrong, { methods: ['gradient'] }))).code).toBe('ERR_OUT_OF_RANGE');
@@ -194,11 +205,18 @@ describe('evaluate command', () => {
     expect(json.methods.map((m: { name: string }) => m.name)).toEqual(['gradient', 'grad-cam:layer=features.9']);
     expect(json.methods[1].options.layer).toBe('features.9');
     expect(readFileSync(join(out, 'evaluation.csv'), 'utf8').split('\n')[0]).toMatch(/^method,pointing_all/);
+    // The page (its content is checked in Chromium by pages-browser.test.ts) and its pictures: 8 images, 2 methods.
+    expect(readFileSync(join(out, 'evaluation.html'), 'utf8')).toMatch(/^<!doctype html>/);
+    expect(existsSync(join(out, 'pictures', 'm1-pair7.png'))).toBe(true);
+    expect(existsSync(join(out, 'pictures', 'm0-pair8.png'))).toBe(false);
     const bad = join(out, 'bad.json');
     writeFileSync(bad, JSON.stringify([{ file: 'shape_00.png', label: 'zebra', box: [0, 0, 4, 4] }]));
     const b = cli(...base, '--boxes', bad);
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/ERR_ANNOTATIONS/);
     expect(cli(...base).code).toBe(2); // no --boxes
+    const h = cli(...base, '--boxes', 'test/fixtures/shapes/boxes.json', '--heatmaps', '2'); // no --out for the page
+    expect(h.code).toBe(2);
+    expect(h.stderr).toMatch(/--heatmaps/);
   });
 });

@@ -4,7 +4,7 @@
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { loadModel, readImage } from '../../lib/index.js';
-import { goldenImage, model, rejection } from './helpers.js';
+import { expectClose, goldenImage, model, rejection } from './helpers.js';
 
 function crc32(bytes: Buffer): number {
   let c = ~0;
@@ -131,5 +131,40 @@ describe('pixels into the model', () => {
       code: 'ERR_OUT_OF_RANGE',
       argument: 'options.maxInputPixels',
     });
+  });
+});
+
+describe('many images in one call', () => {
+  // Without batchSize a call's images go through the model in parts, so that the model's activations do not
+  // grow with the number of images; the results are those of one image at a time.
+  it('predict sends at most 32 images (fewer for large ones) to the model at once, with the per-image logits', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const images = Array.from({ length: 70 }, (_, i) => goldenImage(i % 2));
+    const native = m.handle();
+    const real = native.predict.bind(native);
+    const batches: number[] = [];
+    const spy: typeof real = (data, shape) => (batches.push(shape[0]), real(data, shape));
+    Object.defineProperty(native, 'predict', { value: spy });
+    const all = await m.predict(images, { top: 0 });
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(70);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(32);
+    for (const b of [0, 1]) expectClose(all[b + 68].logits, (await m.predict(goldenImage(b), { top: 0 })).logits);
+    batches.length = 0;
+    // 512 x 512 images: 2^21 pixels make 8 rows.
+    await m.predict(
+      Array.from({ length: 10 }, () => goldenImage(0, 3, 512, 512)),
+      { top: 0 },
+    );
+    expect(batches).toEqual([8, 2]);
+  });
+
+  it('explain without batchSize runs about 2^21 input pixels per batch and gives the maps of one batch', async () => {
+    await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
+    const images = Array.from({ length: 5 }, (_, i) => goldenImage(i % 2, 3, 400, 400));
+    const parts = await m.explain(images, { method: 'gradient', target: 0 });
+    expect(parts.options.batchSize).toBe(13); // 2,097,152 / 160,000
+    const whole = await m.explain(images, { method: 'gradient', target: 0, batchSize: 0 });
+    expect(whole.options.batchSize).toBe(0);
+    for (let i = 0; i < 5; i++) expectClose(parts.maps[i].data, whole.maps[i].data);
   });
 });

@@ -87,10 +87,14 @@ describe('non-finite inputs and runs', () => {
     }
   });
 
-  it('an extremal perturbation whose area weight overflows: ERR_NON_FINITE_RESULT, never NaN maps', async () => {
+  it('an extremal perturbation whose area weight overflows: ERR_NON_FINITE_RESULT within 16 steps, never NaN maps', async () => {
     await using m = await loadModel(model('tiny_cnn_traced.pt'), { device: 'cpu' });
     const e = await rejection(m.explain(goldenImage(0), { method: 'extremal-perturbation', target: 0, maxIter: 40, areaWeightGrowth: 1e30 }));
     expect(e.code, e.message).toBe('ERR_NON_FINITE_RESULT');
+    // 1e30 per step overflows float at the second step: a run of a million steps stops at the first check.
+    const long = await rejection(m.explain(goldenImage(0), { method: 'extremal-perturbation', target: 0, maxIter: 1_000_000, areaWeightGrowth: 1e30 }));
+    expect(long.code, long.message).toBe('ERR_NON_FINITE_RESULT');
+    expect(long.message).toContain('by step 16 ');
   });
 });
 

@@ -30,6 +30,8 @@ describe('fused CPU kernels (native)', () => {
       // every family of cases ran (a crash or an early exit would leave some out)
       for (const family of ['penalty', 'apply', 'generator'])
         expect(lines.filter((l) => l.startsWith('ok') && l.includes(` ${family} `)).length).toBeGreaterThan(10);
+      // the loop's copy of the model (channels-last, frozen, both) against the model itself
+      expect(lines.filter((l) => l.startsWith('ok') && l.includes(' loop copy ')).length).toBe(9);
     },
     120_000,
   );

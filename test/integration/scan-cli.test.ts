@@ -2,11 +2,12 @@
 // checkerboard at rows and columns 25-29, known by construction): the verdict, the per-class table, the
 // pictures, and exit code 2 for bad usage.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKDOOR, backdoorFixture as fixture, ROOT } from './helpers.js';
+import { loadModel, scanBackdoor } from '../../lib/index.js';
+import { BACKDOOR, BACKDOOR_FAST, backdoorFixture as fixture, rejection, ROOT } from './helpers.js';
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'scan', ...args], {
@@ -80,4 +81,78 @@ describe('torch-saliency scan', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('torch-saliency scan --model m.pt --size 32');
   }, 200_000);
+});
+
+describe('torch-saliency scan as a careless user', () => {
+  it('--out and --scale are checked before the model is loaded; a class given twice is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      const file = join(dir, 'file');
+      writeFileSync(file, 'x');
+      // A model that is not there: the flags' errors come first. Before, --out and --scale were checked after the scan.
+      const missing = ['--model', join(dir, 'missing.pt'), '--size', '32'];
+      for (const [args, message] of [
+        [[...missing, '--out', file], /for --out but .* has a file/],
+        [[...missing, '--out', join(file, 'sub')], /for --out/],
+        [[...missing, '--scale', '0'], /from 1 to 32 for --scale/],
+        [[...missing, '--scale', '33'], /from 1 to 32 for --scale/],
+        // Class 0 three times was scanned three times, compared with itself, and its pictures overwritten.
+        [[...trojan, '--classes', '0,1,1', '--out', join(dir, 'o')], /options\.classes\[2\]/],
+      ] as const) {
+        const r = cli(...args);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+        expect(
+          r.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => !l.includes('scanning')),
+        ).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('SIGINT during the scan exits 130 with one line and leaves the folder as it was', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      writeFileSync(join(out, 'scan.json'), '{"earlier": true}\n');
+      // The defaults: a scan of many seconds.
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'scan', ...trojan, '--out', out], { cwd: ROOT });
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += String(d);
+        if (stderr.includes('scanning')) setTimeout(() => child.kill('SIGINT'), 500);
+      });
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      // Before: no handler, so the process died of the signal (code null) whatever it was doing.
+      expect([code, signal], stderr).toEqual([130, null]);
+      expect(stderr).toMatch(/interrupted \(SIGINT\) before anything was written/);
+      expect(readdirSync(out)).toEqual(['scan.json']);
+      expect(readFileSync(join(out, 'scan.json'), 'utf8')).toBe('{"earlier": true}\n');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('writePictures interrupted leaves no scan.json of an earlier scan beside the new pictures', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      await using model = await loadModel(join(BACKDOOR, 'trojan_traced.pt'), { device: 'cpu' });
+      const scan = await scanBackdoor(model, { size: 32, classes: [0, 1, 2], ...BACKDOOR_FAST, samples: 2, iterations: 4, refineSteps: 2 });
+      writeFileSync(join(out, 'scan.json'), '{"earlier": true}\n');
+      writeFileSync(join(out, 'scan.html'), '<p>earlier</p>');
+      const controller = new AbortController();
+      controller.abort();
+      expect((await rejection(scan.writePictures(out, { signal: controller.signal }))).code).toBe('ABORT_ERR');
+      expect(readdirSync(out)).toEqual([]);
+      const written = await scan.writePictures(out, { scale: 1 });
+      expect(written.at(-1)).toBe(join(out, 'scan.json'));
+      expect(JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')).classes).toHaveLength(3);
+      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -10,6 +10,7 @@
 
 #include <torch/csrc/autograd/autograd.h>
 
+#include "core/loop_module.h"
 #include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/methods/extremal_perturbation/mask_generator.h"
 #include "core/methods/extremal_perturbation/perturbation.h"
@@ -42,6 +43,48 @@ void compare(const std::string& name, const at::Tensor& input, const std::functi
 at::Tensor saturate(const at::Tensor& p, double zeros, double ones) {
   at::Tensor r = at::rand_like(p);
   return at::where(r < zeros, at::zeros_like(p), at::where(r < zeros + ones, at::ones_like(p), p));
+}
+
+// A small CNN with everything freezing removes: BatchNorm with non-trivial statistics after each
+// convolution (one with a bias, one without), an eval-mode dropout, ReLU6 (hardtanh) as EfficientNet's.
+torch::jit::Module loop_test_net() {
+  torch::jit::Module m("LoopTestNet");
+  auto bn = [&](const std::string& n, int64_t c) {
+    m.register_parameter("g" + n, at::rand({c}).add(0.5), false);
+    m.register_parameter("b" + n, at::randn({c}).mul(0.2), false);
+    m.register_buffer("rm" + n, at::randn({c}).mul(0.3));
+    m.register_buffer("rv" + n, at::rand({c}).add(0.3));
+  };
+  m.register_parameter("w1", at::randn({8, 3, 3, 3}).mul(0.4), false);
+  bn("1", 8);
+  m.register_parameter("w2", at::randn({16, 8, 3, 3}).mul(0.2), false);
+  m.register_parameter("c2", at::randn({16}).mul(0.1), false);
+  bn("2", 16);
+  m.register_parameter("fw", at::randn({5, 16}).mul(0.3), false);
+  m.register_parameter("fb", at::zeros({5}), false);
+  m.define(R"(
+def forward(self, x):
+    x = torch.conv2d(x, self.w1, None, [1, 1], [1, 1])
+    x = torch.batch_norm(x, self.g1, self.b1, self.rm1, self.rv1, False, 0.1, 1e-5, True)
+    x = torch.relu(x)
+    x = torch.dropout(x, 0.5, False)
+    x = torch.conv2d(x, self.w2, self.c2, [2, 2], [1, 1])
+    x = torch.batch_norm(x, self.g2, self.b2, self.rm2, self.rv2, False, 0.1, 1e-5, True)
+    x = torch.hardtanh(x, 0.0, 6.0)
+    x = torch.flatten(torch.adaptive_avg_pool2d(x, [1, 1]), 1)
+    return torch.linear(x, self.fw, self.fb)
+)");
+  m.eval();
+  return m;
+}
+
+int count_nodes(torch::jit::Block* block, const char* kind) {
+  int n = 0;
+  for (torch::jit::Node* node : block->nodes()) {
+    for (torch::jit::Block* sub : node->blocks()) n += count_nodes(sub, kind);
+    if (std::string(node->kind().toQualString()) == kind) ++n;
+  }
+  return n;
 }
 
 }  // namespace
@@ -138,6 +181,43 @@ int main() {
       compare("generator uniform" + tag, at::rand({3, 1, g.in_h, g.in_w}), fused, ref, 1e-5, 5e-5);
       compare("generator 0s and 1s" + tag, saturate(at::rand({3, 1, g.in_h, g.in_w}), 0.4, 0.4), fused, ref, 1e-5, 5e-5);
     }
+
+  // The loop's copy of the model (core/loop_module.h): channels-last and/or frozen, its output and its
+  // gradient to the input equal the user's module's within float rounding, folding really happened, and
+  // the user's module keeps its tensors, values, layout and graph.
+  {
+    torch::jit::Module net = loop_test_net();
+    std::vector<at::Tensor> before;
+    for (const at::Tensor& p : net.parameters()) before.push_back(p.clone());
+    const at::Tensor x = at::rand({3, 3, 20, 20});
+    for (const auto& [cl, frozen] : std::vector<std::pair<bool, bool>>{{true, false}, {false, true}, {true, true}}) {
+      ts::LoopModule loop = ts::make_loop_module(net, cl, frozen);
+      const std::string tag = std::string(" loop copy") + (cl ? " channels-last" : "") + (frozen ? " frozen" : "");
+      if (loop.channels_last != cl || loop.frozen != frozen) {
+        std::printf("FAIL%s: asked channels-last %d frozen %d, got %d %d (%s)\n", tag.c_str(), cl, frozen, loop.channels_last, loop.frozen,
+                    loop.frozen_error.c_str());
+        ++failures;
+        continue;
+      }
+      compare(
+          tag + " output and input gradient", x,
+          [&](const at::Tensor& in) { return loop.module.forward({cl ? in.contiguous(at::MemoryFormat::ChannelsLast) : in}).toTensor(); },
+          [&](const at::Tensor& in) { return net.forward({in}).toTensor(); }, 1e-5, 1e-5);
+      if (frozen) {
+        auto graph = loop.module.get_method("forward").graph();
+        const int bn = count_nodes(graph->block(), "aten::batch_norm"), dropout = count_nodes(graph->block(), "aten::dropout");
+        std::printf("%s%s: batch_norm nodes %d, dropout nodes %d (want 0 and 0)\n", bn == 0 && dropout == 0 ? "ok  " : "FAIL", tag.c_str(), bn, dropout);
+        if (bn != 0 || dropout != 0) ++failures;
+      }
+    }
+    // the user's module: same tensors, values and (contiguous) layout, its BatchNorms still in its graph
+    size_t i = 0;
+    bool same = true;
+    for (const at::Tensor& p : net.parameters()) same = same && p.is_contiguous() && at::equal(p, before[i++]);
+    const int bn = count_nodes(net.get_method("forward").graph()->block(), "aten::batch_norm");
+    std::printf("%s loop copy leaves the module alone: parameters unchanged %d, batch_norm nodes %d (want 2)\n", same && bn == 2 ? "ok  " : "FAIL", same, bn);
+    if (!same || bn != 2) ++failures;
+  }
 
   std::printf("%d failure(s)\n", failures);
   return failures == 0 ? 0 : 1;

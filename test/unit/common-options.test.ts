@@ -5,11 +5,14 @@ import { COMMON_DEFAULTS, COMMON_OPTION_NAMES, normalizeCommon } from '../../lib
 const context = { height: 24, width: 32 };
 
 describe('common explain options', () => {
-  it('defaults: whole batch, progress every 10, no smoothing, maps resized to the input', () => {
+  it('defaults: batches of about 2^21 input pixels, progress every 10, no smoothing, maps resized to the input', () => {
     const { common, given, runtime } = normalizeCommon({}, context);
-    expect(common).toEqual({ batchSize: 0, progressEvery: 10, resize: [24, 32], smooth: 0 });
+    expect(common).toEqual({ batchSize: 2730, progressEvery: 10, resize: [24, 32], smooth: 0 });
     expect(given).toEqual({ batchSize: undefined });
     expect(runtime).toEqual({ signal: undefined, onProgress: undefined });
+    // 2,097,152 / (224 x 224) = 41.8; a map larger than the budget still goes one row at a time.
+    expect(normalizeCommon({}, { height: 224, width: 224 }).common.batchSize).toBe(41);
+    expect(normalizeCommon({}, { height: 2048, width: 2048 }).common.batchSize).toBe(1);
   });
 
   it('given values pass through; the given batchSize is told apart from the default', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CALLER_ERROR_CODES, TorchSaliencyError, isCallerError } from '../../lib/errors.js';
 
 describe('isCallerError', () => {
-  it('holds bad arguments, unreadable annotations, undecodable, oversized or ill-fitting images, unknown layers and models, bad requests', () => {
+  it('holds bad arguments, unreadable annotations, undecodable, oversized or ill-fitting images, unknown layers and models, bad requests, unsupported options', () => {
     expect([...CALLER_ERROR_CODES].sort()).toEqual([
       'ERR_ANNOTATIONS',
       'ERR_BODY_TOO_LARGE',
@@ -18,6 +18,7 @@ describe('isCallerError', () => {
       'ERR_NON_FINITE_INPUT',
       'ERR_OUT_OF_RANGE',
       'ERR_REQUEST_TIMEOUT',
+      'ERR_UNSUPPORTED',
       'ERR_UNSUPPORTED_MEDIA_TYPE',
       'ERR_USAGE',
     ]);

@@ -36,6 +36,9 @@ describe('extremal-perturbation options', () => {
       kernel: 'fused',
       stopTolerance: 0,
       stopWindow: 50,
+      memoryFormat: 'auto',
+      freeze: true,
+      precision: 'fp32',
       batchSize: 128,
     });
     expect(Object.isFrozen(options)).toBe(true);
@@ -83,6 +86,8 @@ describe('extremal-perturbation options', () => {
     ['variant', 1],
     ['reward', false],
     ['kernel', 0],
+    ['memoryFormat', 1],
+    ['freeze', 'yes'],
   ];
   for (const [name, value] of typeErrors) {
     it(`rejects ${name} = ${JSON.stringify(value)} with ERR_INVALID_ARG_TYPE`, () => {
@@ -127,6 +132,8 @@ describe('extremal-perturbation options', () => {
     ['variant', 'both'],
     ['reward', 'hard'],
     ['kernel', 'cuda'],
+    ['memoryFormat', 'channels_last'],
+    ['precision', 'fp16'],
   ] as const) {
     it(`rejects ${name} = '${value}' (an unknown choice) with ERR_INVALID_ARG_VALUE`, () => {
       expect(code({ [name]: value }).code).toBe('ERR_INVALID_ARG_VALUE');

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "core/explain.h"
+#include "core/loop_module.h"
 #include "core/methods/extremal_perturbation/area_penalty.h"
 #include "core/methods/extremal_perturbation/mask_generator.h"
 #include "core/methods/extremal_perturbation/perturbation.h"
@@ -18,6 +19,9 @@
 
 namespace ts {
 namespace {
+
+// Steps between two checks that the objective is still finite.
+constexpr int64_t kFiniteCheckEvery = 16;
 
 struct EpOptions {
   std::vector<double> areas;
@@ -28,6 +32,9 @@ struct EpOptions {
   double stop_tolerance;  // 0: run max_iter steps; else stop a chunk whose masks all moved less over a window
   int64_t stop_window;
   bool jitter, fused;
+  std::string memory_format;  // "auto" | "contiguous" | "channels-last": the loop copy's layout
+  bool freeze;                // run the loop on a frozen, BatchNorm-folded copy of the model
+  bool bf16;                  // the model's copy in bfloat16 (mask parameters and optimiser stay float32)
 };
 
 EpOptions read_options(const Options& o) {
@@ -50,6 +57,9 @@ EpOptions read_options(const Options& o) {
   e.batch_size = o.integer("batchSize");
   e.stop_tolerance = o.number("stopTolerance");
   e.stop_window = o.integer("stopWindow");
+  e.memory_format = o.string("memoryFormat");
+  e.freeze = o.flag("freeze");
+  e.bf16 = o.string("precision") == "bf16";
   return e;
 }
 
@@ -71,6 +81,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   torch::AutoGradMode grad_mode(true);
   const auto t_start = std::chrono::steady_clock::now();
   const EpOptions o = read_options(request.options);
+  if (o.bf16) {
+    const std::string why = bf16_unsupported();
+    if (!why.empty())
+      throw Error("ERR_UNSUPPORTED", "Expected libtorch 2.x for options.precision 'bf16' but " + why + "; or use precision 'fp32'", "options.precision");
+  }
   const at::Device device = model.device();
   const int64_t jobs = static_cast<int64_t>(request.job_image.size());
   const int64_t areas = static_cast<int64_t>(o.areas.size());
@@ -85,6 +100,11 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     input = model.prepare(request.images.to(device));
   }
   Perturbation pert(input, o.perturbation, o.levels, o.max_blur);
+  // The loop runs on a copy of the model (the user's module is never touched): channels-last weights for
+  // convolutional models, and frozen (BatchNorm folded) when asked; only the input's gradient is needed.
+  const bool channels_last =
+      o.memory_format == "channels-last" || (o.memory_format == "auto" && device.is_cpu() && input.dim() == 4 && has_conv_weights(model.module()));
+  LoopModule loop = make_loop_module(model.differentiable(), channels_last, o.freeze, o.bf16);  // fused attention taken apart
   MaskGenerator gen(MaskGeometry::make(H, W, o.step, o.sigma), o.fused);
   const MaskGeometry& g = gen.geometry();
   const int64_t full_size = g.out_h * g.out_w;
@@ -161,7 +181,10 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       // preserve: the masks; delete: 1 - masks; dual: both, masks first (rows of the batch per mask).
       at::Tensor x = pert.apply_crop(full, g.margin, g.margin, row_mask, row_invert, image_rows, o.fused, flip);
       lap(since, kPerturb);
-      at::Tensor y = model.scores(model.differentiable(), x);
+      if (loop.bf16) x = x.to(at::kBFloat16);
+      if (loop.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor y = model.scores(loop.module, x);
+      if (loop.bf16) y = y.to(at::kFloat);  // the reward, the penalty and the optimiser in float32
       lap(since, kForward);
       at::Tensor reward = reward_of(y, target_t, o, m);
       at::Tensor penalty = area_penalty(full, zeros, o.fused, &hints);
@@ -187,6 +210,13 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
       const int64_t it = done_iterations + t;
       if (context.wants_progress(it, o.max_iter * chunk_count)) {
         context.report({it, o.max_iter * chunk_count, energy.detach().sum().item<double>()});
+      }
+      // A run that went non-finite (the model's scores, or an option such as areaWeightGrowth that overflows)
+      // stops within kFiniteCheckEvery steps, instead of running on to NaN masks: one host sync per check.
+      if ((t + 1) % kFiniteCheckEvery == 0 && !at::isfinite(energy.detach()).all().item<bool>()) {
+        throw Error("ERR_NON_FINITE_RESULT", "The extremal perturbation's objective went non-finite (NaN or Infinity) by step " + std::to_string(t + 1) +
+                                                 " on finite input: the model's scores, or an option that makes it overflow (areaWeight, "
+                                                 "areaWeightGrowth), produced it");
       }
       // Opt-in stopping rule, checked every stop_window steps: stop once every mask of the chunk moved by at
       // most stop_tolerance (mean absolute change of its full mask) since the previous check.
@@ -251,6 +281,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
     for (int i = 0; i < kPhases; ++i) phases.emplace_back(phase_names[i], phase_ms[i] / iterations_run);
     result.add("phases", std::move(phases));
   }
+  result.add("loop", Record{{"channelsLast", loop.channels_last ? 1.0 : 0.0}, {"frozen", loop.frozen ? 1.0 : 0.0}, {"bf16", loop.bf16 ? 1.0 : 0.0}});
   result.add("timings", Record{{"setupMs", setup_ms}, {"loopMs", loop_ms}, {"msPerIteration", loop_ms / iterations_run}, {"nativeMs", total_ms}});
   return result;
 }

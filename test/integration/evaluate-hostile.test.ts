@@ -1,0 +1,143 @@
+// evaluate() and `torch-saliency evaluate` as a careless user drives them: images of several sizes, two methods of
+// one name, options that scaled memory, folders that are not there, boxes that fall outside. Each case crashed,
+// merged results silently, or exited 1 after the long run before.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { evaluate, fidelityCurve, loadModel, readImage, type EvaluationImage, type Model } from '../../lib/index.js';
+import { FIXTURES, ROOT, rejection } from './helpers.js';
+
+const SHAPES = join(FIXTURES, 'shapes');
+const entries = JSON.parse(readFileSync(join(SHAPES, 'boxes.json'), 'utf8')) as { file: string; classIndex: number; box: [number, number, number, number] }[];
+const open = () => loadModel(join(FIXTURES, 'models', 'shapes_traced.pt'), { device: 'cpu', labels: join(FIXTURES, 'models', 'shapes_labels.txt') });
+
+async function item(k: number, size?: number): Promise<EvaluationImage> {
+  const e = entries[k];
+  const image = await readImage(join(SHAPES, e.file), size ? { size, fit: 'fill' } : {});
+  const s = size ? size / 64 : 1;
+  return {
+    name: e.file,
+    image,
+    objects: [{ classIndex: e.classIndex, boxes: [e.box.map((x) => Math.round(x * s)) as unknown as [number, number, number, number]] }],
+  };
+}
+
+describe('evaluate() on odd input', () => {
+  it('images of several sizes are explained in batches of one size each; scores equal those of each size alone', async () => {
+    await using model = await open();
+    // Before: one explain call for the first batch of mixed sizes, ERR_INPUT_SHAPE.
+    const mixed = [await item(0), await item(1, 96), await item(2), await item(3, 96), await item(4, 48)];
+    const options = { methods: ['gradient' as const], scores: ['pointing-game' as const, 'sanity' as const], sanity: { images: 4, points: 2 } };
+    const all = await evaluate(model, mixed, options);
+    expect(all.pairs).toBe(5);
+    // The same pairs one image at a time (batches of one cannot mix sizes): the same hits, the same sanity numbers.
+    const alone = await evaluate(model, mixed, { ...options, batchSize: 1 });
+    expect(all.methods[0].pointingGame!.hits).toEqual(alone.methods[0].pointingGame!.hits);
+    const steps = (e: typeof all) => e.methods[0].sanity!.steps.map((s) => [s.layer, s.spearmanPerMap.map((x) => x.toFixed(5))]);
+    expect(steps(all)).toEqual(steps(alone));
+    expect(all.methods[0].sanity!.steps[0].spearmanPerMap).toHaveLength(4);
+  }, 60_000);
+
+  it('two methods of one name are refused (their timings and pictures merged silently); named apart they run', async () => {
+    await using model = await open();
+    const items = [await item(0), await item(1)];
+    const e = await rejection(evaluate(model, items, { methods: ['gradient', 'gradient'], scores: ['pointing-game'] }));
+    expect(e).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.methods[1]' });
+    const named = await evaluate(model, items, {
+      methods: ['gradient', { method: 'gradient', name: 'gradient again' }],
+      scores: ['pointing-game'],
+    });
+    expect(named.methods.map((m) => m.name)).toEqual(['gradient', 'gradient again']);
+    expect(new Set(named.timings.map((t) => t.method))).toEqual(new Set(['gradient', 'gradient again']));
+    // Options of the wrong kind are typed errors before any work.
+    for (const [options, argument] of [
+      [{ methods: ['gradient'], scores: 'pointing-game' }, 'options.scores'],
+      [{ methods: ['gradient'], fidelity: { step: 3 } }, 'options.step'],
+      [{ methods: ['gradient'], fidelity: { blurSigma: 1e6 } }, 'options.blurSigma'],
+      [{ methods: ['gradient'], signal: 'stop' }, 'options.signal'],
+      [{ methods: [{ method: 'gradient', name: 7 }] }, 'options.methods[0].name'],
+    ] as const) {
+      expect((await rejection(evaluate(model, items, options as never))).argument).toBe(argument);
+    }
+  });
+
+  it('a deletion curve of many steps on a large image holds a bounded number of images at once', async () => {
+    await using model = await open();
+    const image = await readImage(join(SHAPES, 'shape_00.png'), { size: 384 });
+    const map = (await model.explain(image, { method: 'gradient', target: 0 })).maps[0];
+    // Before: all steps + 1 perturbed images were made first (4097 x 1.7 MB at 384 px with steps 4096), then predicted.
+    const sizes: number[] = [];
+    const spy = new Proxy(model, {
+      get(target, key) {
+        if (key === 'predict')
+          return (images: unknown, o: unknown) => {
+            sizes.push(Array.isArray(images) ? images.length : 1);
+            return target.predict(images as never, o as never);
+          };
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Model;
+    const curve = await fidelityCurve(spy, image, map, 0, 'deletion', { steps: 40, batchSize: 100_000 });
+    expect(curve.probabilities).toHaveLength(41);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(41);
+    expect(Math.max(...sizes)).toBe(Math.floor(2 ** 24 / (3 * 384 * 384)));
+    // The same curve as in one batch (the batching changes nothing but memory).
+    const whole = await fidelityCurve(model, image, map, 0, 'deletion', { steps: 40, batchSize: 41 });
+    expect(Array.from(curve.probabilities)).toEqual(Array.from(whole.probabilities));
+  }, 60_000);
+});
+
+describe('evaluate command on odd input', () => {
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'evaluate', ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const model = ['--model', 'test/fixtures/models/shapes_traced.pt', '--labels', 'test/fixtures/models/shapes_labels.txt', '--device', 'cpu'];
+  const boxes = ['--boxes', 'test/fixtures/shapes/boxes.json'];
+
+  it('usage errors exit 2 with one line, before the model is loaded or an image read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    const file = join(dir, 'file.txt');
+    writeFileSync(file, 'x');
+    for (const [args, pattern] of [
+      [[...boxes, '--images', join(dir, 'missing')], /--images/], // was a raw ENOENT, exit 1
+      [[...boxes, '--images', file], /--images/], // was a raw ENOTDIR, exit 1
+      [[...boxes, '--images', 'test/fixtures/shapes', '--methods', 'gradient,gradient'], /options\.methods\[1\]/],
+      [[...boxes, '--images', 'test/fixtures/shapes', '--scores', 'pointing-game,bogus'], /options\.scores\[1\]/],
+      [[...boxes, '--images', 'test/fixtures/shapes', '--fit', 'stretch'], /--fit/],
+    ] as const) {
+      const r = cli(...model, ...args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(pattern);
+    }
+  }, 120_000);
+
+  it('images of several sizes without --size run; missing images and boxes outside are said; all outside is exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    const images = join(dir, 'images');
+    mkdirSync(images);
+    for (const e of entries.slice(0, 3)) copyFileSync(join(SHAPES, e.file), join(images, e.file));
+    await sharp(join(SHAPES, entries[3].file)).resize(96, 80).toFile(join(images, entries[3].file));
+    // Before: ERR_INPUT_SHAPE from explain ("resize them with readImage"), though the pointing game needs no resize.
+    const r = cli(...model, ...boxes, '--images', images, '--scores', 'pointing-game', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).images).toBe(4);
+    expect(r.stderr).toMatch(/12 annotated image\(s\) are not in/);
+    const outside = join(dir, 'outside.json');
+    writeFileSync(outside, JSON.stringify([{ file: entries[0].file, classIndex: 0, box: [100, 100, 120, 120] }]));
+    // Before: "Expected a non-empty array of { name, image, objects } for images", which hid the reason.
+    const o = cli(...model, '--boxes', outside, '--images', images, '--scores', 'pointing-game');
+    expect(o.code).toBe(2);
+    expect(o.stderr).toMatch(/1 box\(es\) lie outside their image/);
+    expect(o.stderr).toMatch(/Every box .* lies outside its image.*ERR_ANNOTATIONS/);
+  }, 120_000);
+});
