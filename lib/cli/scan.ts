@@ -165,13 +165,13 @@ function run(argv: string[]): Promise<number> {
       log(`scanning ${values.model} (${method}, ${dims ? `${dims[0]} x ${dims[1]}` : "the model's size"}) on ${model.device}`);
       // Options from the command line: scanBackdoor checks each and names the one that is wrong.
       const scan = await scanBackdoor(model, options as unknown as ScanBackdoorOptions).catch((e: unknown) => {
-        if (e instanceof TorchSaliencyError && e.argument === 'options.size') throw new UsageError(`Expected --size N or HxW: ${e.message}`);
+        if (e instanceof TorchSaliencyError && e.argument === 'options.size') throw new UsageError(`Expected --size N or HxW: ${e.message}`, '--size');
         throw e;
       });
       writing = true;
       const written = await scan.writePictures(out, { ...(scale !== undefined ? { scale } : {}), signal: controller.signal, argument: '--out' });
-      // The scan's size: --size, else the images' or the one the model fixes (its pictures are at that size).
-      const [height, width] = dims ?? [scan.pictures[0].height, scan.pictures[0].width];
+      // Without --size, the scan's size (its maps are at the input's size).
+      const [height, width] = dims ?? [scan.maps[0].height, scan.maps[0].width];
       const page = { model: values.model, device: model.device, height, width, labels: values.labels as string | undefined, started };
       written.push(await writeScanPage(out, { ...page, images: positionals.length || undefined }));
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);

@@ -104,7 +104,7 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   // convolutional models, and frozen (BatchNorm folded) when asked; only the input's gradient is needed.
   const bool channels_last =
       o.memory_format == "channels-last" || (o.memory_format == "auto" && device.is_cpu() && input.dim() == 4 && has_conv_weights(model.module()));
-  LoopModule loop = make_loop_module(model.differentiable(), channels_last, o.freeze, o.bf16);
+  LoopModule loop = make_loop_module(model.differentiable(), channels_last, o.freeze, o.bf16);  // fused attention taken apart
   MaskGenerator gen(MaskGeometry::make(H, W, o.step, o.sigma), o.fused);
   const MaskGeometry& g = gen.geometry();
   const int64_t full_size = g.out_h * g.out_w;
