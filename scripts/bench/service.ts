@@ -3,9 +3,11 @@
 //   2. HTTP: `torch-saliency serve` in a child process, autocannon with C connections on loopback: throughput
 //      as a ratio of (1), p50/p99 latency, the server's event-loop lag under load, its RSS over 10k predicts;
 //   3. queue: redis-server on a free loopback port, 1 then 2 `torch-saliency worker` processes, jobs/s.
-// For /predict and for /explain?method=grad-cam. The load generator shares the machine's cores with the
+// For /predict and for /explain?method=grad-cam, on the shapes fixture (64 px: the HTTP overhead's worst case)
+// and, for (1) and (2), on the bundled EfficientNet-Lite0 with a real photo at 224 px. The load generator shares the machine's cores with the
 // server (2 here): that cost is part of the HTTP numbers. Run: npx tsx scripts/bench/service.ts
 // TS_BENCH_REQUESTS (default 10000) sets the predict requests; explain uses a fifth of them.
+// TS_BENCH_REAL_REQUESTS (default 400) the same for the real model.
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -68,29 +70,42 @@ async function scrape(base: string): Promise<Record<string, number>> {
   return { rss: get('process_resident_memory_bytes'), lagP99: get('nodejs_eventloop_lag_p99_seconds'), lagMax: get('nodejs_eventloop_lag_max_seconds') };
 }
 
-function cannon(url: string, amount: number): Promise<autocannon.Result> {
-  return autocannon({ url, method: 'POST', body: png, headers: { 'content-type': 'image/png' }, connections: CONNECTIONS, amount, timeout: 60 });
+function cannon(url: string, amount: number, setup: { body: Buffer; contentType: string }): Promise<autocannon.Result> {
+  return autocannon({ url, method: 'POST', body: setup.body, headers: { 'content-type': setup.contentType }, connections: CONNECTIONS, amount, timeout: 60 });
 }
 
-async function main() {
-  const model = await loadModel(MODEL, { device: 'cpu' });
-  const summary: Record<string, unknown> = { connections: CONNECTIONS };
-  const server = await startChild(['serve', '--model', MODEL, '--device', 'cpu', '--port', '0', '--max-queue', '1000'], /on http:\/\/127\.0\.0\.1:(\d+)/);
+interface Setup {
+  title: string;
+  model: string;
+  body: Buffer;
+  contentType: string;
+  serveArgs: string[];
+  read: (bytes: Buffer) => ReturnType<typeof readImage>;
+  cases: { name: string; path: string; requests: number; call: (m: Model, im: Awaited<ReturnType<typeof readImage>>) => Promise<unknown> }[];
+}
+
+/** Direct calls against the HTTP service, alternating, for each case of `setup`, rows added to `summary`. */
+async function http(setup: Setup, summary: Record<string, unknown>, prefix: string): Promise<void> {
+  const model = await loadModel(setup.model, { device: 'cpu' });
+  const server = await startChild(
+    ['serve', '--model', setup.model, '--device', 'cpu', '--port', '0', '--max-queue', '1000', ...setup.serveArgs],
+    /on http:\/\/127\.0\.0\.1:(\d+)/,
+  );
   const base = `http://127.0.0.1:${/on http:\/\/127\.0\.0\.1:(\d+)/.exec(server.out())![1]}`;
-  console.log(`shapes model (3 x 64 x 64), ${CONNECTIONS} concurrent clients, loopback; the server in its own process`);
+  console.log(`${setup.title}, ${CONNECTIONS} concurrent clients, loopback; the server in its own process`);
   try {
-    for (const c of CASES) {
-      const work = async () => c.call(model, await readImage(png));
-      await direct(64, CONNECTIONS, work); // warm-up
-      await cannon(`${base}${c.path}`, 200);
+    for (const c of setup.cases) {
+      const work = async () => c.call(model, await setup.read(setup.body));
+      await direct(Math.min(64, c.requests), CONNECTIONS, work); // warm-up
+      await cannon(`${base}${c.path}`, Math.max(CONNECTIONS, Math.min(200, c.requests)), setup);
       const rssBefore = (await scrape(base)).rss; // the scrape also resets the lag statistics
       // Alternate halves so that a change of load on the shared machine hits both sides.
       const half = Math.round(c.requests / 2);
       const d1 = await direct(half, CONNECTIONS, work);
-      const h1 = await cannon(`${base}${c.path}`, half);
+      const h1 = await cannon(`${base}${c.path}`, half, setup);
       const mid = await scrape(base);
       const d2 = await direct(half, CONNECTIONS, work);
-      const h2 = await cannon(`${base}${c.path}`, half);
+      const h2 = await cannon(`${base}${c.path}`, half, setup);
       const end = await scrape(base);
       const directRps = (d1 + d2) / 2;
       const httpRps = (h1.requests.total / h1.duration + h2.requests.total / h2.duration) / 2;
@@ -106,16 +121,55 @@ async function main() {
         rssMB: [rssBefore, mid.rss, end.rss].map((b) => +(b / 2 ** 20).toFixed(0)),
         errors,
       };
-      summary[c.name] = row;
+      summary[`${prefix}${c.name}`] = row;
       console.log(
-        `${c.name.padEnd(17)} ${c.requests} requests: direct ${row.directRps} req/s, HTTP ${row.httpRps} req/s, ratio ${row.ratio}; ` +
+        `${`${prefix}${c.name}`.padEnd(22)} ${c.requests} requests: direct ${row.directRps} req/s, HTTP ${row.httpRps} req/s, ratio ${row.ratio}; ` +
           `p50 ${row.p50ms} ms, p99 ${row.p99ms} ms; event-loop lag p99 ${row.lagP99ms} ms, max ${row.lagMaxMs} ms; ` +
           `server RSS ${row.rssMB.join(' -> ')} MB; non-2xx/errors ${errors}`,
       );
     }
   } finally {
     await stop(server.child);
+    model.dispose();
   }
+}
+
+const SHAPES: Setup = {
+  title: 'shapes model (3 x 64 x 64)',
+  model: MODEL,
+  body: png,
+  contentType: 'image/png',
+  serveArgs: [],
+  read: (bytes) => readImage(bytes),
+  cases: CASES,
+};
+
+// The bundled EfficientNet-Lite0 on a real photo (JPEG, resized to 224 x 224 by the service and by the direct
+// caller alike): where a request's work is a real network's, not the HTTP overhead of a 64-px toy.
+const REAL_REQUESTS = Number(process.env.TS_BENCH_REAL_REQUESTS ?? 400);
+const REAL: Setup = {
+  title: 'EfficientNet-Lite0 (examples/model) on examples/photos/chelsea.jpg at 224 x 224',
+  model: join(root, 'examples', 'model', 'efficientnet_lite0.pt'),
+  body: readFileSync(join(root, 'examples', 'photos', 'chelsea.jpg')),
+  contentType: 'image/jpeg',
+  serveArgs: ['--size', '224'],
+  read: (bytes) => readImage(bytes, { size: 224 }),
+  cases: [
+    { name: 'predict', path: '/predict', requests: REAL_REQUESTS, call: (m, im) => m.predict(im) },
+    {
+      name: 'explain grad-cam',
+      path: '/explain?method=grad-cam&layer=_conv_head',
+      requests: Math.max(2 * CONNECTIONS, Math.round(REAL_REQUESTS / 5)),
+      call: (m, im) => m.explain(im, { method: 'grad-cam', layer: '_conv_head' }),
+    },
+  ],
+};
+
+async function main() {
+  const model = await loadModel(MODEL, { device: 'cpu' });
+  const summary: Record<string, unknown> = { connections: CONNECTIONS };
+  await http(SHAPES, summary, '');
+  await http(REAL, summary, 'real ');
 
   // The queue: jobs/s with 1 and 2 workers (each worker a process with the model).
   const redis = await RedisServer.start();
