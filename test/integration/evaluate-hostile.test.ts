@@ -64,6 +64,23 @@ describe('evaluate() on odd input', () => {
     }
   });
 
+  it('a box of NaN or with its ends swapped, and a sanity layers option that is not a list, are typed errors', async () => {
+    await using model = await open();
+    const good = await item(0);
+    // Before: the NaN box scored a silent miss (and [0.1, 0.5] as boxes a TypeError from destructuring).
+    for (const [boxes, argument] of [
+      [[[NaN, 0, 10, 10]], 'images[0].objects[0].boxes[0]'],
+      [[[20, 20, 10, 10]], 'images[0].objects[0].boxes[0]'],
+      [[0.1, 0.5], 'images[0].objects[0].boxes[0]'],
+    ] as const) {
+      const bad = [{ ...good, objects: [{ classIndex: 0, boxes: boxes as never }] }];
+      expect((await rejection(evaluate(model, bad, { methods: ['gradient'] }))).argument).toBe(argument);
+    }
+    expect((await rejection(evaluate(model, [{ ...good, name: 7 as never }], { methods: ['gradient'] }))).argument).toBe('images[0].name');
+    const layers = await rejection(evaluate(model, [good], { methods: ['gradient'], sanity: { layers: 64 as never } }));
+    expect(layers.argument).toBe('options.sanity.layers');
+  });
+
   it('a deletion curve of many steps on a large image holds a bounded number of images at once', async () => {
     await using model = await open();
     const image = await readImage(join(SHAPES, 'shape_00.png'), { size: 384 });
