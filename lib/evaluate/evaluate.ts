@@ -244,12 +244,15 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
       else timings.push({ method, score, ms });
     }
   };
-  const playPointingGame = (point: (p: Pair) => [number, number]): PointingGameScore => {
+  // Each image's pairs, by index into pairs (searching all pairs per image or per map grew with their square).
+  const pairsByImage: number[][] = items.map(() => []);
+  pairs.forEach((p, n) => pairsByImage[p.image].push(n));
+  const playPointingGame = (point: (p: Pair, n: number) => [number, number]): PointingGameScore => {
     const all = new PointingGame(classes, { tolerance });
     const difficult = new PointingGame(classes, { tolerance });
-    const hits = pairs.map((p) => {
+    const hits = pairs.map((p, n) => {
       const { height, width } = items[p.image].image;
-      const hit = pointHits(point(p), { boxes: p.boxes }, height, width, tolerance);
+      const hit = pointHits(point(p, n), { boxes: p.boxes }, height, width, tolerance);
       all.record(p.target, hit);
       if (p.difficult) difficult.record(p.target, hit);
       return hit;
@@ -269,7 +272,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
       let done = 0;
       for (const batch of batches) {
         checkAbort();
-        const targets = batch.map((i) => pairs.filter((p) => p.image === i).map((p) => p.target));
+        const targets = batch.map((i) => pairsByImage[i].map((n) => pairs[n].target));
         const r = await model.explain(
           batch.map((i) => items[i].image),
           { ...explainOptions, target: targets, signal } as never,
@@ -277,7 +280,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
         normalized = r.options as Readonly<Record<string, unknown>>;
         for (const m of jobMaps(r.maps)) {
           const image = batch[m.image];
-          const at = pairs.findIndex((p) => p.image === image && p.target === m.target);
+          const at = pairsByImage[image].find((n) => pairs[n].target === m.target)!;
           maps[at] = { ...m, image };
         }
         done += batch.length;
@@ -288,7 +291,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
     const { signal: _s, target: _t, ...shownOptions } = normalized as Record<string, unknown>;
     const result: MethodEvaluation = { name, method: spec.method, options: shownOptions };
     if (scores.includes('pointing-game')) {
-      result.pointingGame = await timed(name, 'pointing-game', () => playPointingGame((p) => argmax2d(maps[pairs.indexOf(p)])));
+      result.pointingGame = await timed(name, 'pointing-game', () => playPointingGame((_, n) => argmax2d(maps[n])));
     }
     for (const kind of ['deletion', 'insertion'] as const) {
       if (!scores.includes(kind)) continue;
