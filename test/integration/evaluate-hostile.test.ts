@@ -1,8 +1,8 @@
 // evaluate() and `torch-saliency evaluate` as a careless user drives them: images of several sizes, two methods of
 // one name, options that scaled memory, folders that are not there, boxes that fall outside. Each case crashed,
 // merged results silently, or exited 1 after the long run before.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -156,5 +156,41 @@ describe('evaluate command on odd input', () => {
     expect(o.code).toBe(2);
     expect(o.stderr).toMatch(/1 box\(es\) lie outside their image/);
     expect(o.stderr).toMatch(/Every box .* lies outside its image.*ERR_ANNOTATIONS/);
+  }, 120_000);
+
+  /** Runs the command, sends SIGINT `after` ms once it says it is evaluating, and resolves with its exit and stderr. */
+  const interrupted = (after: number, ...args: string[]) =>
+    new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'evaluate', ...args], { cwd: ROOT });
+      let stderr = '';
+      let sent = false;
+      child.stderr.on('data', (d) => {
+        stderr += String(d);
+        if (!sent && stderr.includes('evaluating')) {
+          sent = true;
+          setTimeout(() => child.kill('SIGINT'), after);
+        }
+      });
+      child.on('exit', (code, signal) => resolve({ code, signal, stderr }));
+    });
+
+  it('SIGINT exits 130 with one line; an earlier evaluation in --out stays whole, or is gone once this run writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    const earlier = '{"earlier": true}\n';
+    const images = ['--images', 'test/fixtures/shapes'];
+    // During the explain phase (extremal perturbation at its 800 steps): nothing of this run is written yet.
+    writeFileSync(join(dir, 'evaluation.json'), earlier);
+    const a = await interrupted(500, ...model, ...boxes, ...images, '--methods', 'extremal-perturbation', '--out', dir);
+    // Before: no handler, the process died of the signal.
+    expect([a.code, a.signal], a.stderr).toEqual([130, null]);
+    expect(a.stderr).toMatch(/interrupted \(SIGINT\): nothing written/);
+    expect(readFileSync(join(dir, 'evaluation.json'), 'utf8')).toBe(earlier);
+    // During the deletion curves, after this run's pictures: the earlier evaluation.json (which named other pictures) is gone.
+    const b = await interrupted(3000, ...model, ...boxes, ...images, '--scores', 'deletion', '--steps', '4096', '--out', dir);
+    expect([b.code, b.signal], b.stderr).toEqual([130, null]);
+    expect(b.stderr).toMatch(/no evaluation\.json/);
+    expect(existsSync(join(dir, 'evaluation.json'))).toBe(false);
+    expect(existsSync(join(dir, 'pictures', 'm0-pair0.png'))).toBe(true);
+    expect(readdirSync(join(dir, 'pictures')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 120_000);
 });
