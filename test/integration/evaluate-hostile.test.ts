@@ -158,6 +158,22 @@ describe('evaluate command on odd input', () => {
     expect(o.stderr).toMatch(/Every box .* lies outside its image.*ERR_ANNOTATIONS/);
   }, 120_000);
 
+  it("boxes of a JPEG turned by its EXIF orientation are read in the picture's turned size", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    mkdirSync(join(dir, 'images'));
+    // Stored 100 wide x 60 tall, orientation 6: shown (and decoded by readImage) 60 wide x 100 tall.
+    await sharp(join(SHAPES, entries[0].file))
+      .resize(100, 60, { fit: 'fill' })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toFile(join(dir, 'images', 'turned.jpg'));
+    writeFileSync(join(dir, 'boxes.json'), JSON.stringify([{ file: 'turned.jpg', classIndex: 0, box: [10, 50, 30, 90] }]));
+    const r = cli(...model, '--boxes', join(dir, 'boxes.json'), '--images', join(dir, 'images'), '--scores', 'pointing-game', '--out', join(dir, 'out'));
+    // Before: the box was scaled from the stored 60 x 100 (h x w) to the decoded 100 x 60 and fell outside (exit 2).
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'out', 'evaluation.html'), 'utf8')).toContain('<rect x="10" y="50" width="20" height="40" class="box"/>');
+  }, 60_000);
+
   /** Runs the command, sends SIGINT `after` ms once it says it is evaluating, and resolves with its exit and stderr. */
   const interrupted = (after: number, ...args: string[]) =>
     new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
