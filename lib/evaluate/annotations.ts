@@ -192,6 +192,8 @@ export function fromVocXml(xml: string, where: string): ImageAnnotation {
 async function readText(path: string, where: string): Promise<string> {
   try {
     const info = await stat(path);
+    // A device or a pipe (/dev/zero, a FIFO) would be read without end or wait forever.
+    if (!info.isFile()) throw annotationsError(where, 'not a regular file');
     if (info.size > MAX_ANNOTATIONS_BYTES)
       throw annotationsError(where, `the file has ${info.size} bytes, more than the ${MAX_ANNOTATIONS_BYTES} an annotation file may have`);
     const text = await readFile(path, 'utf8');

@@ -81,6 +81,15 @@ describe('evaluate() on odd input', () => {
     expect(layers.argument).toBe('options.sanity.layers');
   });
 
+  it('a labels file that is a pipe or a device is refused at once (a pipe waited forever)', async () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-')), 'labels.txt');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const labels of [fifo, '/dev/zero']) {
+      const e = await rejection(loadModel(join(FIXTURES, 'models', 'shapes_traced.pt'), { device: 'cpu', labels }));
+      expect(e).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.labels', message: expect.stringMatching(/not a regular file/) });
+    }
+  });
+
   it('a deletion curve of many steps on a large image holds a bounded number of images at once', async () => {
     await using model = await open();
     const image = await readImage(join(SHAPES, 'shape_00.png'), { size: 384 });

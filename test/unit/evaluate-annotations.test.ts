@@ -242,6 +242,11 @@ describe('annotations', () => {
     ftruncateSync(fd, MAX_ANNOTATIONS_BYTES + 1); // sparse: nothing is written
     closeSync(fd);
     await expect(readAnnotations(huge)).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/more than/) });
+    // A pipe waited forever for a writer, and /dev/zero was read until the string limit (640 MB): not regular files.
+    const fifo = join(dir, 'fifo.json');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(readAnnotations(fifo)).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/not a regular file/) });
+    await expect(readAnnotations('/dev/zero')).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/not a regular file/) });
     // A folder named like an XML file: reading it fails (EISDIR), which is named as the annotations' fault.
     mkdirSync(join(dir, 'holder'));
     mkdirSync(join(dir, 'holder', 'folder.xml'));
