@@ -99,6 +99,23 @@ describe('cli', () => {
     }
   });
 
+  it('submit: an unreachable Redis is one line and exit 1, a missing or non-regular image exit 2 (both waited forever)', () => {
+    const unreachable = ['submit', '--redis', 'redis://127.0.0.1:1', '--model', 'm'];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), ...unreachable, 'examples/images/disc.png'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+      killSignal: 'SIGKILL',
+    });
+    expect([r.status, r.signal], r.stderr).toEqual([1, null]);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/Cannot reach Redis at 127\.0\.0\.1:1: .*\[ERR_REDIS_UNAVAILABLE\]$/)]);
+    for (const file of ['examples/images/missing.png', '/dev/zero']) {
+      const m = cli(...unreachable, file);
+      expect(m.code, m.stderr).toBe(2);
+      expect(m.stderr).toMatch(/Cannot read image .*\[ERR_IMAGE_DECODE\]/);
+    }
+  }, 90_000);
+
   it('says a failure while running in one line: serve on a port in use exits 1 without a stack', async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
