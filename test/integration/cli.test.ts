@@ -1,6 +1,6 @@
 // The command line as a user runs it: data on stdout, logs on stderr, exit codes 0 / 1 / 2.
 import { describe, expect, it } from 'vitest';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +115,28 @@ describe('cli', () => {
       expect(m.stderr).toMatch(/Cannot read image .*\[ERR_IMAGE_DECODE\]/);
     }
   }, 90_000);
+
+  it('serve --redis: GET /ready answers 503 within seconds while Redis is unreachable (it never answered)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'serve', '--redis', 'redis://127.0.0.1:1', '--port', '0'], {
+      cwd: ROOT,
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          const m = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', () => reject(new Error(stderr)));
+      });
+      const r = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(10_000) });
+      expect(r.status).toBe(503);
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('says a failure while running in one line: serve on a port in use exits 1 without a stack', async () => {
     const server = createServer();
