@@ -3,7 +3,7 @@
  * planar float layout the models take (C x H x W, RGB, values in [0, 1]).
  */
 import sharp from 'sharp';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { TorchSaliencyError, invalidType, invalidValue } from './errors.js';
 import * as v from './validate.js';
 
@@ -50,6 +50,8 @@ export async function readImage(source: string | Buffer | Uint8Array, options: R
   if (typeof source === 'string') {
     what = `'${source}'`;
     try {
+      // A device or a pipe (/dev/zero: 4.6 GB in 15 s and growing; a FIFO: waits forever) is no image file.
+      if (!(await stat(source)).isFile()) throw new Error('not a regular file');
       input = await readFile(source);
     } catch (e) {
       throw new TorchSaliencyError('ERR_IMAGE_DECODE', `Cannot read image ${what}: ${(e as Error).message}`, { argument: 'image', cause: e });

@@ -132,11 +132,18 @@ function placeholderImage(size: number | readonly [number, number], channels: nu
   return { images: [{ data: new Float32Array(channels * height * width), channels, height, width }], batch: false };
 }
 
+/** The largest labels file read. */
+const MAX_LABELS_BYTES = 64 * 2 ** 20;
+
 async function readLabels(labels: LoadModelOptions['labels']): Promise<string[] | undefined> {
   if (labels === undefined) return undefined;
   if (Array.isArray(labels)) return labels.map((l, i) => v.string(`options.labels[${i}]`, l));
   if (typeof labels !== 'string') throw invalidType('options.labels', 'a file path or an array of strings', labels);
   try {
+    // A device or a pipe (/dev/zero, a FIFO) would be read without end or wait forever; no label list is 64 MiB.
+    const info = await stat(labels);
+    if (!info.isFile()) throw new Error('not a regular file');
+    if (info.size > MAX_LABELS_BYTES) throw new Error(`${info.size} bytes, more than the ${MAX_LABELS_BYTES} a labels file may have`);
     const text = await readFile(labels, 'utf8');
     return text
       .split(/\r?\n/)

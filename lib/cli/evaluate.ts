@@ -3,7 +3,7 @@
  * randomisation sanity check); a table on stdout (or --json), evaluation.json, .csv and .html (with the maps of
  * the first --heatmaps images in pictures/) in --out.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { TorchSaliencyError } from '../errors.js';
@@ -18,9 +18,10 @@ import { evaluationCSV, evaluationJSON, formatEvaluation } from '../evaluate/out
 import { argmax2d } from '../map.js';
 import { imagePNG, overlayPNG } from '../pictures.js';
 import { writeEvaluationPage, type PairPictures } from '../report/evaluation.js';
-import { makeFolder, writeFileAtomic } from '../safe-write.js';
+import { makeFolder, removePendingWrites, writeFileAtomic } from '../safe-write.js';
 import * as v from '../validate.js';
 import { terminalBar, type Command } from './args.js';
+import { INTERRUPTED_EXIT_CODE } from './explain.js';
 import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
 
 export const EVALUATE_HELP = `torch-saliency evaluate: which map to trust, scored on your annotated images (docs/evaluation.md)
@@ -164,6 +165,17 @@ function run(argv: string[]): Promise<number> {
       threads: integer(values, 'threads'),
       labels: values.labels as string | undefined,
     });
+    // SIGINT stops the run between images or inside a method (its signal reaches the native loop): exit 130, and
+    // --out holds no evaluation.json/.csv/.html that disagrees with the pictures of this run.
+    const controller = new AbortController();
+    const onSigint = () => controller.abort(new TorchSaliencyError('ABORT_ERR', 'Interrupted (SIGINT)'));
+    process.once('SIGINT', onSigint);
+    let cleared = false;
+    const clearStale = async () => {
+      if (cleared || !out) return;
+      cleared = true;
+      for (const f of ['evaluation.json', 'evaluation.csv', 'evaluation.html']) await rm(join(out, f), { force: true });
+    };
     try {
       // Each method's options, checked before any image is read (explain stops at the aborted signal after them).
       for (const { method, name: _name, ...rest } of methods) {
@@ -178,6 +190,7 @@ function run(argv: string[]): Promise<number> {
       let outside = 0;
       let skewed = 0;
       for (const { file, annotation } of annotated) {
+        if (controller.signal.aborted) throw controller.signal.reason;
         const path = join(dir, file);
         const image = await readImage(path, { size: wanted, fit });
         classes ||= (await model.predict(image, { top: 0 })).logits.length;
@@ -213,6 +226,7 @@ function run(argv: string[]): Promise<number> {
           ? async (method: string, maps: readonly JobMap[]) => {
               // onMaps comes once per method, in the order of --methods.
               const k = called++;
+              await clearStale();
               for (const [n, map] of maps.entries()) {
                 if (map.image >= heatmaps) continue;
                 const item = items[map.image];
@@ -235,6 +249,7 @@ function run(argv: string[]): Promise<number> {
       let phase = '';
       const result = await evaluate(model, items, {
         ...options,
+        signal: controller.signal,
         onMaps: saveMaps,
         onProgress: bar
           ? (p) => {
@@ -251,6 +266,7 @@ function run(argv: string[]): Promise<number> {
       bar?.stop();
       const json = evaluationJSON(result);
       if (out) {
+        await clearStale();
         await writeFileAtomic(join(out, 'evaluation.json'), json, { argument: '--out' });
         await writeFileAtomic(join(out, 'evaluation.csv'), evaluationCSV(result), { argument: '--out' });
         shown.sort((a, b) => a.pair - b.pair);
@@ -265,7 +281,15 @@ function run(argv: string[]): Promise<number> {
       }
       process.stdout.write(values.json ? `${json}\n` : formatEvaluation(result));
       return 0;
+    } catch (e) {
+      if (!controller.signal.aborted) throw e;
+      await removePendingWrites();
+      log(
+        `interrupted (SIGINT)${out ? `: ${cleared ? `no evaluation.json in ${out} (pictures of this run may be there)` : `nothing written in ${out}`}` : ''}`,
+      );
+      return INTERRUPTED_EXIT_CODE;
     } finally {
+      process.off('SIGINT', onSigint);
       model.dispose();
     }
   });

@@ -2,11 +2,16 @@
  * `torch-saliency submit`: puts images on the queue (one job each) and prints one JSON line per image
  * with its job id; with --wait, each job's answer (and the exit code says whether all succeeded).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { TorchSaliencyError } from '../errors.js';
 import { createProducer } from '../queue/producer.js';
+import { checkRedis } from '../queue/redis.js';
 import { UsageError, exitCode, integer } from './strict-args.js';
 import { parseFlags, type Command } from './args.js';
 import { isMethodFlag, methodList, methodOptions, targetFlag } from './method-options.js';
+
+/** How long submit waits for Redis to answer before it gives up (exit 1). */
+const REDIS_TIMEOUT_MS = 10_000;
 
 export const SUBMIT_HELP = `torch-saliency submit: put images on the queue for workers (docs/service.md)
 
@@ -23,6 +28,8 @@ Options:
   --wait               wait for each job and print its answer (exit 1 if any failed)
   --timeout-ms N       with --wait: give up (and cancel the job) after N ms
   --queue NAME         queue name (torch-saliency)
+
+Exit code 1 when Redis does not answer within 10 s; 2 when an image file cannot be read.
 `;
 
 const FLAGS = {
@@ -53,12 +60,25 @@ function run(argv: string[]): Promise<number> {
     if (values.predict && extra.length > 0) throw new UsageError(`Unknown option --${extra[0].flag}: --predict takes no method options`, `--${extra[0].flag}`);
     const options: Record<string, unknown> = { method: method[0], ...methodOptions(extra, method).get(method[0]) };
     if (values.target !== undefined) options.target = targetFlag(values.target as string);
+    // Every file is read before Redis is asked: a missing one is the caller's error (exit 2), a pipe or a device
+    // (/dev/zero) is no image file.
+    const images: Buffer[] = [];
+    for (const file of files) {
+      try {
+        if (!(await stat(file)).isFile()) throw new Error('not a regular file');
+        images.push(await readFile(file));
+      } catch (e) {
+        throw new TorchSaliencyError('ERR_IMAGE_DECODE', `Cannot read image '${file}': ${(e as Error).message}`, { argument: 'image', cause: e });
+      }
+    }
+    // An unreachable Redis is one line and exit 1, not a wait without end.
+    await checkRedis(values.redis, REDIS_TIMEOUT_MS);
     const producer = createProducer({ redis: values.redis, queue: values.queue as string | undefined });
     let failed = 0;
     try {
       const ids: { file: string; job: string }[] = [];
-      for (const file of files) {
-        const bytes = await readFile(file);
+      for (const [k, file] of files.entries()) {
+        const bytes = images[k];
         const job = values.predict
           ? await producer.enqueuePredict(values.model, bytes, { top: integer(values, 'top') ?? 5 })
           : await producer.enqueueExplain(values.model, bytes, options as { method: string });

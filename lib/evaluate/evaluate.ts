@@ -17,7 +17,7 @@ import { checkFidelityOptions, fidelityCurve, type FidelityOptions } from './fid
 import { jobMaps, type JobMap } from './job-maps.js';
 import { meanCurve, type CurveScore } from './mean-curve.js';
 import { POINTING_GAME_DEFAULTS, PointingGame, pointHits, type PointingGameSummary } from './pointing-game.js';
-import { SANITY_DEFAULTS, sanityCheck, sizeGroups, type SanityOptions, type SanityResult } from './sanity.js';
+import { SANITY_DEFAULTS, checkSanityLayers, sanityCheck, sizeGroups, type SanityOptions, type SanityResult } from './sanity.js';
 
 export type { CurveScore };
 
@@ -129,11 +129,19 @@ function pairsOf(items: readonly EvaluationImage[]): Pair[] {
 function checkItems(items: unknown): readonly EvaluationImage[] {
   if (!Array.isArray(items) || items.length === 0) throw invalidType('images', 'a non-empty array of { name, image, objects }', items);
   items.forEach((it, i) => {
-    if (!it || typeof it !== 'object' || !it.image || !Array.isArray(it.objects)) throw invalidType(`images[${i}]`, '{ name, image, objects }', it);
+    if (!it || typeof it !== 'object' || !it.image || typeof it.image !== 'object' || !Array.isArray(it.objects))
+      throw invalidType(`images[${i}]`, '{ name, image, objects }', it);
+    if (typeof it.name !== 'string') throw invalidType(`images[${i}].name`, 'a string', it.name);
     it.objects.forEach((o: { classIndex?: unknown; boxes?: unknown }, k: number) => {
-      v.number(`images[${i}].objects[${k}].classIndex`, o.classIndex, { integer: true, min: 0 });
-      if (!Array.isArray(o.boxes) || o.boxes.length === 0)
-        throw invalidType(`images[${i}].objects[${k}].boxes`, 'a non-empty array of [x0, y0, x1, y1]', o.boxes);
+      const name = `images[${i}].objects[${k}]`;
+      if (!o || typeof o !== 'object') throw invalidType(name, '{ classIndex, boxes }', o);
+      v.number(`${name}.classIndex`, o.classIndex, { integer: true, min: 0 });
+      if (!Array.isArray(o.boxes) || o.boxes.length === 0) throw invalidType(`${name}.boxes`, 'a non-empty array of [x0, y0, x1, y1]', o.boxes);
+      // A box of NaN, or with its ends swapped, scored a silent miss and counted no area before.
+      o.boxes.forEach((b: unknown, j: number) => {
+        const ok = Array.isArray(b) && b.length === 4 && b.every((x) => typeof x === 'number' && Number.isFinite(x)) && b[2] > b[0] && b[3] > b[1];
+        if (!ok) throw invalidValue(`${name}.boxes[${j}]`, 'a box [x0, y0, x1, y1] of finite numbers with x1 > x0 and y1 > y0', b);
+      });
     });
   });
   return items;
@@ -193,6 +201,7 @@ export function checkEvaluateOptions(options: EvaluateOptions): CheckedOptions {
   const batchSize = v.optionalNumber('options.batchSize', opts.batchSize, EVALUATE_DEFAULTS.batchSize, { integer: true, min: 1 });
   const { images: sanityCount, ...sanityOptions } = v.plainObject('options.sanity', opts.sanity ?? {}) as SanityOptions & { images?: number };
   v.knownKeys('options.sanity', sanityOptions, ['order', 'seed', 'layers', 'points']);
+  checkSanityLayers('options.sanity.layers', sanityOptions.layers);
   const sanityImages = v.optionalNumber('options.sanity.images', sanityCount, SANITY_DEFAULTS.images, { integer: true, min: 1 });
   const fidelity = opts.fidelity === undefined ? undefined : (v.plainObject('options.fidelity', opts.fidelity) as FidelityOptions);
   checkFidelityOptions(fidelity);
@@ -235,12 +244,15 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
       else timings.push({ method, score, ms });
     }
   };
-  const playPointingGame = (point: (p: Pair) => [number, number]): PointingGameScore => {
+  // Each image's pairs, by index into pairs (searching all pairs per image or per map grew with their square).
+  const pairsByImage: number[][] = items.map(() => []);
+  pairs.forEach((p, n) => pairsByImage[p.image].push(n));
+  const playPointingGame = (point: (p: Pair, n: number) => [number, number]): PointingGameScore => {
     const all = new PointingGame(classes, { tolerance });
     const difficult = new PointingGame(classes, { tolerance });
-    const hits = pairs.map((p) => {
+    const hits = pairs.map((p, n) => {
       const { height, width } = items[p.image].image;
-      const hit = pointHits(point(p), { boxes: p.boxes }, height, width, tolerance);
+      const hit = pointHits(point(p, n), { boxes: p.boxes }, height, width, tolerance);
       all.record(p.target, hit);
       if (p.difficult) difficult.record(p.target, hit);
       return hit;
@@ -260,7 +272,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
       let done = 0;
       for (const batch of batches) {
         checkAbort();
-        const targets = batch.map((i) => pairs.filter((p) => p.image === i).map((p) => p.target));
+        const targets = batch.map((i) => pairsByImage[i].map((n) => pairs[n].target));
         const r = await model.explain(
           batch.map((i) => items[i].image),
           { ...explainOptions, target: targets, signal } as never,
@@ -268,7 +280,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
         normalized = r.options as Readonly<Record<string, unknown>>;
         for (const m of jobMaps(r.maps)) {
           const image = batch[m.image];
-          const at = pairs.findIndex((p) => p.image === image && p.target === m.target);
+          const at = pairsByImage[image].find((n) => pairs[n].target === m.target)!;
           maps[at] = { ...m, image };
         }
         done += batch.length;
@@ -279,7 +291,7 @@ export async function evaluate(model: Model, images: readonly EvaluationImage[],
     const { signal: _s, target: _t, ...shownOptions } = normalized as Record<string, unknown>;
     const result: MethodEvaluation = { name, method: spec.method, options: shownOptions };
     if (scores.includes('pointing-game')) {
-      result.pointingGame = await timed(name, 'pointing-game', () => playPointingGame((p) => argmax2d(maps[pairs.indexOf(p)])));
+      result.pointingGame = await timed(name, 'pointing-game', () => playPointingGame((_, n) => argmax2d(maps[n])));
     }
     for (const kind of ['deletion', 'insertion'] as const) {
       if (!scores.includes(kind)) continue;

@@ -6,7 +6,7 @@
  * the image, not the model. Every randomised model is a copy (Model.cloneReinitialized); the model passed in
  * is never changed.
  */
-import { abortError } from '../errors.js';
+import { abortError, invalidType } from '../errors.js';
 import type { Image } from '../image.js';
 import { resizeMap, type MapData } from '../map.js';
 import type { Model } from '../model.js';
@@ -67,6 +67,12 @@ export const SANITY_DEFAULTS = Object.freeze({
   points: 12,
 } as const);
 
+/** The layers option: absent, or an array of layer names. */
+export function checkSanityLayers(name: string, layers: unknown): void {
+  if (layers !== undefined && !(Array.isArray(layers) && layers.every((l) => typeof l === 'string' && l !== '')))
+    throw invalidType(name, 'an array of layer names', layers);
+}
+
 /** `indices` into `images` grouped by image shape (channels, height, width), each group in the given order. */
 export function sizeGroups(indices: readonly number[], images: readonly Image[]): number[][] {
   const groups = new Map<string, number[]>();
@@ -92,6 +98,7 @@ export async function sanityCheck(
   const order = v.oneOf('options.order', options.order, ['cascading', 'independent'] as const, d.order);
   const seed = v.optionalNumber('options.seed', options.seed, d.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER });
   const points = v.optionalNumber('options.points', options.points, d.points, { integer: true, min: 1 });
+  checkSanityLayers('options.layers', options.layers);
   const layers = options.layers ? [...options.layers] : model.parameterLayers().reverse();
   if (layers.length === 0) return { order, seed, steps: [] };
   // The steps measured: all layers, or `points` evenly spaced ones including the first and the last.

@@ -47,6 +47,9 @@ export function queueKeys(prefix: string, queue: string) {
   return { workers: `${prefix}:${queue}:ts-workers:`, cancel: `${prefix}:${queue}:ts-cancel` };
 }
 
+/** How long ready() waits for Redis to answer. */
+const READY_TIMEOUT_MS = 2000;
+
 export class QueueProducer implements WorkExecutor {
   readonly queue: Queue<JobData>;
   readonly events: QueueEvents;
@@ -180,11 +183,19 @@ export class QueueProducer implements WorkExecutor {
     return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * Whether Redis answers a ping within 2 s. Commands wait through a reconnect without end (see redis.ts), so
+   * without the bound GET /ready never answered while Redis was down, instead of saying 503.
+   */
   async ready(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
     try {
-      return (await this.#redis.ping()) === 'PONG';
+      return await Promise.race([this.#redis.ping().then((answer) => answer === 'PONG'), late]);
     } catch {
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -18,7 +18,8 @@ const CAPPED: Readonly<Record<string, keyof Limits>> = {
   target: 'maxTargets',
 };
 
-const PLAIN = ['string', 'number', 'boolean', 'array'];
+// null too: the options an answer reports (e.g. grid: null, prefixTokens: null) can be sent back as they are.
+const PLAIN = ['string', 'number', 'boolean', 'array', 'null'];
 
 /** Explain options (method options, target, and what the answer carries: picture, data). */
 export function explainOptionsSchema(limits: Limits): Record<string, unknown> {

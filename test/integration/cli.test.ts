@@ -1,6 +1,6 @@
 // The command line as a user runs it: data on stdout, logs on stderr, exit codes 0 / 1 / 2.
 import { describe, expect, it } from 'vitest';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,6 +98,45 @@ describe('cli', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
+
+  it('submit: an unreachable Redis is one line and exit 1, a missing or non-regular image exit 2 (both waited forever)', () => {
+    const unreachable = ['submit', '--redis', 'redis://127.0.0.1:1', '--model', 'm'];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), ...unreachable, 'examples/images/disc.png'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+      killSignal: 'SIGKILL',
+    });
+    expect([r.status, r.signal], r.stderr).toEqual([1, null]);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/Cannot reach Redis at 127\.0\.0\.1:1: .*\[ERR_REDIS_UNAVAILABLE\]$/)]);
+    for (const file of ['examples/images/missing.png', '/dev/zero']) {
+      const m = cli(...unreachable, file);
+      expect(m.code, m.stderr).toBe(2);
+      expect(m.stderr).toMatch(/Cannot read image .*\[ERR_IMAGE_DECODE\]/);
+    }
+  }, 90_000);
+
+  it('serve --redis: GET /ready answers 503 within seconds while Redis is unreachable (it never answered)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'serve', '--redis', 'redis://127.0.0.1:1', '--port', '0'], {
+      cwd: ROOT,
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          const m = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', () => reject(new Error(stderr)));
+      });
+      const r = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(10_000) });
+      expect(r.status).toBe(503);
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('says a failure while running in one line: serve on a port in use exits 1 without a stack', async () => {
     const server = createServer();

@@ -1,8 +1,8 @@
 // evaluate() and `torch-saliency evaluate` as a careless user drives them: images of several sizes, two methods of
 // one name, options that scaled memory, folders that are not there, boxes that fall outside. Each case crashed,
 // merged results silently, or exited 1 after the long run before.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -61,6 +61,32 @@ describe('evaluate() on odd input', () => {
       [{ methods: [{ method: 'gradient', name: 7 }] }, 'options.methods[0].name'],
     ] as const) {
       expect((await rejection(evaluate(model, items, options as never))).argument).toBe(argument);
+    }
+  });
+
+  it('a box of NaN or with its ends swapped, and a sanity layers option that is not a list, are typed errors', async () => {
+    await using model = await open();
+    const good = await item(0);
+    // Before: the NaN box scored a silent miss (and [0.1, 0.5] as boxes a TypeError from destructuring).
+    for (const [boxes, argument] of [
+      [[[NaN, 0, 10, 10]], 'images[0].objects[0].boxes[0]'],
+      [[[20, 20, 10, 10]], 'images[0].objects[0].boxes[0]'],
+      [[0.1, 0.5], 'images[0].objects[0].boxes[0]'],
+    ] as const) {
+      const bad = [{ ...good, objects: [{ classIndex: 0, boxes: boxes as never }] }];
+      expect((await rejection(evaluate(model, bad, { methods: ['gradient'] }))).argument).toBe(argument);
+    }
+    expect((await rejection(evaluate(model, [{ ...good, name: 7 as never }], { methods: ['gradient'] }))).argument).toBe('images[0].name');
+    const layers = await rejection(evaluate(model, [good], { methods: ['gradient'], sanity: { layers: 64 as never } }));
+    expect(layers.argument).toBe('options.sanity.layers');
+  });
+
+  it('a labels file that is a pipe or a device is refused at once (a pipe waited forever)', async () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-')), 'labels.txt');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const labels of [fifo, '/dev/zero']) {
+      const e = await rejection(loadModel(join(FIXTURES, 'models', 'shapes_traced.pt'), { device: 'cpu', labels }));
+      expect(e).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', argument: 'options.labels', message: expect.stringMatching(/not a regular file/) });
     }
   });
 
@@ -139,5 +165,57 @@ describe('evaluate command on odd input', () => {
     expect(o.code).toBe(2);
     expect(o.stderr).toMatch(/1 box\(es\) lie outside their image/);
     expect(o.stderr).toMatch(/Every box .* lies outside its image.*ERR_ANNOTATIONS/);
+  }, 120_000);
+
+  it("boxes of a JPEG turned by its EXIF orientation are read in the picture's turned size", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    mkdirSync(join(dir, 'images'));
+    // Stored 100 wide x 60 tall, orientation 6: shown (and decoded by readImage) 60 wide x 100 tall.
+    await sharp(join(SHAPES, entries[0].file))
+      .resize(100, 60, { fit: 'fill' })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toFile(join(dir, 'images', 'turned.jpg'));
+    writeFileSync(join(dir, 'boxes.json'), JSON.stringify([{ file: 'turned.jpg', classIndex: 0, box: [10, 50, 30, 90] }]));
+    const r = cli(...model, '--boxes', join(dir, 'boxes.json'), '--images', join(dir, 'images'), '--scores', 'pointing-game', '--out', join(dir, 'out'));
+    // Before: the box was scaled from the stored 60 x 100 (h x w) to the decoded 100 x 60 and fell outside (exit 2).
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'out', 'evaluation.html'), 'utf8')).toContain('<rect x="10" y="50" width="20" height="40" class="box"/>');
+  }, 60_000);
+
+  /** Runs the command, sends SIGINT `after` ms once it says it is evaluating, and resolves with its exit and stderr. */
+  const interrupted = (after: number, ...args: string[]) =>
+    new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'evaluate', ...args], { cwd: ROOT });
+      let stderr = '';
+      let sent = false;
+      child.stderr.on('data', (d) => {
+        stderr += String(d);
+        if (!sent && stderr.includes('evaluating')) {
+          sent = true;
+          setTimeout(() => child.kill('SIGINT'), after);
+        }
+      });
+      child.on('exit', (code, signal) => resolve({ code, signal, stderr }));
+    });
+
+  it('SIGINT exits 130 with one line; an earlier evaluation in --out stays whole, or is gone once this run writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-evaluate-hostile-'));
+    const earlier = '{"earlier": true}\n';
+    const images = ['--images', 'test/fixtures/shapes'];
+    // During the explain phase (extremal perturbation at its 800 steps): nothing of this run is written yet.
+    writeFileSync(join(dir, 'evaluation.json'), earlier);
+    const a = await interrupted(500, ...model, ...boxes, ...images, '--methods', 'extremal-perturbation', '--out', dir);
+    // Before: no handler, the process died of the signal.
+    expect([a.code, a.signal], a.stderr).toEqual([130, null]);
+    expect(a.stderr).toMatch(/interrupted \(SIGINT\): nothing written/);
+    expect(readFileSync(join(dir, 'evaluation.json'), 'utf8')).toBe(earlier);
+    // During the deletion curves, after this run's pictures: the earlier evaluation.json (which named other pictures) is gone.
+    const b = await interrupted(3000, ...model, ...boxes, ...images, '--scores', 'deletion', '--steps', '4096', '--out', dir);
+    expect([b.code, b.signal], b.stderr).toEqual([130, null]);
+    expect(b.stderr).toMatch(/no evaluation\.json/);
+    expect(existsSync(join(dir, 'evaluation.json'))).toBe(false);
+    expect(existsSync(join(dir, 'pictures', 'm0-pair0.png'))).toBe(true);
+    expect(readdirSync(join(dir, 'pictures')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 120_000);
 });

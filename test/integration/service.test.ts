@@ -114,6 +114,21 @@ describe('service routes', () => {
     }
   });
 
+  it('takes back the options an answer reports, nulls included (grid: null, prefixTokens: null were a 400)', async () => {
+    const payload = (options: Record<string, unknown>) => ({ image: bodies[3].toString('base64'), options: { ...options, data: true } });
+    const first = await service.app.inject({ method: 'POST', url: '/explain', payload: payload({ method: 'grad-cam', layer: 'features.6' }) });
+    expect(first.statusCode).toBe(200);
+    const answer = first.json() as ExplainAnswer & { options: Record<string, unknown> };
+    expect(answer.options).toMatchObject({ grid: null, prefixTokens: null });
+    const again = await service.app.inject({ method: 'POST', url: '/explain', payload: payload(answer.options) });
+    expect(again.statusCode, again.body).toBe(200);
+    expect((again.json() as ExplainAnswer).maps[0].data).toBe(answer.maps[0].data);
+    // null where the library takes no null is its typed error, as any other wrong value.
+    const bad = await service.app.inject({ method: 'POST', url: '/explain', payload: payload({ method: 'grad-cam', layer: null }) });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: { code: 'ERR_INVALID_ARG_TYPE', argument: 'options.layer' } });
+  });
+
   it('answers bad requests with 400 and a typed error, unknown routes with 404', async () => {
     const ask = async (url: string, payload: Buffer | object = bodies[0]) => {
       const r = await service.app.inject({ method: 'POST', url, payload, headers: Buffer.isBuffer(payload) ? { 'content-type': 'image/png' } : {} });

@@ -4,7 +4,15 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, writeFileSync, mkdirSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MAX_ANNOTATIONS_BYTES, classIndexOf, parseAnnotations, readAnnotations, transformBox, fromVocXml } from '../../lib/evaluate/annotations.js';
+import {
+  MAX_ANNOTATIONS_BYTES,
+  annotationFor,
+  classIndexOf,
+  parseAnnotations,
+  readAnnotations,
+  transformBox,
+  fromVocXml,
+} from '../../lib/evaluate/annotations.js';
 import { isCallerError } from '../../lib/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ts-annotations-'));
@@ -234,9 +242,35 @@ describe('annotations', () => {
     ftruncateSync(fd, MAX_ANNOTATIONS_BYTES + 1); // sparse: nothing is written
     closeSync(fd);
     await expect(readAnnotations(huge)).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/more than/) });
+    // A pipe waited forever for a writer, and /dev/zero was read until the string limit (640 MB): not regular files.
+    const fifo = join(dir, 'fifo.json');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(readAnnotations(fifo)).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/not a regular file/) });
+    await expect(readAnnotations('/dev/zero')).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS', message: expect.stringMatching(/not a regular file/) });
     // A folder named like an XML file: reading it fails (EISDIR), which is named as the annotations' fault.
     mkdirSync(join(dir, 'holder'));
     mkdirSync(join(dir, 'holder', 'folder.xml'));
     await expect(readAnnotations(join(dir, 'holder'))).rejects.toMatchObject({ code: 'ERR_ANNOTATIONS' });
+  });
+
+  it('matches tens of thousands of images to their annotations without a search per image', () => {
+    const n = 50_000;
+    const annotations = Array.from({ length: n }, (_, i) => ({ file: `train/${String(i).padStart(12, '0')}.jpg`, objects: [] }));
+    const start = performance.now();
+    for (let i = 0; i < n; i++) expect(annotationFor(annotations, `${String(i).padStart(12, '0')}.jpg`)).toBe(annotations[i]);
+    // A deadline for a hang, not a timing: a search through the array per image took 8 s for 5,000 images and about
+    // 15 minutes for these 50,000; an index takes a fraction of a second.
+    expect(performance.now() - start).toBeLessThan(10_000);
+    // As before: the exact path first, then the first annotation of that base name; a grown array is indexed again.
+    const twice = [
+      { file: 'a/x.jpg', objects: [] },
+      { file: 'b/x.jpg', objects: [] },
+      { file: 'x.jpg', objects: [] },
+    ];
+    expect(annotationFor(twice, 'x.jpg')).toBe(twice[2]);
+    expect(annotationFor(twice, 'b/x.jpg')).toBe(twice[1]);
+    expect(annotationFor(twice, 'c/x.jpg')).toBe(twice[0]);
+    twice.push({ file: 'y.jpg', objects: [] });
+    expect(annotationFor(twice, 'y.jpg')).toBe(twice[3]);
   });
 });

@@ -1,6 +1,7 @@
 // readImage on images made on the fly with sharp: formats, EXIF orientation, resizing, layout, errors.
 import { afterAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -232,6 +233,18 @@ describe('formats', () => {
     ]) {
       const im = await readImage(await make(raw(2, 2, () => RED)).toBuffer());
       expect([im.height, im.width]).toEqual([2, 2]);
+    }
+  });
+
+  it('a path to a pipe, a device or a folder is ERR_IMAGE_DECODE at once (a pipe waited forever, /dev/zero grew to GBs)', async () => {
+    const fifo = join(dir, 'pipe.png');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of [fifo, '/dev/zero', tmpdir()]) {
+      await expect(readImage(path)).rejects.toMatchObject({
+        code: 'ERR_IMAGE_DECODE',
+        argument: 'image',
+        message: expect.stringMatching(/not a regular file/),
+      });
     }
   });
 });
