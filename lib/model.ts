@@ -30,6 +30,12 @@ export interface LoadModelOptions {
    * through a small CNN). Larger images are ERR_IMAGE_TOO_LARGE; raise it for models meant for them.
    */
   maxInputPixels?: number;
+  /**
+   * What to do with scores of N x K x H x W (per-place class scores, from a fully convolutional classifier):
+   * 'refuse' (default): ERR_MODEL_OUTPUT, since such an output may be no classifier's at all (a segmenter's);
+   * 'mean': average them over space into N x K class scores.
+   */
+  scoreMaps?: 'refuse' | 'mean';
 }
 
 /** loadModel's default maxInputPixels. */
@@ -504,7 +510,9 @@ export class Model {
 export async function loadModel(source: string | Buffer | Uint8Array, options: LoadModelOptions = {}): Promise<Model> {
   const site = new Error();
   const opts = v.plainObject('options', options);
-  v.knownKeys('options', opts, ['device', 'threads', 'labels', 'mean', 'std', 'maxInputPixels']);
+  v.knownKeys('options', opts, ['device', 'threads', 'labels', 'mean', 'std', 'maxInputPixels', 'scoreMaps']);
+  const scoreMaps = opts.scoreMaps ?? 'refuse';
+  if (scoreMaps !== 'refuse' && scoreMaps !== 'mean') throw invalidValue('options.scoreMaps', "'refuse' or 'mean'", opts.scoreMaps);
   const maxInputPixels = v.optionalNumber('options.maxInputPixels', opts.maxInputPixels, DEFAULT_MAX_INPUT_PIXELS, { integer: true, min: 1 });
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw invalidType('model', 'a file path or a Buffer', source);
   if (typeof source === 'string' && source.length === 0) throw invalidType('model', 'a file path or a Buffer', source);
@@ -533,7 +541,7 @@ export async function loadModel(source: string | Buffer | Uint8Array, options: L
   const labels = await readLabels(opts.labels as LoadModelOptions['labels']);
   const src = typeof source === 'string' ? source : Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
   const native = await binding()
-    .loadModel(src, { device, threads, ...(mean ? { mean, std } : {}) })
+    .loadModel(src, { device, threads, scoreMaps, ...(mean ? { mean, std } : {}) })
     .catch((e) => Promise.reject(fromNative(e, site)));
   return new Model(native, labels, maxInputPixels);
 }

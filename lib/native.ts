@@ -69,7 +69,7 @@ export interface NativeCancelToken {
 }
 
 export interface Binding {
-  loadModel(source: string | Buffer, options: { device: string; threads: number; mean?: number[]; std?: number[] }): Promise<NativeModel>;
+  loadModel(source: string | Buffer, options: { device: string; threads: number; scoreMaps: string; mean?: number[]; std?: number[] }): Promise<NativeModel>;
   setThreads(threads: number): number;
   releaseCpuCache(): number;
   runtime(): {

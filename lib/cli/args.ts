@@ -155,6 +155,7 @@ export const MODEL_FLAGS: FlagSpecs = {
   labels: { type: 'string' },
   device: { type: 'string' },
   threads: { type: 'integer', min: 0 },
+  'score-maps': { type: 'string', choices: ['refuse', 'mean'] },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -200,6 +201,7 @@ export async function openModel(values: ParsedArgs['values']): Promise<Model> {
     labels: values.labels as string | undefined,
     mean: values.mean as number[] | undefined,
     std: values.std as number[] | undefined,
+    scoreMaps: values['score-maps'] as 'mean' | undefined,
   });
 }
 

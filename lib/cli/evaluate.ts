@@ -51,7 +51,7 @@ Options:
   --out DIR            also write evaluation.json, evaluation.csv and the page evaluation.html there
   --heatmaps N         the page shows the maps of the first N images (default 8; 0: none), in DIR/pictures
   --json               the JSON on stdout instead of the table
-  --device D, --threads N
+  --device D, --threads N, --score-maps refuse|mean (as for explain)
 `;
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif']);
@@ -105,6 +105,7 @@ function run(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       device: { type: 'string' },
       threads: { type: 'string' },
+      'score-maps': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -163,6 +164,7 @@ function run(argv: string[]): Promise<number> {
     const model = await loadModel(values.model as string, {
       device: (values.device as Device | undefined) ?? 'auto',
       threads: integer(values, 'threads'),
+      scoreMaps: v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse'),
       labels: values.labels as string | undefined,
     });
     // SIGINT stops the run between images or inside a method (its signal reaches the native loop): exit 130, and

@@ -25,6 +25,8 @@ Common options:
   --labels PATH        class names, one per line
   --device D           cpu | cuda | cuda:N | auto (default auto)
   --threads N          libtorch intra-op threads (default: cores available)
+  --score-maps M       refuse | mean: a model that outputs N x K x H x W score maps is refused (default)
+                       or its maps are averaged over space into class scores
   --size N | HxW       resize images to this size (default: their own size; required if they differ)
   --fit F              cover | contain | fill (default cover)
   --mean a,b,c --std a,b,c   normalisation for models exported without it

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TorchSaliencyError } from '../errors.js';
+import * as v from '../validate.js';
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
 import { writeScanPage } from '../report/scan.js';
@@ -40,6 +41,7 @@ Options:
   --scale N               magnification of the pictures (default 4)
   --json                  print scan.json on stdout instead of the table
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
+  --score-maps M          refuse | mean: N x K x H x W score maps refused (default) or averaged
  input-agnostic:  --samples N --iterations N --refine-steps N --trials N --flip-threshold X --max-area X
  neural-cleanse:  --steps N --inputs N --initial-cost X
 `;
@@ -88,6 +90,7 @@ function run(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         device: { type: 'string' },
         threads: { type: 'string' },
+        'score-maps': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((f) => [f, { type: 'string' as const }])),
       },
@@ -139,6 +142,7 @@ function run(argv: string[]): Promise<number> {
       model = await loadModel(values.model, {
         device: (values.device as Device | undefined) ?? 'auto',
         threads: integer(values, 'threads'),
+        scoreMaps: v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse'),
         labels: values.labels as string | undefined,
       });
     } catch (e) {

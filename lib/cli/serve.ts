@@ -16,7 +16,7 @@ Examples:
 
 Options:
   --model PATH | --models DIR   one model (POST /predict, /explain) or every <name>.pt of DIR (POST /v1/models/<name>/...)
-  --labels PATH --device D --threads N --size N|HxW --fit F   as for explain
+  --labels PATH --device D --threads N --size N|HxW --fit F --score-maps M   as for explain
   --port N (8080)  --host H (127.0.0.1)  --max-batch N (16)  --concurrency N (1)
   --redis URL          send the work to a BullMQ queue for workers instead of running it here
   --queue NAME         queue name (torch-saliency)   --default-model NAME   model of /predict and /explain with --redis

@@ -20,6 +20,7 @@ export const MODEL_FLAGS: Options = {
   labels: { type: 'string' },
   device: { type: 'string' },
   threads: { type: 'string' },
+  'score-maps': { type: 'string' },
   size: { type: 'string' },
   fit: { type: 'string' },
   'max-batch': { type: 'string' },
@@ -67,12 +68,13 @@ export async function openModels(values: Record<string, unknown>): Promise<{ ser
   const device = (values.device as Device | undefined) ?? 'auto';
   const threads = integer(values, 'threads');
   const fit = values.fit as 'cover' | undefined;
+  const scoreMaps = v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse');
   if (typeof values.models === 'string') {
     if (values.model !== undefined) throw new UsageError('Give --model or --models, not both');
-    return { served: await loadModelFolder(values.models, { device, threads, size: size(values.size), fit }), single: false };
+    return { served: await loadModelFolder(values.models, { device, threads, scoreMaps, size: size(values.size), fit }), single: false };
   }
   if (typeof values.model !== 'string') throw new UsageError('Expected --model PATH or --models DIR (see --help)');
-  const model = await loadModel(values.model, { device, threads, labels: values.labels as string | undefined });
+  const model = await loadModel(values.model, { device, threads, scoreMaps, labels: values.labels as string | undefined });
   return { served: [{ name: 'default', model, size: size(values.size), fit: v.oneOf('--fit', fit, ['cover', 'contain', 'fill'], 'cover') }], single: true };
 }
 

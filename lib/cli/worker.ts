@@ -21,7 +21,7 @@ Options:
   --max-batch N        jobs taken at once and merged into one native call (16)
   --lock-duration-ms N (30000) --stalled-interval-ms N (15000)   when a dead worker's job is taken back
   --grace-ms N         on SIGTERM, how long running jobs may finish (10000)
-  --device D --threads N --size N|HxW --fit F, and the caps of serve (--cap-max-iter ...; --max-pixels)
+  --device D --threads N --size N|HxW --fit F --score-maps M, and the caps of serve (--cap-max-iter ...; --max-pixels)
 `;
 
 function run(argv: string[]): Promise<number> {

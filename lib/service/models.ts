@@ -24,6 +24,8 @@ export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export interface ModelFolderOptions {
   device?: Device;
   threads?: number;
+  /** loadModel's scoreMaps for every model of the folder. */
+  scoreMaps?: 'refuse' | 'mean';
   /** Defaults for models whose `<name>.json` does not say. */
   size?: number | [number, number];
   fit?: Fit;
@@ -64,6 +66,7 @@ export async function loadModelFolder(dir: string, options: ModelFolderOptions =
       const model = await loadModel(join(dir, `${name}.pt`), {
         device: options.device,
         threads: options.threads,
+        scoreMaps: options.scoreMaps,
         labels,
         mean: config.mean as number[] | undefined,
         std: config.std as number[] | undefined,

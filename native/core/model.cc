@@ -155,6 +155,7 @@ int get_threads() { return at::get_num_threads(); }
 
 Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device device) : module_(std::move(module)), device_(device) {
   ++g_live_models;
+  mean_score_maps_ = options.mean_score_maps;
   if (!options.mean.empty()) {
     auto f = at::TensorOptions().dtype(at::kFloat);
     int64_t c = static_cast<int64_t>(options.mean.size());
@@ -234,6 +235,7 @@ std::shared_ptr<Model> Model::with_module(torch::jit::Module module) const {
   std::shared_ptr<Model> copy(new Model(std::move(module), ModelOptions{}, device_));
   copy->mean_ = mean_;
   copy->std_ = std_;
+  copy->mean_score_maps_ = mean_score_maps_;
   return copy;
 }
 
@@ -327,7 +329,7 @@ std::string shape_of(const at::Tensor& t) {
 }
 
 // A classifier's output for n images: N x K floating-point scores, K >= 1 (dimensions after K, a fully
-// convolutional model's score maps, are averaged by scores()).
+// convolutional model's score maps, are averaged by scores() when the model was loaded with scoreMaps: 'mean').
 void check_scores(const at::Tensor& y, int64_t n) {
   auto fail = [&](const std::string& why) {
     throw Error("ERR_MODEL_OUTPUT", "Expected N x K floating-point class scores (N = " + std::to_string(n) + " images, K >= 1 classes) from the model for " +
@@ -375,7 +377,16 @@ at::Tensor Model::scores(torch::jit::Module& module, const at::Tensor& input) co
   }
   at::Tensor y = first_tensor(out);
   check_scores(y, input.size(0));
-  if (y.dim() > 2) y = y.flatten(2).mean(2);  // fully convolutional models: average the score maps
+  if (y.dim() > 2) {
+    // Score maps (a fully convolutional classifier, or a model that is not a classifier at all, such as a
+    // segmenter): averaged over space only when the caller said so at load.
+    if (!mean_score_maps_) {
+      throw Error("ERR_MODEL_OUTPUT", "Expected N x K class scores from the model but received score maps of shape " + shape_of(y) +
+                                          "; if they are a classifier's per-place class scores, load the model with scoreMaps: 'mean' "
+                                          "(--score-maps mean) to average them over space");
+    }
+    y = y.flatten(2).mean(2);
+  }
   return y;
 }
 

@@ -17,6 +17,9 @@ struct ModelOptions {
   std::string device = "cpu";  // "cpu" | "cuda" | "cuda:N"; "auto" is resolved before this point
   std::vector<double> mean;    // per channel; empty: the model normalises itself
   std::vector<double> std;
+  // Scores of N x K x H x W (a fully convolutional classifier's score maps): false refuses them
+  // (ERR_MODEL_OUTPUT), true averages them over space into N x K.
+  bool mean_score_maps = false;
 };
 
 class Model {
@@ -72,6 +75,7 @@ class Model {
   at::Tensor mean_, std_;  // 1 x C x 1 x 1 on device_, undefined when unset
   std::pair<int64_t, int64_t> size_from_parameters() const;
   int64_t input_channels_ = -1;
+  bool mean_score_maps_ = false;
   std::pair<int64_t, int64_t> input_size_hint_{-1, -1};
   int64_t num_parameters_ = 0;
 };

@@ -49,6 +49,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   // come together or not at all (the model then normalises itself).
   if (o.Get("mean").IsArray()) options.mean = number_list(o.Get("mean"));
   if (o.Get("std").IsArray()) options.std = number_list(o.Get("std"));
+  options.mean_score_maps = o.Get("scoreMaps").IsString() && o.Get("scoreMaps").As<Napi::String>().Utf8Value() == "mean";
   const int threads = o.Get("threads").As<Napi::Number>().Int32Value();
   std::string path, bytes;
   bool from_bytes = info[0].IsBuffer();

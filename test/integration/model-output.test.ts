@@ -2,10 +2,11 @@
 // scores are refused with ERR_MODEL_OUTPUT saying what was expected and received, non-finite inputs with
 // ERR_NON_FINITE_INPUT, scores or maps that went non-finite with ERR_NON_FINITE_RESULT, a model's own
 // exception keeps its message, and labels must match the classes. Models: scripts/fixtures/make_bad_models.py.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel, type TorchSaliencyError } from '../../lib/index.js';
-import { FIXTURES, goldenImage, model, rejection } from './helpers.js';
+import { FIXTURES, goldenImage, maxAbsDiff, model, rejection } from './helpers.js';
 
 const bad = (name: string) => join(FIXTURES, 'bad', `${name}.pt`);
 const image = goldenImage(0, 3, 8, 8);
@@ -37,6 +38,27 @@ describe('model outputs', () => {
       }
     });
   }
+
+  it("score maps (N x K x H x W) are refused by default, saying what was received and the option; scoreMaps: 'mean' averages them", async () => {
+    await using m = await loadModel(bad('score_maps'), { device: 'cpu' });
+    const e = await rejection(m.predict(two));
+    expect(e.code).toBe('ERR_MODEL_OUTPUT');
+    expect(e.message).toContain('[2, 4, 8, 8]');
+    expect(e.message).toContain("scoreMaps: 'mean'");
+    expect((await rejection(m.explain(image, { method: 'gradient', target: 0 }))).code).toBe('ERR_MODEL_OUTPUT');
+    // Averaged: PyTorch's mean over the 8 x 8 places of each class's map, on the input the fixture script used.
+    const ref = JSON.parse(readFileSync(join(FIXTURES, 'bad', 'score_maps.json'), 'utf8')) as { meanScores: number[] };
+    await using avg = await loadModel(bad('score_maps'), { device: 'cpu', scoreMaps: 'mean' });
+    const known = { data: Float32Array.from({ length: 3 * 8 * 8 }, (_, i) => (i % 7) / 7), channels: 3, height: 8, width: 8 };
+    const p = await avg.predict(known);
+    expect(maxAbsDiff(p.logits, ref.meanScores)).toBeLessThan(1e-5);
+    const r = await avg.explain(known, { method: 'gradient', target: 1 });
+    expect(r.maps[0].data.every(Number.isFinite)).toBe(true);
+    await expect(loadModel(bad('score_maps'), { scoreMaps: 'max' as never })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+      argument: 'options.scoreMaps',
+    });
+  });
 
   it('a tuple or a dict output: its first tensor is the scores', async () => {
     for (const name of ['tuple_first', 'dict_logits']) {
