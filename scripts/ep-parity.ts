@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, readImage, type ExtremalPerturbationOptions, type Image } from '../lib/index.js';
+import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image } from '../lib/index.js';
 
 const root = join(__dirname, '..');
 const MODEL = join(root, 'examples', 'model', 'efficientnet_lite0.pt');
@@ -35,7 +35,11 @@ const OPTIONS: Record<string, ExtremalPerturbationOptions> = {
   'defaults + stopTolerance 0.01': { memoryFormat: 'channels-last', freeze: true, stopTolerance: 0.01 },
   'channels-last': { memoryFormat: 'channels-last', freeze: false },
   freeze: { memoryFormat: 'contiguous', freeze: true },
+  // The control: the plain loop itself with one intra-op thread instead of the cores available, i.e. the same
+  // arithmetic summed in another order (as on another machine). How far rounding alone moves 800-step masks.
+  'plain, 1 thread (control)': { memoryFormat: 'contiguous', freeze: false },
 };
+const CONTROL = 'plain, 1 thread (control)';
 
 interface Pair {
   photo: string;
@@ -52,6 +56,7 @@ interface Run {
   pairs: number[];
   steps: number[];
   iou: number[];
+  threads: number;
 }
 interface Results {
   size: number;
@@ -147,8 +152,9 @@ async function main(): Promise<void> {
     if (BUNDLED.includes(name)) addPair(name, top[4].index, top[4].label ?? String(top[4].index), 5);
   }
   const wanted = process.env.EP_PARITY_OPTIONS?.split(',') ?? Object.keys(OPTIONS);
+  // EP_PARITY_AREAS (comma-separated): only the pairs of these areas.
+  const areas = process.env.EP_PARITY_AREAS ? process.env.EP_PARITY_AREAS.split(',').map(Number) : AREAS;
   const results: Results = { size: SIZE, threads: 0, torch: '', pairs, runs: [] };
-  const { runtime } = await import('../lib/index.js');
   results.threads = runtime().threads;
   results.torch = runtime().torchVersion;
   const reference = new Map<number, Float32Array>(); // pair index -> plain mask
@@ -157,28 +163,38 @@ async function main(): Promise<void> {
   // all three on the pairs it finished; the single options afterwards.
   const main = ['plain', ...Object.keys(OPTIONS).slice(1, 3)].filter((o) => o === 'plain' || wanted.includes(o));
   const order: [string, number][] = [
-    ...AREAS.flatMap((area) => main.map((option) => [option, area] as [string, number])),
-    ...wanted.filter((o) => !main.includes(o)).flatMap((option) => AREAS.map((area) => [option, area] as [string, number])),
+    ...areas.flatMap((area) => main.map((option) => [option, area] as [string, number])),
+    // the control last: it changes the process's thread count
+    ...wanted
+      .filter((o) => !main.includes(o))
+      .sort((a, b) => Number(a === CONTROL) - Number(b === CONTROL))
+      .flatMap((option) => areas.map((area) => [option, area] as [string, number])),
   ];
+  let runner = model;
   for (const [option, area] of order) {
+    if (option === CONTROL && runner === model) runner = await loadModel(MODEL, { device: 'cpu', labels: LABELS, threads: 1 }); // threads are per process
     {
       const idx = pairs.map((p, i) => (p.area === area ? i : -1)).filter((i) => i >= 0);
       const t0 = performance.now();
-      const r = await model.explain(
+      const r = await runner.explain(
         idx.map((i) => images.get(pairs[i].photo)!),
         { method: 'extremal-perturbation', target: idx.map((i) => pairs[i].target), areas: [area], batchSize: idx.length, ...OPTIONS[option] },
       );
       const seconds = (performance.now() - t0) / 1000;
-      const run: Run = { option, area, seconds, pairs: idx, steps: [...r.details.steps], iou: [] };
+      const run: Run = { option, area, seconds, pairs: idx, steps: [...r.details.steps], iou: [], threads: runtime().threads };
       r.maps.forEach((map, k) => {
         if (option === 'plain') reference.set(idx[k], map.data);
         run.iou.push(iouAtHalfMax(map.data, reference.get(idx[k])!));
       });
       results.runs.push(run);
+      const dir = join(root, 'bench-out', 'ep-parity-masks');
+      mkdirSync(dir, { recursive: true });
+      r.maps.forEach((map, k) => writeFileSync(join(dir, `${option.replace(/[^\w]+/g, '_')}-${idx[k]}.f32`), map.data));
       writeFileSync(OUT, JSON.stringify(results, null, 1) + '\n');
       console.error(`ep-parity: ${option}, area ${area}: ${seconds.toFixed(0)} s, IoU ${run.iou.map((x) => x.toFixed(3)).join(' ')}`);
     }
   }
+  if (runner !== model) runner.dispose();
   model.dispose();
   printTable(results);
 }
