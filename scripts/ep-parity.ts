@@ -11,7 +11,7 @@
  * python3, which must import skimage; skipped with a note when it cannot). One area per pair, cycling through
  * TorchRay's pointing-game areas 0.025, 0.05, 0.1, 0.2, so that one call per (option, area) runs four pairs
  * as one batch. Options run in order of importance and the JSON is rewritten after each call, so an
- * interrupted run still tables what it finished. EP_PARITY_OPTIONS (comma-separated names) picks options.
+ * interrupted run still tables what it finished. EP_PARITY_OPTIONS (names separated by ';') picks options.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,15 +31,15 @@ const SKIMAGE = ['camera', 'hubble_deep_field', 'immunohistochemistry', 'coins']
 /** The options compared, each against 'plain'; 'plain' itself is the reference (IoU 1 by definition). */
 const OPTIONS: Record<string, ExtremalPerturbationOptions> = {
   plain: { memoryFormat: 'contiguous', freeze: false },
-  'channels-last + freeze (the defaults)': { memoryFormat: 'channels-last', freeze: true },
-  'defaults + stopTolerance 0.01': { memoryFormat: 'channels-last', freeze: true, stopTolerance: 0.01 },
+  'channels-last + freeze': { memoryFormat: 'channels-last', freeze: true },
+  'channels-last + freeze + stopTolerance 0.01': { memoryFormat: 'channels-last', freeze: true, stopTolerance: 0.01 },
   'channels-last': { memoryFormat: 'channels-last', freeze: false },
   freeze: { memoryFormat: 'contiguous', freeze: true },
   // The control: the plain loop itself with one intra-op thread instead of the cores available, i.e. the same
   // arithmetic summed in another order (as on another machine). How far rounding alone moves 800-step masks.
-  'plain, 1 thread (control)': { memoryFormat: 'contiguous', freeze: false },
+  'plain at 1 thread (control)': { memoryFormat: 'contiguous', freeze: false },
 };
-const CONTROL = 'plain, 1 thread (control)';
+const CONTROL = 'plain at 1 thread (control)';
 
 interface Pair {
   photo: string;
@@ -109,9 +109,10 @@ function skimagePhotos(): string[] {
 function printTable(r: Results): void {
   const plainSeconds = (area: number) => r.runs.find((x) => x.option === 'plain' && x.area === area)?.seconds;
   console.log(
-    `\nextremal perturbation parity: EfficientNet-Lite0, ${r.size} px, ${r.pairs.length} image/class pairs, one area each (4 pairs per call), ` +
+    `\nextremal perturbation parity: EfficientNet-Lite0, ${r.size} px, ${new Set(r.runs.flatMap((x) => x.pairs)).size} of ${r.pairs.length} image/class pairs ran, one area each (4 pairs per call), ` +
       `libtorch ${r.torch}, ${r.threads} threads; IoU of the regions above half of each mask's maximum against plain (float32, contiguous, unfrozen, 800 steps)`,
   );
+  // seconds: wall time of the calls, each at its own moment of a shared machine's load
   console.log('option                                         pairs  steps (min-max)  seconds (vs plain)   IoU min   IoU mean');
   for (const option of Object.keys(OPTIONS)) {
     const runs = r.runs.filter((x) => x.option === option);
@@ -151,7 +152,10 @@ async function main(): Promise<void> {
     addPair(name, top[0].index, top[0].label ?? String(top[0].index), 1);
     if (BUNDLED.includes(name)) addPair(name, top[4].index, top[4].label ?? String(top[4].index), 5);
   }
-  const wanted = process.env.EP_PARITY_OPTIONS?.split(',') ?? Object.keys(OPTIONS);
+  // EP_PARITY_OPTIONS: option names separated by ';'
+  const wanted = process.env.EP_PARITY_OPTIONS?.split(';').map((o) => o.trim()) ?? Object.keys(OPTIONS);
+  for (const o of wanted)
+    if (!(o in OPTIONS)) throw new Error(`ep-parity: unknown option '${o}' in EP_PARITY_OPTIONS (known: ${Object.keys(OPTIONS).join('; ')})`);
   // EP_PARITY_AREAS (comma-separated): only the pairs of these areas.
   const areas = process.env.EP_PARITY_AREAS ? process.env.EP_PARITY_AREAS.split(',').map(Number) : AREAS;
   const results: Results = { size: SIZE, threads: 0, torch: '', pairs, runs: [] };
@@ -159,7 +163,7 @@ async function main(): Promise<void> {
   results.torch = runtime().torchVersion;
   const reference = new Map<number, Float32Array>(); // pair index -> plain mask
   mkdirSync(join(root, 'bench-out'), { recursive: true });
-  // Area-major for the first three (plain, the defaults, the stopping rule), so that an interrupted run has
+  // Area-major for the first three (plain, channels-last + freeze, with the stopping rule), so that an interrupted run has
   // all three on the pairs it finished; the single options afterwards.
   const main = ['plain', ...Object.keys(OPTIONS).slice(1, 3)].filter((o) => o === 'plain' || wanted.includes(o));
   const order: [string, number][] = [
