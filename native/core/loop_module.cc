@@ -75,6 +75,10 @@ std::string bf16_unsupported() {
 LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze, bool bf16) {
   at::NoGradGuard no_grad;
   LoopModule r;
+  if (!channels_last && !freeze && !bf16) {
+    r.module = module;  // the plain loop runs the model itself (a handle: nothing below changes it)
+    return r;
+  }
   // clone_module: a copy with a compilation unit of its own, so that freezing (which clones again,
   // into the copy's unit) and slot changes never reach the user's module or its unit.
   r.module = clone_module(module);

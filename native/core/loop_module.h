@@ -27,8 +27,9 @@ struct LoopModule {
 // True when `module` has a 4-D floating-point parameter (a 2-D convolution's weight).
 bool has_conv_weights(const torch::jit::Module& module);
 
-// The copy described above. Freezing can fail on some scripted modules (unsupported attribute types,
-// modules left in training mode): the copy then runs unfrozen and frozen_error says why.
+// The copy described above; with nothing asked, the module itself (the plain loop). Freezing can fail
+// on some scripted modules (unsupported attribute types, modules left in training mode): the copy then
+// runs unfrozen and frozen_error says why.
 LoopModule make_loop_module(const torch::jit::Module& module, bool channels_last, bool freeze, bool bf16 = false);
 
 // Empty when this libtorch runs bfloat16 backward through the ops CNNs use; otherwise why not (libtorch

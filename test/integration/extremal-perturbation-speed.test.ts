@@ -64,12 +64,14 @@ describe('extremal perturbation: speed options give the plain masks', () => {
   }, 120_000);
 
   it("'auto' runs channels-last for a convolutional model on the CPU, contiguous for a model without convolutions", async () => {
-    const r = await resnet.explain(image(1), { ...opts, maxIter: 2 });
+    const r = await resnet.explain(image(1), { ...opts, maxIter: 2, memoryFormat: 'auto' });
     expect(details(r).loop.channelsLast).toBe(true);
+    // the default is the plain loop
+    expect(details(await resnet.explain(image(1), { ...opts, maxIter: 2 })).loop).toEqual({ channelsLast: false, frozen: false, precision: 'fp32' });
     const mlp = await loadModel(fixture('fixed_mlp_traced.pt'), { threads: 1 });
     try {
       const small: Image = { data: new Float32Array(3 * 16 * 16).fill(0.5), channels: 3, height: 16, width: 16 };
-      const m = await mlp.explain(small, { method: EP, target: 0, areas: [0.2], maxIter: 2, step: 1, sigma: 1 });
+      const m = await mlp.explain(small, { method: EP, target: 0, areas: [0.2], maxIter: 2, step: 1, sigma: 1, memoryFormat: 'auto' });
       expect(details(m).loop.channelsLast).toBe(false);
     } finally {
       mlp.dispose();

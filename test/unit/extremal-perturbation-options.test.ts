@@ -36,8 +36,8 @@ describe('extremal-perturbation options', () => {
       kernel: 'fused',
       stopTolerance: 0,
       stopWindow: 50,
-      memoryFormat: 'auto',
-      freeze: true,
+      memoryFormat: 'contiguous',
+      freeze: false,
       precision: 'fp32',
       batchSize: 128,
     });
