@@ -187,6 +187,10 @@ at::Tensor fuse_heads(const at::Tensor& attention, const std::string& fusion) {
   return attention.mean(1);
 }
 
+void AttentionProbe::add_details(ExplainResult& result) const {
+  result.add("layers", Record{{"count", static_cast<double>(names_.size())}, {"fused", static_cast<double>(fused_)}, {"outputDifference", output_difference_}});
+}
+
 at::Tensor class_row_map(const at::Tensor& relevance, const TokenGrid& grid) {
   at::Tensor row = grid.prefix > 0 ? relevance.select(1, 0) : relevance.mean(1);
   return row.slice(1, grid.prefix).reshape({relevance.size(0), grid.height, grid.width});

@@ -50,6 +50,9 @@ class AttentionProbe {
   int64_t fused() const { return fused_; }
   // With fused() > 0: the largest |score difference| between the clone and the model on the sample.
   double output_difference() const { return output_difference_; }
+  // Adds the "layers" record every attention method reports: the layers read, the fused ops taken apart and
+  // output_difference().
+  void add_details(ExplainResult& result) const;
 
  private:
   // Picks the attention outputs of probed_ after a forward of the sample; false when none.

@@ -46,9 +46,7 @@ ExplainResult attention_relevance(Model& model, const ExplainRequest& request, R
   ExplainResult result;
   at::NoGradGuard no_grad;
   result.maps = postprocess(at::cat(maps), o).to(at::kCPU).contiguous();
-  result.add("layers", Record{{"count", static_cast<double>(probe.layers().size())},
-                              {"fused", static_cast<double>(probe.fused())},
-                              {"outputDifference", probe.output_difference()}});
+  probe.add_details(result);
   return result;
 }
 

@@ -54,9 +54,7 @@ ExplainResult attention_rollout(Model& model, const ExplainRequest& request, Run
   }
   ExplainResult result;
   result.maps = postprocess(at::cat(maps), o).to(at::kCPU).contiguous();
-  result.add("layers", Record{{"count", static_cast<double>(probe.layers().size())},
-                              {"fused", static_cast<double>(probe.fused())},
-                              {"outputDifference", probe.output_difference()}});
+  probe.add_details(result);
   return result;
 }
 
