@@ -22,7 +22,7 @@ import { makeFolder, removePendingWrites, writeFileAtomic } from '../safe-write.
 import * as v from '../validate.js';
 import { terminalBar, type Command } from './args.js';
 import { INTERRUPTED_EXIT_CODE } from './explain.js';
-import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
+import { UsageError, exitCode, integer, log, parse, scoreMapsOf, size } from './strict-args.js';
 
 export const EVALUATE_HELP = `torch-saliency evaluate: which map to trust, scored on your annotated images (docs/evaluation.md)
 
@@ -164,7 +164,7 @@ function run(argv: string[]): Promise<number> {
     const model = await loadModel(values.model as string, {
       device: (values.device as Device | undefined) ?? 'auto',
       threads: integer(values, 'threads'),
-      scoreMaps: v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse'),
+      scoreMaps: scoreMapsOf(values),
       labels: values.labels as string | undefined,
     });
     // SIGINT stops the run between images or inside a method (its signal reaches the native loop): exit 130, and

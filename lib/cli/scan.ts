@@ -7,12 +7,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TorchSaliencyError } from '../errors.js';
-import * as v from '../validate.js';
 import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '../index.js';
 import { loadModel, type Device } from '../model.js';
 import { writeScanPage } from '../report/scan.js';
 import { makeFolder, removePendingWrites } from '../safe-write.js';
-import { UsageError, exitCode, integer, log, parse, size } from './strict-args.js';
+import { UsageError, exitCode, integer, log, parse, scoreMapsOf, size } from './strict-args.js';
 import { terminalBar, type Command } from './args.js';
 import { INTERRUPTED_EXIT_CODE } from './explain.js';
 
@@ -142,7 +141,7 @@ function run(argv: string[]): Promise<number> {
       model = await loadModel(values.model, {
         device: (values.device as Device | undefined) ?? 'auto',
         threads: integer(values, 'threads'),
-        scoreMaps: v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse'),
+        scoreMaps: scoreMapsOf(values),
         labels: values.labels as string | undefined,
       });
     } catch (e) {

@@ -63,12 +63,17 @@ export function limitsFrom(values: Record<string, unknown>): Partial<Limits> {
   return out;
 }
 
+/** --score-maps refuse|mean: loadModel's scoreMaps (default 'refuse'). */
+export function scoreMapsOf(values: Record<string, unknown>): 'refuse' | 'mean' {
+  return v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse');
+}
+
 /** --model PATH (one model, named 'default') or --models DIR (each <name>.pt). */
 export async function openModels(values: Record<string, unknown>): Promise<{ served: ServedModel[]; single: boolean }> {
   const device = (values.device as Device | undefined) ?? 'auto';
   const threads = integer(values, 'threads');
   const fit = values.fit as 'cover' | undefined;
-  const scoreMaps = v.oneOf('--score-maps', values['score-maps'], ['refuse', 'mean'] as const, 'refuse');
+  const scoreMaps = scoreMapsOf(values);
   if (typeof values.models === 'string') {
     if (values.model !== undefined) throw new UsageError('Give --model or --models, not both');
     return { served: await loadModelFolder(values.models, { device, threads, scoreMaps, size: size(values.size), fit }), single: false };
