@@ -166,12 +166,12 @@ const REAL: Setup = {
 };
 
 async function main() {
-  const model = await loadModel(MODEL, { device: 'cpu' });
   const summary: Record<string, unknown> = { connections: CONNECTIONS };
   await http(SHAPES, summary, '');
   await http(REAL, summary, 'real ');
 
-  // The queue: jobs/s with 1 and 2 workers (each worker a process with the model).
+  // The queue: jobs/s with 1 and 2 workers (each worker a process with the model), against direct calls.
+  const model = await loadModel(MODEL, { device: 'cpu' });
   const redis = await RedisServer.start();
   const dir = mkdtempSync(join(tmpdir(), 'ts-bench-'));
   copyFileSync(MODEL, join(dir, 'shapes.pt'));
