@@ -26,6 +26,11 @@ export interface ProducerOptions {
   maxQueue?: number;
   /** Seconds a finished job (and its result) stays in Redis (default 3600). */
   keepSeconds?: number;
+  /**
+   * How long a call waits for Redis when it is not connected (not reached yet, or reconnecting) before it
+   * fails with ERR_REDIS_UNAVAILABLE (default 10000 ms): a restart is ridden out, a Redis that is down is said.
+   */
+  redisWaitMs?: number;
 }
 
 export interface EnqueueOptions {
@@ -59,19 +64,27 @@ export class QueueProducer implements WorkExecutor {
   readonly #backoffMs: number;
   readonly #maxQueue: number;
   readonly #keepSeconds: number;
+  readonly #redisWaitMs: number;
+  readonly #where: string;
   #waiting = 0;
 
   constructor(options: ProducerOptions) {
     const opts = v.plainObject('options', options);
-    v.knownKeys('options', opts, ['redis', 'queue', 'attempts', 'backoffMs', 'maxQueue', 'keepSeconds']);
+    v.knownKeys('options', opts, ['redis', 'queue', 'attempts', 'backoffMs', 'maxQueue', 'keepSeconds', 'redisWaitMs']);
     const connection = redisConnection(v.string('options.redis', opts.redis));
     const name = opts.queue === undefined ? DEFAULT_QUEUE : v.string('options.queue', opts.queue);
     this.#attempts = v.optionalNumber('options.attempts', opts.attempts, 3, { integer: true, min: 1, max: 100 });
     this.#backoffMs = v.optionalNumber('options.backoffMs', opts.backoffMs, 1000, { integer: true, min: 0 });
     this.#maxQueue = opts.maxQueue === undefined ? Infinity : v.number('options.maxQueue', opts.maxQueue, { integer: true, min: 0 });
     this.#keepSeconds = v.optionalNumber('options.keepSeconds', opts.keepSeconds, 3600, { integer: true, min: 1 });
+    this.#redisWaitMs = v.optionalNumber('options.redisWaitMs', opts.redisWaitMs, 10_000, { integer: true, min: 0 });
+    this.#where = `${connection.host}:${connection.port}`;
     this.queue = new Queue<JobData>(name, { connection });
-    this.events = new QueueEvents(name, { connection });
+    // QueueEvents.close() first disconnects, and its disconnect awaits the connection's start-up (the 'ready'
+    // event, then INFO for a version check): with Redis never reached that never came, so a producer, and
+    // `serve --redis` on SIGTERM, hung on close. Started without waiting for 'ready', its disconnect ends a
+    // client still trying to connect. (The Queue's own connection checks the Redis version.)
+    this.events = new QueueEvents(name, { connection, skipWaitingForReady: true, skipVersionCheck: true });
     this.#redis = new Redis(connection);
     this.#keys = queueKeys('bull', name);
     // An 'error' event without a listener would throw; a lost connection is retried (see redis.ts).
@@ -91,8 +104,39 @@ export class QueueProducer implements WorkExecutor {
     return this.#add('explain', model, image, options, enqueue);
   }
 
+  /**
+   * Resolves at once while Redis is connected; otherwise waits for the connection up to `redisWaitMs`, then
+   * rejects with ERR_REDIS_UNAVAILABLE. Commands themselves wait through a reconnect without end (redis.ts).
+   */
+  async #reachable(): Promise<void> {
+    const redis = this.#redis;
+    if (redis.status === 'ready') return;
+    let last: Error | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let onReady = () => {};
+    let onEnd = () => {};
+    const onError = (e: Error) => (last = e);
+    const ready = await new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      onEnd = () => resolve(false);
+      redis.once('ready', onReady);
+      redis.once('end', onEnd);
+      redis.on('error', onError);
+      timer = setTimeout(() => resolve(false), this.#redisWaitMs);
+    });
+    clearTimeout(timer);
+    redis.off('ready', onReady);
+    redis.off('end', onEnd);
+    redis.off('error', onError);
+    if (!ready) {
+      const why = redis.status === 'end' ? 'the producer was closed' : (last?.message ?? `not connected within ${this.#redisWaitMs} ms`);
+      throw new TorchSaliencyError('ERR_REDIS_UNAVAILABLE', `Cannot reach Redis at ${this.#where}: ${why}`, { argument: 'redis' });
+    }
+  }
+
   async #add(kind: WorkKind, model: string, image: Buffer, options: Record<string, unknown>, enqueue: EnqueueOptions): Promise<string> {
     if (!Buffer.isBuffer(image)) throw new TorchSaliencyError('ERR_INVALID_ARG_TYPE', "Expected the image's bytes (a Buffer) for image", { argument: 'image' });
+    await this.#reachable();
     if (Number.isFinite(this.#maxQueue)) {
       this.#waiting = await this.queue.getWaitingCount();
       if (this.#waiting >= this.#maxQueue) throw queueFull(this.#waiting, 1);
@@ -111,6 +155,7 @@ export class QueueProducer implements WorkExecutor {
 
   /** The job's answer once it has finished; rejects with the job's typed error if it failed. */
   async result(jobId: string, options: ResultOptions = {}): Promise<Record<string, unknown>> {
+    await this.#reachable();
     const job = await this.queue.getJob(jobId);
     if (!job)
       throw new TorchSaliencyError('ERR_JOB_NOT_FOUND', `No job ${JSON.stringify(jobId)} in the queue (finished jobs are kept ${this.#keepSeconds} s)`, {
@@ -151,6 +196,7 @@ export class QueueProducer implements WorkExecutor {
 
   /** Cancels a job: removed if still waiting, stopped by its worker if running. */
   async cancel(jobId: string): Promise<void> {
+    await this.#reachable();
     const job: Job<JobData> | undefined = await this.queue.getJob(jobId);
     if (!job) return;
     const state = await job.getState();
@@ -168,6 +214,7 @@ export class QueueProducer implements WorkExecutor {
 
   /** The models the live workers serve (each worker lists its own). */
   async models(): Promise<ModelSummary[]> {
+    await this.#reachable();
     const keys: string[] = [];
     let cursor = '0';
     do {
@@ -209,6 +256,7 @@ export class QueueProducer implements WorkExecutor {
 
   rejectQueued(): void {}
 
+  /** Ends the connections at once, whether Redis was reached or not; jobs already queued stay queued. */
   async close(): Promise<void> {
     await Promise.allSettled([this.events.close(), this.queue.close()]);
     this.#redis.disconnect();

@@ -19,6 +19,7 @@ const STATUS: Readonly<Record<string, number>> = {
   ERR_DEADLINE: 504,
   ERR_SHUTTING_DOWN: 503,
   ERR_NOT_READY: 503,
+  ERR_REDIS_UNAVAILABLE: 503,
   ABORT_ERR: 499,
 };
 

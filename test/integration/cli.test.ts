@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from './helpers.js';
 import { parseFlags } from '../../lib/cli/index.js';
 import { parseValue } from '../../lib/parse.js';
@@ -116,7 +117,7 @@ describe('cli', () => {
     }
   }, 90_000);
 
-  it('serve --redis: GET /ready answers 503 within seconds while Redis is unreachable (it never answered)', async () => {
+  it('serve --redis: GET /ready answers 503 within seconds while Redis is unreachable (it never answered), SIGTERM ends it with 0 (it hung)', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'serve', '--redis', 'redis://127.0.0.1:1', '--port', '0'], {
       cwd: ROOT,
     });
@@ -133,6 +134,11 @@ describe('cli', () => {
       const r = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(10_000) });
       expect(r.status).toBe(503);
       expect((await fetch(`${url}/health`)).status).toBe(200);
+      // SIGTERM ends it, exit 0 (it hung in closing its queue connections, which never connected).
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, sleep(15_000).then(() => 'hung')]);
+      expect(code).toBe(0);
     } finally {
       child.kill('SIGKILL');
     }

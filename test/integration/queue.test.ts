@@ -11,7 +11,7 @@ import { createFront, loadModelFolder, readImage, type ServedModel } from '../..
 import { createProducer, type QueueProducer } from '../../lib/queue/producer.js';
 import { createWorker, type QueueWorker } from '../../lib/queue/worker.js';
 import { FIXTURES, ROOT, maxAbsDiff, model as modelPath } from './helpers.js';
-import { RedisServer, hasRedis } from './redis.js';
+import { RedisServer, freePort, hasRedis } from './redis.js';
 
 const shapes = join(FIXTURES, 'shapes');
 const bodies = readdirSync(shapes)
@@ -334,3 +334,72 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   while (Date.now() < end && !check()) await sleep(50);
   return check();
 }
+
+// Before the fix, close() never returned when Redis was never reached: QueueEvents.close() awaited a
+// connection start-up that never came. A Redis gone after start-up did not hang it; kept as a guard.
+describe('a producer whose Redis is not there', () => {
+  const within = async <T>(ms: number, work: Promise<T>): Promise<T | 'hung'> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)));
+    try {
+      return await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  it('never reached (nothing listens on the port): close() returns at once, calls fail with ERR_REDIS_UNAVAILABLE after redisWaitMs', async () => {
+    const port = await freePort();
+    const idle = createProducer({ redis: `redis://127.0.0.1:${port}` });
+    await sleep(200);
+    expect(
+      await within(
+        3000,
+        idle.close().then(() => 'closed'),
+      ),
+    ).toBe('closed');
+
+    const lonely = createProducer({ redis: `redis://127.0.0.1:${port}`, redisWaitMs: 500 });
+    const t0 = Date.now();
+    const added = await within(
+      5000,
+      lonely.enqueuePredict('shapes', bodies[0]).catch((e: unknown) => e),
+    );
+    expect(added).toMatchObject({ code: 'ERR_REDIS_UNAVAILABLE', argument: 'redis', message: expect.stringContaining(`127.0.0.1:${port}`) });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
+    await expect(
+      within(
+        5000,
+        lonely.result('1').catch((e: unknown) => e),
+      ),
+    ).resolves.toMatchObject({ code: 'ERR_REDIS_UNAVAILABLE' });
+    expect(
+      await within(
+        3000,
+        lonely.close().then(() => 'closed'),
+      ),
+    ).toBe('closed');
+  }, 30_000);
+
+  it.skipIf(!hasRedis && !process.env.CI)(
+    'gone after it was reached: close() returns at once',
+    async () => {
+      const own = await RedisServer.start();
+      const gone = createProducer({ redis: own.url, queue: freshQueue() });
+      try {
+        await gone.enqueuePredict('shapes', bodies[0]);
+        expect(await gone.ready()).toBe(true);
+      } finally {
+        await own.stop();
+      }
+      await sleep(300);
+      expect(
+        await within(
+          3000,
+          gone.close().then(() => 'closed'),
+        ),
+      ).toBe('closed');
+    },
+    30_000,
+  );
+});
