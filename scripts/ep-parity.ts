@@ -1,70 +1,87 @@
 /**
- * Parity of extremal perturbation's speed options on the real model (EfficientNet-Lite0, 224 px): for 16
- * image/class pairs, the IoU (regions above half of each mask's maximum) of each option's mask against the
- * plain float32, contiguous, unfrozen 800-step mask, with the steps and seconds each took.
+ * Parity of extremal perturbation's speed options on the real model (EfficientNet-Lite0, 224 px, TorchRay's
+ * four pointing-game areas in one call per image): for 16 photos with their top-1 class, the IoU (regions above
+ * half of each mask's maximum) of each variant's 800-step masks against the plain float32, contiguous,
+ * unfrozen loop's, next to a CONTROL: the plain loop on the same photo with every input value moved by one
+ * float32 ulp. The control is the noise floor: how far float rounding alone (any computation that is not bit
+ * for bit the plain one) moves the masks. An option can only be judged against it.
  *
- *   npx tsx scripts/ep-parity.ts            # runs everything (about an hour on 2 shared cores), prints the table
- *   npx tsx scripts/ep-parity.ts --print    # prints the table of the last run (bench-out/ep-parity.json)
+ *   npx tsx scripts/ep-parity.ts run       # works through the (variant, photo) tasks not done yet
+ *   npx tsx scripts/ep-parity.ts --print   # the tables of what finished; writes docs/dev/ep-parity.json
  *
- * Pairs: the six bundled photos (examples/photos) with their top-1 class and their 5th-ranked class, and four
- * photos from scikit-image's bundled data with their top-1 class (exported by EP_PARITY_PYTHON, default
- * python3, which must import skimage; skipped with a note when it cannot). One area per pair, cycling through
- * TorchRay's pointing-game areas 0.025, 0.05, 0.1, 0.2, so that one call per (option, area) runs four pairs
- * as one batch. Options run in order of importance and the JSON is rewritten after each call, so an
- * interrupted run still tables what it finished. EP_PARITY_OPTIONS (names separated by ';') picks options.
+ * Resumable and parallel: each (variant, photo) task is one call (4 areas, one batch of 4 masks) whose masks
+ * and record are saved under bench-out/ep-parity/torch-<version>/<variant>/ as soon as it ends; `run` skips
+ * what is saved and claims a task with a lock file, so several `run` processes (one intra-op thread each,
+ * EP_PARITY_THREADS) share the work and an interrupted run loses only the calls under way. Tasks run
+ * photo-major (every variant of a photo before the next photo), so a cut-off run has whole rows.
+ * EP_PARITY_VARIANTS (names separated by ';') picks variants; the plain loop on another libtorch (the addon
+ * built against it, TORCH_SALIENCY_ADDON) saves under its own torch-<version>/plain and is tabled as a second
+ * control by --print (EP_PARITY_REFERENCE: the torch version whose plain masks are the reference; default the
+ * one with the most). The photos: the six bundled ones (examples/photos) and ten of scikit-image's bundled
+ * data (exported by EP_PARITY_PYTHON, default python3, which must import skimage; left out with a note when
+ * it cannot).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image } from '../lib/index.js';
+import { printParity, type ParitySummary } from './bench/_ep-parity-table.js';
 
 const root = join(__dirname, '..');
 const MODEL = join(root, 'examples', 'model', 'efficientnet_lite0.pt');
 const LABELS = join(root, 'examples', 'model', 'imagenet_labels.txt');
-const OUT = join(root, 'bench-out', 'ep-parity.json');
+// EP_PARITY_MAXITER (a smoke test of the script): fewer steps, saved apart and not summarised in docs/dev
+const MAXITER = Number(process.env.EP_PARITY_MAXITER ?? 800);
+const OUT = join(root, 'bench-out', MAXITER === 800 ? 'ep-parity' : `ep-parity-${MAXITER}-steps`);
+const SUMMARY = MAXITER === 800 ? join(root, 'docs', 'dev', 'ep-parity.json') : join(OUT, 'summary.json');
 const SIZE = 224;
 const AREAS = [0.025, 0.05, 0.1, 0.2];
-const BUNDLED = ['astronaut', 'chelsea', 'china', 'coffee', 'flower', 'rocket'];
-const SKIMAGE = ['camera', 'hubble_deep_field', 'immunohistochemistry', 'coins'];
+const PIXELS = SIZE * SIZE;
+// China and flower first: at area 0.025 their masks moved to another place with the options in the first run.
+const BUNDLED = ['china', 'flower', 'astronaut', 'chelsea', 'coffee', 'rocket'];
+const SKIMAGE = ['camera', 'coins', 'hubble_deep_field', 'immunohistochemistry', 'retina', 'moon', 'clock', 'brick', 'gravel', 'colorwheel'];
+const THREADS = Number(process.env.EP_PARITY_THREADS ?? 1);
 
-/** The options compared, each against 'plain'; 'plain' itself is the reference (IoU 1 by definition). */
-const OPTIONS: Record<string, ExtremalPerturbationOptions> = {
-  plain: { memoryFormat: 'contiguous', freeze: false },
-  'channels-last + freeze': { memoryFormat: 'channels-last', freeze: true },
-  'channels-last + freeze + stopTolerance 0.01': { memoryFormat: 'channels-last', freeze: true, stopTolerance: 0.01 },
-  'channels-last': { memoryFormat: 'channels-last', freeze: false },
-  freeze: { memoryFormat: 'contiguous', freeze: true },
-  // The control: the plain loop itself with one intra-op thread instead of the cores available, i.e. the same
-  // arithmetic summed in another order (as on another machine). How far rounding alone moves 800-step masks.
-  'plain at 1 thread (control)': { memoryFormat: 'contiguous', freeze: false },
+interface Variant {
+  options: ExtremalPerturbationOptions;
+  /** The input moved by one float32 ulp (the control). */
+  ulp?: boolean;
+}
+/** In order of importance; 'plain' is the reference. */
+const VARIANTS: Record<string, Variant> = {
+  plain: { options: { memoryFormat: 'contiguous', freeze: false } },
+  // every input value one float32 ulp up (zeros stay): the same loop on an input no model would tell apart
+  'plain, input +1 ulp (control)': { options: { memoryFormat: 'contiguous', freeze: false }, ulp: true },
+  'channels-last + freeze': { options: { memoryFormat: 'channels-last', freeze: true } },
+  'channels-last + freeze + stopTolerance 0.01': { options: { memoryFormat: 'channels-last', freeze: true, stopTolerance: 0.01 } },
+  'plain + stopTolerance 0.01': { options: { memoryFormat: 'contiguous', freeze: false, stopTolerance: 0.01 } },
+  'channels-last': { options: { memoryFormat: 'channels-last', freeze: false } },
+  freeze: { options: { memoryFormat: 'contiguous', freeze: true } },
 };
-const CONTROL = 'plain at 1 thread (control)';
+const DEFAULT_VARIANTS = ['plain', 'plain, input +1 ulp (control)', 'channels-last + freeze'];
 
 interface Pair {
   photo: string;
   target: number;
   label: string;
-  rank: number;
-  area: number;
 }
-interface Run {
-  option: string;
-  area: number;
-  seconds: number;
-  /** Per pair of the call (same order as `pairs`): steps run and IoU against plain. */
-  pairs: number[];
+/** What one (variant, photo) call saved beside its masks. */
+interface Record_ {
+  variant: string;
+  photo: string;
+  target: number;
+  areas: number[];
   steps: number[];
-  iou: number[];
-  threads: number;
-}
-interface Results {
-  size: number;
+  seconds: number;
   threads: number;
   torch: string;
-  pairs: Pair[];
-  runs: Run[];
+  loop: { channelsLast: boolean; frozen: boolean; precision: string };
 }
+
+const dirName = (s: string) => s.replace(/[^\w.]+/g, '_').replace(/^_|_$/g, '');
+const torchDir = (torch: string) => join(OUT, `torch-${torch}`);
+const maskFile = (torch: string, variant: string, photo: string) => join(torchDir(torch), dirName(variant), `${photo}.f32`);
 
 function iouAtHalfMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ma = 0,
@@ -82,6 +99,14 @@ function iouAtHalfMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (x || y) union++;
   }
   return union === 0 ? 1 : inter / union;
+}
+
+/** Every value one float32 ulp up (zeros stay): bit patterns of positive floats order as the floats. */
+function ulpUp(image: Image): Image {
+  const data = new Float32Array(image.data);
+  const bits = new Uint32Array(data.buffer);
+  for (let i = 0; i < data.length; i++) if (data[i] > 0 && Number.isFinite(data[i])) bits[i] += 1;
+  return { ...image, data };
 }
 
 /** Writes scikit-image's bundled photos as PNGs (grey ones as RGB); [] when no Python with skimage. */
@@ -106,117 +131,157 @@ function skimagePhotos(): string[] {
   }
 }
 
-function printTable(r: Results): void {
-  const plainSeconds = (area: number) => r.runs.find((x) => x.option === 'plain' && x.area === area)?.seconds;
-  console.log(
-    `\nextremal perturbation parity: EfficientNet-Lite0, ${r.size} px, ${new Set(r.runs.flatMap((x) => x.pairs)).size} of ${r.pairs.length} image/class pairs ran, one area each (4 pairs per call), ` +
-      `libtorch ${r.torch}, ${r.threads} threads; IoU of the regions above half of each mask's maximum against plain (float32, contiguous, unfrozen, 800 steps)`,
-  );
-  // seconds: wall time of the calls, each at its own moment of a shared machine's load
-  console.log('option                                         pairs  steps (min-max)  seconds (vs plain)   IoU min   IoU mean');
-  for (const option of Object.keys(OPTIONS)) {
-    const runs = r.runs.filter((x) => x.option === option);
-    if (runs.length === 0) continue;
-    const ious = runs.flatMap((x) => x.iou),
-      steps = runs.flatMap((x) => x.steps);
-    const seconds = runs.reduce((s, x) => s + x.seconds, 0);
-    const plain = runs.reduce((s, x) => s + (plainSeconds(x.area) ?? NaN), 0);
-    console.log(
-      `${option.padEnd(46)} ${String(ious.length).padStart(5)}  ${`${Math.min(...steps)}-${Math.max(...steps)}`.padStart(15)}  ` +
-        `${seconds.toFixed(0).padStart(7)} (${(seconds / plain).toFixed(2)}x)   ${Math.min(...ious)
-          .toFixed(3)
-          .padStart(7)}   ${(ious.reduce((s, x) => s + x, 0) / ious.length).toFixed(3).padStart(8)}`,
-    );
+/** A lock file naming a process that is gone is stale. */
+function claim(lock: string): boolean {
+  try {
+    writeFileSync(lock, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const pid = Number(readFileSync(lock, 'utf8'));
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      unlinkSync(lock);
+      return claim(lock);
+    }
   }
 }
 
-async function main(): Promise<void> {
-  if (process.argv.includes('--print')) {
-    printTable(JSON.parse(readFileSync(OUT, 'utf8')) as Results);
-    return;
-  }
-  const model = await loadModel(MODEL, { device: 'cpu', labels: LABELS });
+async function run(): Promise<void> {
+  const wanted = process.env.EP_PARITY_VARIANTS?.split(';').map((o) => o.trim()) ?? DEFAULT_VARIANTS;
+  for (const o of wanted)
+    if (!(o in VARIANTS)) throw new Error(`ep-parity: unknown variant '${o}' in EP_PARITY_VARIANTS (known: ${Object.keys(VARIANTS).join('; ')})`);
+  const model = await loadModel(MODEL, { device: 'cpu', labels: LABELS, threads: THREADS });
+  const torch = runtime().torchVersion;
   const files = [...BUNDLED.map((n) => join(root, 'examples', 'photos', `${n}.jpg`)), ...skimagePhotos()];
-  const images = new Map<string, Image>();
-  const pairs: Pair[] = [];
-  const addPair = (photo: string, target: number, label: string, rank: number) =>
-    pairs.push({ photo, target, label, rank, area: AREAS[pairs.length % AREAS.length] });
+  const only = process.env.EP_PARITY_PHOTOS?.split(',');
   for (const file of files) {
-    const name = file
+    const photo = file
       .split('/')
       .pop()!
       .replace(/\.\w+$/, '');
-    const image = await readImage(file, { size: SIZE });
-    images.set(name, image);
-    const top = (await model.predict([image], { top: 5 }))[0].top;
-    addPair(name, top[0].index, top[0].label ?? String(top[0].index), 1);
-    if (BUNDLED.includes(name)) addPair(name, top[4].index, top[4].label ?? String(top[4].index), 5);
-  }
-  // EP_PARITY_OPTIONS: option names separated by ';'
-  const wanted = process.env.EP_PARITY_OPTIONS?.split(';').map((o) => o.trim()) ?? Object.keys(OPTIONS);
-  for (const o of wanted)
-    if (!(o in OPTIONS)) throw new Error(`ep-parity: unknown option '${o}' in EP_PARITY_OPTIONS (known: ${Object.keys(OPTIONS).join('; ')})`);
-  // EP_PARITY_AREAS (comma-separated): only the pairs of these areas.
-  const areas = process.env.EP_PARITY_AREAS ? process.env.EP_PARITY_AREAS.split(',').map(Number) : AREAS;
-  const results: Results = { size: SIZE, threads: 0, torch: '', pairs, runs: [] };
-  results.threads = runtime().threads;
-  results.torch = runtime().torchVersion;
-  const reference = new Map<number, Float32Array>(); // pair index -> plain mask
-  mkdirSync(join(root, 'bench-out'), { recursive: true });
-  // Area-major for the first three (plain, channels-last + freeze, with the stopping rule), so that an interrupted run has
-  // all three on the pairs it finished; the single options afterwards.
-  const main = ['plain', ...Object.keys(OPTIONS).slice(1, 3)].filter((o) => o === 'plain' || wanted.includes(o));
-  const order: [string, number][] = [
-    ...areas.flatMap((area) => main.map((option) => [option, area] as [string, number])),
-    // the control last: it changes the process's thread count
-    ...wanted
-      .filter((o) => !main.includes(o))
-      .sort((a, b) => Number(a === CONTROL) - Number(b === CONTROL))
-      .flatMap((option) => areas.map((area) => [option, area] as [string, number])),
-  ];
-  let runner = model;
-  const maskDir = join(root, 'bench-out', 'ep-parity-masks');
-  const maskFile = (option: string, pair: number) => join(maskDir, `${option.replace(/[^\w]+/g, '_')}-${pair}.f32`);
-  // EP_PARITY_REUSE=1: the plain masks (and their runs) of the previous run, when saved, instead of running them again
-  const previous = process.env.EP_PARITY_REUSE && existsSync(OUT) ? (JSON.parse(readFileSync(OUT, 'utf8')) as Results) : undefined;
-  // ... and the previous run's other options that this run does not repeat (their IoUs are against those plain masks)
-  if (previous) for (const r of previous.runs) if (r.option !== 'plain' && !order.some(([o]) => o === r.option)) results.runs.push(r);
-  for (const [option, area] of order) {
-    const idxAll = pairs.map((p, i) => (p.area === area ? i : -1)).filter((i) => i >= 0);
-    const old = previous?.runs.find((x) => x.option === 'plain' && x.area === area);
-    if (option === 'plain' && old && idxAll.every((i) => existsSync(maskFile('plain', i)))) {
-      for (const i of idxAll) {
-        const b = readFileSync(maskFile('plain', i));
-        reference.set(i, new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4));
+    if (only && !only.includes(photo)) continue;
+    let image: Image | undefined;
+    for (const variant of wanted) {
+      const masks = maskFile(torch, variant, photo);
+      if (existsSync(masks)) continue;
+      mkdirSync(join(torchDir(torch), dirName(variant)), { recursive: true });
+      const lock = `${masks}.lock`;
+      if (!claim(lock)) continue;
+      try {
+        image ??= await readImage(file, { size: SIZE });
+        const top = (await model.predict([image], { top: 1 }))[0].top[0];
+        const v = VARIANTS[variant];
+        const t0 = performance.now();
+        const r = await model.explain(v.ulp ? ulpUp(image) : image, {
+          method: 'extremal-perturbation',
+          target: top.index,
+          areas: AREAS,
+          maxIter: MAXITER,
+          ...v.options,
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        const all = new Float32Array(AREAS.length * PIXELS);
+        r.maps.forEach((map, k) => all.set(map.data, k * PIXELS));
+        const record: Record_ = {
+          variant,
+          photo,
+          target: top.index,
+          areas: AREAS,
+          steps: [...r.details.steps],
+          seconds,
+          threads: runtime().threads,
+          torch,
+          loop: r.details.loop,
+        };
+        writeFileSync(`${masks}.json`, JSON.stringify(record) + '\n');
+        writeFileSync(`${masks}.tmp`, all);
+        renameSync(`${masks}.tmp`, masks); // the masks last: a task counts as done once they are there
+        console.error(`ep-parity: torch ${torch}, ${variant}, ${photo} (${top.label}): ${seconds.toFixed(0)} s`);
+        const pairs = join(OUT, 'pairs.json');
+        const known: Pair[] = existsSync(pairs) ? JSON.parse(readFileSync(pairs, 'utf8')) : [];
+        if (!known.some((p) => p.photo === photo)) {
+          known.push({ photo, target: top.index, label: top.label ?? String(top.index) });
+          writeFileSync(pairs, JSON.stringify(known, null, 1) + '\n');
+        }
+      } finally {
+        unlinkSync(lock);
       }
-      results.runs.push(old);
-      console.error(`ep-parity: plain, area ${area}: reused from the previous run`);
-      continue;
-    }
-    if (option === CONTROL && runner === model) runner = await loadModel(MODEL, { device: 'cpu', labels: LABELS, threads: 1 }); // threads are per process
-    {
-      const idx = pairs.map((p, i) => (p.area === area ? i : -1)).filter((i) => i >= 0);
-      const t0 = performance.now();
-      const r = await runner.explain(
-        idx.map((i) => images.get(pairs[i].photo)!),
-        { method: 'extremal-perturbation', target: idx.map((i) => pairs[i].target), areas: [area], batchSize: idx.length, ...OPTIONS[option] },
-      );
-      const seconds = (performance.now() - t0) / 1000;
-      const run: Run = { option, area, seconds, pairs: idx, steps: [...r.details.steps], iou: [], threads: runtime().threads };
-      r.maps.forEach((map, k) => {
-        if (option === 'plain') reference.set(idx[k], map.data);
-        run.iou.push(iouAtHalfMax(map.data, reference.get(idx[k])!));
-      });
-      results.runs.push(run);
-      mkdirSync(maskDir, { recursive: true });
-      r.maps.forEach((map, k) => writeFileSync(maskFile(option, idx[k]), map.data));
-      writeFileSync(OUT, JSON.stringify(results, null, 1) + '\n');
-      console.error(`ep-parity: ${option}, area ${area}: ${seconds.toFixed(0)} s, IoU ${run.iou.map((x) => x.toFixed(3)).join(' ')}`);
     }
   }
-  if (runner !== model) runner.dispose();
   model.dispose();
-  printTable(results);
+}
+
+function readMasks(file: string): Float32Array {
+  const b = readFileSync(file);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
+function print(): void {
+  const torches = existsSync(OUT)
+    ? readdirSync(OUT)
+        .filter((d) => d.startsWith('torch-'))
+        .map((d) => d.slice(6))
+    : [];
+  const photosOf = (torch: string, variant: string) => {
+    const dir = join(torchDir(torch), dirName(variant));
+    return existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.f32'))
+          .map((f) => f.slice(0, -4))
+      : [];
+  };
+  const reference = process.env.EP_PARITY_REFERENCE ?? [...torches].sort((a, b) => photosOf(b, 'plain').length - photosOf(a, 'plain').length)[0];
+  if (!reference) throw new Error(`ep-parity: nothing saved under ${OUT}: run 'npx tsx scripts/ep-parity.ts run' first`);
+  const pairs: Pair[] = JSON.parse(readFileSync(join(OUT, 'pairs.json'), 'utf8'));
+  const order = [...BUNDLED, ...SKIMAGE].filter((p) => photosOf(reference, 'plain').includes(p));
+  const record = (torch: string, variant: string, photo: string) => JSON.parse(readFileSync(`${maskFile(torch, variant, photo)}.json`, 'utf8')) as Record_;
+  // rows: every variant on the reference libtorch, then the plain loop on each other libtorch
+  const rows = [
+    ...Object.keys(VARIANTS)
+      .filter((v) => v !== 'plain')
+      .map((v) => ({ name: v, torch: reference, variant: v })),
+    ...torches.filter((t) => t !== reference).map((t) => ({ name: 'plain on another libtorch (control)', torch: t, variant: 'plain' })),
+  ];
+  const summary: ParitySummary = {
+    model: 'EfficientNet-Lite0',
+    size: SIZE,
+    reference,
+    threads: THREADS,
+    areas: AREAS,
+    pairs: order.map((p) => pairs.find((x) => x.photo === p)!),
+    rows: [],
+  };
+  const perPhoto: string[] = [];
+  for (const row of rows) {
+    const photos = order.filter((p) => existsSync(maskFile(row.torch, row.variant, p)));
+    if (photos.length === 0) continue;
+    const r: ParitySummary['rows'][number] = { name: row.name, torch: row.torch, photos, iou: [], steps: [], seconds: [], plainSeconds: [] };
+    for (const p of photos) {
+      const ref = readMasks(maskFile(reference, 'plain', p)),
+        m = readMasks(maskFile(row.torch, row.variant, p));
+      const at = (x: Float32Array, k: number) => x.subarray(k * PIXELS, (k + 1) * PIXELS);
+      r.iou.push(AREAS.map((_, k) => Number(iouAtHalfMax(at(m, k), at(ref, k)).toFixed(4))));
+      r.steps.push(record(row.torch, row.variant, p).steps);
+      r.seconds.push(Math.round(record(row.torch, row.variant, p).seconds));
+      r.plainSeconds.push(Math.round(record(reference, 'plain', p).seconds));
+    }
+    summary.rows.push(r);
+    perPhoto.push(`\n${row.name} (libtorch ${row.torch}): IoU per photo at areas ${AREAS.join(', ')}`);
+    photos.forEach((p, i) => perPhoto.push(`  ${p.padEnd(22)}${r.iou[i].map((x) => x.toFixed(2).padStart(6)).join('')}`));
+  }
+  console.log(perPhoto.join('\n') + '\n');
+  printParity(summary);
+  writeFileSync(SUMMARY, JSON.stringify(summary) + '\n');
+  execFileSync(join(root, 'node_modules', '.bin', 'prettier'), ['--write', SUMMARY], { stdio: 'ignore' }); // as format:check wants it
+  console.error(`\nep-parity: summary written to ${SUMMARY}`);
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--print')) print();
+  else if (process.argv.includes('run')) await run();
+  else throw new Error("ep-parity: say 'run' (compute what is missing) or '--print' (table what finished)");
 }
 
 main().catch((e) => {

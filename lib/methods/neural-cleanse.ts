@@ -22,10 +22,12 @@ export interface NeuralCleanseOptions {
   steps?: number;
   /** Adam's learning rate on the mask's and pattern's tanh parameters. */
   learningRate?: number;
-  /** The starting weight lambda of the mask's area in the loss. */
+  /** The weight lambda of the mask's L1 sum in the loss once the warm-up (lambda 0) has found a working mask. */
   initialCost?: number;
   /** Factor lambda is raised by after `patience` successful steps (lowered by its 1.5th power after as many failures). */
   costMultiplier?: number;
+  /** Steps without a smaller working mask after which a class is done (once lambda went up and down); 0: run every step. */
+  earlyStopPatience?: number;
   /** Steps in a row before lambda changes. */
   patience?: number;
   /** Share of stamped images that must reach the class for a mask to count (and to be kept). */
@@ -69,10 +71,11 @@ export interface NeuralCleanseOutputs {
 }
 
 const DEFAULTS = Object.freeze({
-  steps: 300,
+  steps: 1000,
   learningRate: 0.1,
-  initialCost: 0.5,
-  costMultiplier: 1.5,
+  initialCost: 0.001,
+  costMultiplier: 2,
+  earlyStopPatience: 25,
   patience: 5,
   successThreshold: 0.99,
   head: 'softmax',
@@ -99,6 +102,7 @@ export const neuralCleanse: MethodSpec<'neural-cleanse', NeuralCleanseOptions, N
       learningRate: v.optionalNumber('options.learningRate', options.learningRate, d.learningRate, { above: 0, max: 100 }),
       initialCost: v.optionalNumber('options.initialCost', options.initialCost, d.initialCost, { min: 0, max: 1e6 }),
       costMultiplier: v.optionalNumber('options.costMultiplier', options.costMultiplier, d.costMultiplier, { min: 1, max: 100 }),
+      earlyStopPatience: v.optionalNumber('options.earlyStopPatience', options.earlyStopPatience, d.earlyStopPatience, { integer: true, min: 0, max: 100000 }),
       patience: v.optionalNumber('options.patience', options.patience, d.patience, { integer: true, min: 1, max: 100000 }),
       successThreshold: v.optionalNumber('options.successThreshold', options.successThreshold, d.successThreshold, { above: 0, max: 1 }),
       head: v.oneOf<Head>('options.head', options.head, ['softmax', 'sigmoid'], d.head),

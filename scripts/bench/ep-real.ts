@@ -20,10 +20,11 @@
  * rounds, EP_BENCH_THREADS (default 1) intra-op threads on both sides, EP_REAL_TORCHRAY_ITERS (default 3).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image, type Model } from '../../lib/index.js';
+import { printParity, type ParitySummary } from './_ep-parity-table.js';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
@@ -248,6 +249,12 @@ async function main(): Promise<void> {
   }
   mkdirSync(join(root, 'bench-out'), { recursive: true });
   writeFileSync(join(root, 'bench-out', 'ep-real.json'), JSON.stringify(summary, null, 1) + '\n');
+  // What the options do to the 800-step masks: measured apart (hours of CPU), by scripts/ep-parity.ts
+  const parity = join(root, 'docs', 'dev', 'ep-parity.json');
+  if (existsSync(parity)) {
+    console.log('\nparity of the 800-step masks (the last run of scripts/ep-parity.ts, docs/dev/ep-parity.json; not measured by this bench):');
+    printParity(JSON.parse(readFileSync(parity, 'utf8')) as ParitySummary);
+  }
 }
 
 main().catch((e) => {

@@ -2,10 +2,13 @@
 // networks", IEEE S&P 2019): per target class t, the smallest mask m (H x W, in [0, 1]) and pattern p
 // (C x H x W, in [0, 1]) such that stamping x' = (1 - m) x + m p sends the call's images to t:
 //   minimise  mean_x loss(f(x'), t) + lambda_t |m|_1 / (H W)
-// with m = (tanh(a) + 1) / 2 and p = (tanh(b) + 1) / 2 (unconstrained parameters, as the paper), Adam, and
-// lambda_t raised when the stamped images reach t often enough for `patience` steps, lowered when they do
-// not. The smallest mask that reached `successThreshold` is kept per class; the anomaly test over the classes'
-// mask norms is the caller's (lib/backdoor).
+// with m = (tanh(a) + 1) / 2 and p = (tanh(b) + 1) / 2 (unconstrained parameters, as the paper), m and p
+// starting uniform at random in [0, 1] (NC's initialisation), Adam, and NC's schedule for lambda_t: 0 until the
+// stamped images have reached t for `patience` steps in a row (NC's reset_cost_to_zero), then `initialCost` on
+// the mask's L1 sum, raised after `patience` successful steps in a row, lowered after as many failures; a class
+// is done when lambda has gone both up and down and its best norm has not improved for `earlyStopPatience`
+// steps, and the run stops when every class is done. The smallest mask that reached `successThreshold` is kept
+// per class; the anomaly test over the classes' mask norms is the caller's (lib/backdoor).
 //
 // Every distinct target of the call is one job of the same run: the classes' stamped batches go through the
 // model together (chunked by whole classes to batchSize images), every image of the call is an input of every
@@ -34,7 +37,8 @@ struct Settings {
   double cost_multiplier;
   int64_t patience;
   double success_threshold;
-  bool sigmoid;  // head: 'sigmoid' (per-class binary cross-entropy) or 'softmax' (cross-entropy)
+  int64_t early_stop_patience;  // 0: run every step
+  bool sigmoid;                 // head: 'sigmoid' (per-class binary cross-entropy) or 'softmax' (cross-entropy)
   int64_t seed;
 };
 
@@ -46,6 +50,7 @@ Settings read_settings(const Options& o) {
   s.cost_multiplier = o.number("costMultiplier");
   s.patience = o.integer("patience");
   s.success_threshold = o.number("successThreshold");
+  s.early_stop_patience = o.integer("earlyStopPatience");
   s.sigmoid = o.string("head") == "sigmoid";
   s.seed = o.integer("seed");
   return s;
@@ -74,20 +79,25 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
   const int64_t batch_size = request.options.integer("batchSize");
   const int64_t per_chunk = batch_size > 0 ? std::max<int64_t>(1, batch_size / n) : k;
 
-  // Parameters, seeded: the mask starts small-ish and random around a grey pattern, as NC's random init.
+  // Parameters, seeded: mask and pattern uniform at random in [0, 1], as NC's initialisation, mapped to the
+  // tanh parameters (kept off +-1 so that atanh stays finite).
   at::Generator gen = at::globalContext().defaultGenerator(device).clone();
   {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_current_seed(static_cast<uint64_t>(s.seed));
   }
-  at::Tensor a = at::rand({k, 1, height, width}, gen, f).sub_(0.5).mul_(0.5).sub_(1.0);  // m ~ 0.12 .. 0.2
-  at::Tensor b = at::rand({k, channels, height, width}, gen, f).sub_(0.5).mul_(2.0);
+  const double span = 2 - 1e-4;
+  at::Tensor a = at::rand({k, 1, height, width}, gen, f).sub_(0.5).mul_(span).atanh_();
+  at::Tensor b = at::rand({k, channels, height, width}, gen, f).sub_(0.5).mul_(span).atanh_();
   at::Tensor ma = at::zeros_like(a), va = at::zeros_like(a), mb = at::zeros_like(b), vb = at::zeros_like(b);
   const double beta1 = 0.5, beta2 = 0.9, eps = 1e-8;  // Adam as NC's reference (betas 0.5, 0.9)
 
   at::Tensor targets = at::tensor(classes, at::kLong).to(device);
-  at::Tensor cost = at::full({k}, s.initial_cost, f);
-  at::Tensor up = at::zeros({k}, f), down = at::zeros({k}, f);
+  // lambda per class: 0 during the warm-up (`set` counts its successful steps), then NC's schedule; `raised`
+  // and `lowered` record whether it went up and down, `stale` the steps since the best norm last improved.
+  at::Tensor cost = at::zeros({k}, f);
+  at::Tensor up = at::zeros({k}, f), down = at::zeros({k}, f), set = at::zeros({k}, f);
+  at::Tensor raised = at::zeros({k}, f), lowered = at::zeros({k}, f), stale = at::zeros({k}, f);
   at::Tensor best_norm = at::full({k}, std::numeric_limits<float>::infinity(), f);
   at::Tensor best_mask = at::zeros({k, 1, height, width}, f);
   at::Tensor best_pattern = at::zeros({k, channels, height, width}, f);
@@ -121,8 +131,9 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
         hit = scores.argmax(1).eq(t);
       }
       at::Tensor ce = per_image.view({kc, n}).mean(1);
-      at::Tensor area = mask.flatten(1).sum(1) / pixels;  // |m|_1 / (H W): the mask's area fraction
-      at::Tensor total = (ce + cost.slice(0, c0, c1) * area).sum();
+      at::Tensor l1 = mask.flatten(1).sum(1);  // |m|_1, the regulariser as NC's (its weight is lambda)
+      at::Tensor area = l1.detach() / pixels;  // reported: the mask's area fraction
+      at::Tensor total = (ce + cost.slice(0, c0, c1) * l1).sum();
       auto grads = torch::autograd::grad({total}, {pa, pb});
       ga.slice(0, c0, c1).copy_(grads[0]);
       gb.slice(0, c0, c1).copy_(grads[1]);
@@ -135,6 +146,8 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
       at::NoGradGuard no_grad;
       at::Tensor mask = a.tanh().add(1).mul(0.5), pattern = b.tanh().add(1).mul(0.5);
       at::Tensor better = success.ge(s.success_threshold).logical_and(norm.lt(best_norm));
+      // Early stop as NC's: a step that does not lower the best norm counts once a mask has been found.
+      stale = at::where(better, at::zeros_like(stale), at::where(best_norm.isfinite(), stale + 1, stale));
       best_norm = at::where(better, norm, best_norm);
       best_success = at::where(better, success, best_success);
       best_mask = at::where(better.view({-1, 1, 1, 1}), mask, best_mask);
@@ -150,17 +163,40 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
       vb.mul_(beta2).addcmul_(gb, gb, 1 - beta2);
       a.sub_(ma.div(t1).div(va.div(t2).sqrt().add(eps)).mul(s.learning_rate));
       b.sub_(mb.div(t1).div(vb.div(t2).sqrt().add(eps)).mul(s.learning_rate));
-      // Lambda schedule: `patience` steps in a row at or above the threshold raise the cost, as many below
-      // lower it (by the multiplier to the 1.5th power, as NC), and the counter starts again.
+      // Lambda schedule (NC's): while lambda is 0, `patience` successful steps in a row set it to
+      // initialCost and restart the counters; then `patience` steps in a row at or above the threshold raise
+      // it, as many below lower it (by the multiplier to the 1.5th power), and the counter starts again.
       at::Tensor reached = success.ge(s.success_threshold).to(at::kFloat);
+      const double patience = static_cast<double>(s.patience);
+      at::Tensor warm = cost.eq(0).to(at::kFloat);
+      set = (set + 1) * reached * warm;
+      at::Tensor start = set.ge(patience);
+      cost = at::where(start, at::full_like(cost, s.initial_cost), cost);
+      up = at::where(start, at::zeros_like(up), up);
+      down = at::where(start, at::zeros_like(down), down);
+      raised = at::where(start, at::zeros_like(raised), raised);
+      lowered = at::where(start, at::zeros_like(lowered), lowered);
       up = (up + 1) * reached;
       down = (down + 1) * (1 - reached);
-      at::Tensor raise = up.ge(static_cast<double>(s.patience)), lower = down.ge(static_cast<double>(s.patience));
+      at::Tensor raise = up.ge(patience), lower = down.ge(patience);
       cost = at::where(raise, cost * up_factor, at::where(lower, cost / down_factor, cost));
+      raised = at::where(raise.logical_and(cost.gt(0)), at::ones_like(raised), raised);
+      lowered = at::where(lower.logical_and(cost.gt(0)), at::ones_like(lowered), lowered);
       up = at::where(raise, at::zeros_like(up), up);
       down = at::where(lower, at::zeros_like(down), down);
     }
     if (context.wants_progress(step, s.steps)) context.report({step, s.steps, class_loss.mean().item<double>()});
+    // Every class done (lambda went both ways, no better mask for earlyStopPatience steps): stop. Read back
+    // once every `patience` steps only.
+    if (s.early_stop_patience > 0 && (step + 1) % s.patience == 0) {
+      at::NoGradGuard no_grad;
+      at::Tensor done = raised.gt(0).logical_and(lowered.gt(0)).logical_and(stale.ge(static_cast<double>(s.early_stop_patience)));
+      if (done.all().item<bool>()) {
+        loss_history = loss_history.slice(1, 0, step + 1);
+        norm_history = norm_history.slice(1, 0, step + 1);
+        break;
+      }
+    }
   }
 
   // A class that never reached the threshold keeps its last mask, with its norm, flagged as not reached.
