@@ -21,6 +21,8 @@ export interface ParitySummary {
     steps: number[][];
     seconds: number[];
     plainSeconds: number[];
+    /** per photo, per area: the first step whose reward is 1% away from the plain run's (null: never) */
+    partStep: (number | null)[][];
   }[];
 }
 
