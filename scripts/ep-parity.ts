@@ -8,6 +8,7 @@
  *
  *   npx tsx scripts/ep-parity.ts run       # works through the (variant, photo) tasks not done yet
  *   npx tsx scripts/ep-parity.ts --print   # the tables of what finished; writes docs/dev/ep-parity.json
+ *                                          # (--markdown: also the table of the method's doc page)
  *
  * Resumable and parallel: each (variant, photo) task is one call (4 areas, one batch of 4 masks) whose masks
  * and record are saved under bench-out/ep-parity/torch-<version>/<variant>/ as soon as it ends; `run` skips
@@ -26,7 +27,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image } from '../lib/index.js';
-import { printParity, type ParitySummary } from './bench/_ep-parity-table.js';
+import { parityMarkdown, printParity, type ParitySummary } from './bench/_ep-parity-table.js';
 
 const root = join(__dirname, '..');
 const MODEL = join(root, 'examples', 'model', 'efficientnet_lite0.pt');
@@ -301,6 +302,7 @@ function print(): void {
   }
   console.log(perPhoto.join('\n') + '\n');
   printParity(summary);
+  if (process.argv.includes('--markdown')) console.log(`\n${parityMarkdown(summary)}`);
   writeFileSync(SUMMARY, JSON.stringify(summary) + '\n');
   execFileSync(join(root, 'node_modules', '.bin', 'prettier'), ['--write', SUMMARY], { stdio: 'ignore' }); // as format:check wants it
   console.error(`\nep-parity: summary written to ${SUMMARY}`);
