@@ -8,6 +8,7 @@
  *
  *   npx tsx scripts/ep-parity.ts run       # works through the (variant, photo) tasks not done yet
  *   npx tsx scripts/ep-parity.ts --print   # the tables of what finished; writes docs/dev/ep-parity.json
+ *                                          # (--markdown: also the table of the method's doc page)
  *
  * Resumable and parallel: each (variant, photo) task is one call (4 areas, one batch of 4 masks) whose masks
  * and record are saved under bench-out/ep-parity/torch-<version>/<variant>/ as soon as it ends; `run` skips
@@ -26,7 +27,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readImage, runtime, type ExtremalPerturbationOptions, type Image } from '../lib/index.js';
-import { printParity, type ParitySummary } from './bench/_ep-parity-table.js';
+import { parityMarkdown, printParity, type ParitySummary } from './bench/_ep-parity-table.js';
 
 const root = join(__dirname, '..');
 const MODEL = join(root, 'examples', 'model', 'efficientnet_lite0.pt');
@@ -77,6 +78,8 @@ interface Record_ {
   threads: number;
   torch: string;
   loop: { channelsLast: boolean; frozen: boolean; precision: string };
+  /** Per map, the reward (the target's score on the perturbed input) at every step: when two runs part. */
+  rewardHistory: number[][];
 }
 
 const dirName = (s: string) => s.replace(/[^\w.]+/g, '_').replace(/^_|_$/g, '');
@@ -194,6 +197,7 @@ async function run(): Promise<void> {
           threads: runtime().threads,
           torch,
           loop: r.details.loop,
+          rewardHistory: r.details.rewardHistory.map((h) => [...h]),
         };
         writeFileSync(`${masks}.json`, JSON.stringify(record) + '\n');
         writeFileSync(`${masks}.tmp`, all);
@@ -257,7 +261,16 @@ function print(): void {
   for (const row of rows) {
     const photos = order.filter((p) => existsSync(maskFile(row.torch, row.variant, p)));
     if (photos.length === 0) continue;
-    const r: ParitySummary['rows'][number] = { name: row.name, torch: row.torch, photos, iou: [], steps: [], seconds: [], plainSeconds: [] };
+    const r: ParitySummary['rows'][number] = {
+      name: row.name,
+      torch: row.torch,
+      photos,
+      iou: [],
+      steps: [],
+      seconds: [],
+      plainSeconds: [],
+      partStep: [],
+    };
     for (const p of photos) {
       const ref = readMasks(maskFile(reference, 'plain', p)),
         m = readMasks(maskFile(row.torch, row.variant, p));
@@ -266,13 +279,30 @@ function print(): void {
       r.steps.push(record(row.torch, row.variant, p).steps);
       r.seconds.push(Math.round(record(row.torch, row.variant, p).seconds));
       r.plainSeconds.push(Math.round(record(reference, 'plain', p).seconds));
+      // the first step whose reward is 1% (of plain's) away from plain's: where the two optimisations part
+      const mine = record(row.torch, row.variant, p).rewardHistory,
+        plain = record(reference, 'plain', p).rewardHistory;
+      r.partStep.push(
+        mine && plain // [] where a record has no history
+          ? AREAS.map((_, k) => {
+              const t = mine[k].findIndex((x, i) => i < plain[k].length && Math.abs(x - plain[k][i]) > 0.01 * Math.abs(plain[k][i]));
+              return t < 0 ? null : t;
+            })
+          : [],
+      );
     }
     summary.rows.push(r);
     perPhoto.push(`\n${row.name} (libtorch ${row.torch}): IoU per photo at areas ${AREAS.join(', ')}`);
-    photos.forEach((p, i) => perPhoto.push(`  ${p.padEnd(22)}${r.iou[i].map((x) => x.toFixed(2).padStart(6)).join('')}`));
+    photos.forEach((p, i) =>
+      perPhoto.push(
+        `  ${p.padEnd(22)}${r.iou[i].map((x) => x.toFixed(2).padStart(6)).join('')}` +
+          (r.partStep[i].length ? `   reward 1% off plain's from step ${r.partStep[i].map((t) => t ?? 'never').join(', ')}` : ''),
+      ),
+    );
   }
   console.log(perPhoto.join('\n') + '\n');
   printParity(summary);
+  if (process.argv.includes('--markdown')) console.log(`\n${parityMarkdown(summary)}`);
   writeFileSync(SUMMARY, JSON.stringify(summary) + '\n');
   execFileSync(join(root, 'node_modules', '.bin', 'prettier'), ['--write', SUMMARY], { stdio: 'ignore' }); // as format:check wants it
   console.error(`\nep-parity: summary written to ${SUMMARY}`);

@@ -66,6 +66,7 @@ export class QueueProducer implements WorkExecutor {
   readonly #keepSeconds: number;
   readonly #redisWaitMs: number;
   readonly #where: string;
+  #connecting?: Promise<void>;
   #waiting = 0;
 
   constructor(options: ProducerOptions) {
@@ -108,9 +109,15 @@ export class QueueProducer implements WorkExecutor {
    * Resolves at once while Redis is connected; otherwise waits for the connection up to `redisWaitMs`, then
    * rejects with ERR_REDIS_UNAVAILABLE. Commands themselves wait through a reconnect without end (redis.ts).
    */
-  async #reachable(): Promise<void> {
+  #reachable(): Promise<void> {
+    if (this.#redis.status === 'ready') return Promise.resolve();
+    // One wait shared by every call made meanwhile (one set of listeners on the client, however many calls).
+    this.#connecting ??= this.#waitForRedis().finally(() => (this.#connecting = undefined));
+    return this.#connecting;
+  }
+
+  async #waitForRedis(): Promise<void> {
     const redis = this.#redis;
-    if (redis.status === 'ready') return;
     let last: Error | undefined;
     let timer: NodeJS.Timeout | undefined;
     let onReady = () => {};

@@ -38,7 +38,14 @@ export async function perform(
   if (kind === 'explain') checkExplainCaps(options, limits);
   // Refuse before decoding: a full queue should cost the caller nothing but the answer.
   if (batcher.full) throw queueFull(batcher.queued, batcher.retryAfterSeconds());
-  const image = await readImage(bytes, { size: served.size, fit: served.fit, limitInputPixels: limits.maxPixels });
+  // The batcher waits a moment for images being decoded, so that requests that came together share a call.
+  const arrived = batcher.incoming(kind);
+  let image: Image;
+  try {
+    image = await readImage(bytes, { size: served.size, fit: served.fit, limitInputPixels: limits.maxPixels });
+  } finally {
+    arrived();
+  }
   if (kind === 'predict') {
     const { result, batch } = await batcher.predict(image, { top: (options.top as number | undefined) ?? 5, signal: work.signal });
     return predictAnswer(result, batch);

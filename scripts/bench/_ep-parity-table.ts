@@ -21,6 +21,8 @@ export interface ParitySummary {
     steps: number[][];
     seconds: number[];
     plainSeconds: number[];
+    /** per photo, per area: the first step whose reward is 1% away from the plain run's (null: never) */
+    partStep: (number | null)[][];
   }[];
 }
 
@@ -52,4 +54,25 @@ export function printParity(s: ParitySummary): void {
     '  (seconds: wall time of each call against the plain call on the same photo, on a shared machine whose load moved between calls: ' +
       'a rough figure; the per-step ratios are measured by the ep-real bench)',
   );
+}
+
+/** The same table in Markdown, for the method's doc page (`ep-parity --print --markdown`). */
+export function parityMarkdown(s: ParitySummary): string {
+  const mean = (xs: number[]) => xs.reduce((t, x) => t + x, 0) / xs.length;
+  const lines = [
+    `| variant, libtorch ${s.reference} unless said | photos | ${s.areas.map((a) => `area ${a}`).join(' | ')} | steps |`,
+    `|---|---|${s.areas.map(() => '---|').join('')}---|`,
+  ];
+  for (const r of s.rows) {
+    const cells = s.areas.map((_, k) => {
+      const col = r.iou.map((x) => x[k]);
+      return `${Math.min(...col).toFixed(2)} / ${mean(col).toFixed(2)} / ${col.filter((x) => x >= 0.95).length} of ${col.length}`;
+    });
+    const steps = r.steps.flat();
+    const lo = Math.min(...steps),
+      hi = Math.max(...steps);
+    const name = r.torch === s.reference ? r.name : `${r.name}, libtorch ${r.torch}`;
+    lines.push(`| ${name} | ${r.photos.length} | ${cells.join(' | ')} | ${lo === hi ? lo : `${lo}-${hi}`} |`);
+  }
+  return lines.join('\n');
 }
