@@ -4,7 +4,8 @@ how the reversed norms depend on the number of clean images: the committed 16, o
 benchmark's own renderer from a seed no model trained on. A developer's check of the library's
 'neural-cleanse' (docs/dev/backdoor-scan.md), not a test oracle of exact values.
 
-  /opt/tsvenv/bin/python scripts/bench/_backdoor-nc-reference.py d01-trojan --images 256 --epochs 200
+  /opt/tsvenv/bin/python scripts/bench/_backdoor-nc-reference.py d01-trojan --images 256 --epochs 100
+  /opt/tsvenv/bin/python scripts/bench/_backdoor-nc-reference.py d01-trojan --committed --epochs 800
 """
 import argparse
 import json
@@ -33,6 +34,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('model')
     ap.add_argument('--images', type=int, default=256)
+    ap.add_argument('--committed', action='store_true', help="the benchmark's committed clean images instead of fresh ones")
     ap.add_argument('--epochs', type=int, default=200)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--seed', type=int, default=0)
@@ -44,8 +46,14 @@ def main():
     net = torch.jit.load(os.path.join(BENCH, e['file'])).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    gen = torch.Generator().manual_seed(991000 + S + (1 if multi else 0))
-    x, _ = make_bench.render(gen, a.images, S, multi)
+    if a.committed:
+        from PIL import Image
+        import numpy as np
+        files = json.load(open(os.path.join(BENCH, 'images.json')))['sets'][f'{S}/{e["head"]}']['images']
+        x = torch.stack([torch.from_numpy(np.array(Image.open(os.path.join(BENCH, f['file'])).convert('RGB'))).permute(2, 0, 1) for f in files])
+    else:
+        gen = torch.Generator().manual_seed(991000 + S + (1 if multi else 0))
+        x, _ = make_bench.render(gen, a.images, S, multi)
     x = x.float() / 255
     n, K = x.shape[0], 8
     torch.manual_seed(a.seed)

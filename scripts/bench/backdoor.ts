@@ -5,11 +5,12 @@
  * score, how often the first flagged class is the target, and how well its region covers the trigger (mean
  * IoU, pointing: the region's centre inside the trigger; only triggers with a fixed box count).
  *
- * Run: npm run bench -- backdoor             (both methods, both splits, --fast settings: about 25 minutes
+ * Run: npm run bench -- backdoor             (both methods, both splits, --fast settings: about an hour
  *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
  *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes]
- * Scans use fewer steps than the defaults (FAST below) unless --full is given; --with-images gives the scan the benchmark's committed clean
+ * Input-agnostic scans use fewer steps than the defaults (FAST below) unless --full is given (Neural Cleanse
+ * always runs at its defaults); --with-images gives the scan the benchmark's committed clean
  * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores.
  */
 import { writeFileSync } from 'node:fs';
@@ -42,7 +43,9 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const FAST = { input: { samples: 8, iterations: 32, refineSteps: 10 }, nc: { steps: 60 } };
+// Neural Cleanse runs at its defaults either way: its schedule (a warm-up at lambda 0, then lambda doubled or
+// lowered every 5 steps) needs its steps, and its early stop ends a run that has converged.
+const FAST = { input: { samples: 8, iterations: 32, refineSteps: 10 }, nc: {} };
 
 async function main(): Promise<void> {
   setThreads(Math.max(1, Number(process.env.TS_BENCH_THREADS ?? 2)));
