@@ -7,12 +7,14 @@
  * call runs wait for the next one.
  *
  * A caller that decodes an image before submitting it may say so (`incoming`): a call about to start then
- * waits, at most HOLD_MAX_MS, for the jobs still being decoded, and for a moment after a call has ended
- * when few jobs wait, since the callers it answered tend to come straight back. Without this, N clients
- * in a loop split into two groups that alternate for good (measured through the HTTP service on
- * EfficientNet-Lite0: 1+15, 2+14, 3+13, 7+9 images per call), and the small group's call costs several
- * times more per image than the large one's. The cores are not left idle by the wait: the images it waits
- * for are being decoded on them.
+ * waits, at most HOLD_MAX_MS, while more jobs are still being decoded than wait, and for a moment after a
+ * call has ended when few jobs wait, since the callers it answered tend to come straight back. Without
+ * this, N clients in a loop split into two groups that alternate for good, at whatever sizes chance gave
+ * (measured through the HTTP service on EfficientNet-Lite0: 1+15, 2+14, 3+13, 12+4 images per call), and
+ * the small group's call costs several times more per image than the large one's. With it they settle into
+ * two equal groups, one decoding while the other runs (waiting for all of them instead left the cores to
+ * the model alone, then to the decoding alone: slower on a small model). The cores are not idle while it
+ * waits: the images it waits for are being decoded on them.
  *
  * Every job may carry an AbortSignal. A job aborted while waiting leaves the queue at once; a job aborted
  * while its batch runs is answered at once, and when every job of a batch has gone the native call
@@ -265,9 +267,11 @@ export class ModelBatcher {
   }
 
   /**
-   * Whether a call of `kind` with `jobs` images should wait for more: while jobs announced by `incoming` are
-   * still being decoded, or for COMEBACK_MS after a call of many jobs ended when few wait now; never past
-   * HOLD_MAX_MS, never with a full group. Arms a timer for the next look.
+   * Whether a call of `kind` with `jobs` images should wait for more: while more jobs announced by `incoming`
+   * are still being decoded than wait (so that a burst splits into two calls of about equal size: one runs
+   * while the other's images are decoded, and neither is a lone image), or for COMEBACK_MS after a call of
+   * many jobs ended when few wait now; never past HOLD_MAX_MS, never with a full group. Arms a timer for the
+   * next look.
    */
   #hold(kind: 'predict' | 'explain', jobs: number): boolean {
     if (jobs >= this.maxBatch) return false;
@@ -277,7 +281,7 @@ export class ModelBatcher {
     if (left <= 0) return false;
     const last = this.#last[kind];
     const comeback = last.ended + COMEBACK_MS - now;
-    const waitFor = this.#incoming[kind] > 0 ? left : comeback > 0 && jobs < last.jobs / 2 ? Math.min(left, comeback) : 0;
+    const waitFor = this.#incoming[kind] > jobs ? left : comeback > 0 && jobs < last.jobs / 2 ? Math.min(left, comeback) : 0;
     if (waitFor <= 0) return false;
     clearTimeout(this.#holdTimer);
     this.#holdTimer = setTimeout(() => this.#flush(), Math.ceil(waitFor));

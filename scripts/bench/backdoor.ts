@@ -8,15 +8,17 @@
  * Run: npm run bench -- backdoor             (both methods, both splits, --fast settings: about an hour
  *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
- *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes]
+ *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes] [--window-regions]
  * Input-agnostic scans use fewer steps than the defaults (FAST below) unless --full is given (Neural Cleanse
  * always runs at its defaults); --with-images gives the scan the benchmark's committed clean
- * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores.
+ * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores;
+ * --window-regions scores, in place of each flagged class's region, the window of its size holding the most
+ * map mass (a variant measured in docs/dev/backdoor-scan.md).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image } from '../../lib/index.js';
-import { formatSummary, manifestBox, summarise, summariseBy, type Outcome } from './_backdoor-metrics.js';
+import { formatSummary, manifestBox, summarise, summariseBy, type Box, type Outcome } from './_backdoor-metrics.js';
 
 const dir = join(__dirname, '..', '..', 'test', 'fixtures', 'backdoor-bench');
 
@@ -94,6 +96,14 @@ async function main(): Promise<void> {
         regions: scan.flagged.map((c) => scan.classes.find((x) => x.class === c)!.box),
         ms,
       };
+      if (process.argv.includes('--window-regions')) {
+        // Developer's variant (docs/dev/backdoor-scan.md): the window of the region's size that holds the most
+        // map mass, in place of the region grown around the map's peak.
+        outcome.regions = scan.flagged.map((c) => {
+          const j = scan.classes.findIndex((x) => x.class === c);
+          return heaviestWindow(scan.maps[j], scan.classes[j].box.height, scan.classes[j].box.width);
+        });
+      }
       outcomes.push(outcome);
       const top = scan.classes.reduce((a, b) => (b.anomalyIndex > a.anomalyIndex ? b : a));
       console.log(
@@ -116,6 +126,31 @@ async function main(): Promise<void> {
   }
   const out = arg('json', '');
   if (out) writeFileSync(out, JSON.stringify(all, null, 1) + '\n');
+}
+
+/** The h x w window of the map with the largest sum (an integral image; the first such window on ties). */
+function heaviestWindow(map: { data: Float32Array; height: number; width: number }, h: number, w: number): Box {
+  const { data, height, width } = map;
+  const integral = new Float64Array((height + 1) * (width + 1));
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      integral[(y + 1) * (width + 1) + x + 1] =
+        data[y * width + x] + integral[y * (width + 1) + x + 1] + integral[(y + 1) * (width + 1) + x] - integral[y * (width + 1) + x];
+    }
+  }
+  let best = { top: 0, left: 0, height: h, width: w };
+  let most = -Infinity;
+  for (let y = 0; y + h <= height; y++) {
+    for (let x = 0; x + w <= width; x++) {
+      const sum =
+        integral[(y + h) * (width + 1) + x + w] - integral[y * (width + 1) + x + w] - integral[(y + h) * (width + 1) + x] + integral[y * (width + 1) + x];
+      if (sum > most) {
+        most = sum;
+        best = { top: y, left: x, height: h, width: w };
+      }
+    }
+  }
+  return best;
 }
 
 main().catch((e) => {

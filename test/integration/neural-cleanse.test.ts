@@ -63,6 +63,23 @@ describe('neural-cleanse on the trojaned fixture', () => {
     expect(JSON.stringify(r)).not.toContain('patterns');
   });
 
+  it('stops early once every class has converged, as NC, and runs every step with earlyStopPatience 0', async () => {
+    const images = randomInputs(8, 3, SIZE, SIZE, 5);
+    const early = await trojan.explain(images, { method: 'neural-cleanse', target: [[2], [], [], [], [], [], [], []], steps: 600 });
+    const steps = early.details.lossHistory[0].length;
+    expect(early.details.reached[0]).toBe(true);
+    // Stopped before the last step, with lambda past its warm-up at 0; the history ends where the run did.
+    expect(steps).toBeLessThan(600);
+    expect(early.details.normHistory[0].length).toBe(steps);
+    expect(early.details.cost[0]).toBeGreaterThan(0);
+    const full = await trojan.explain(images, { method: 'neural-cleanse', target: [[2], [], [], [], [], [], [], []], steps: 40, earlyStopPatience: 0 });
+    expect(full.details.lossHistory[0].length).toBe(40);
+    await expect(trojan.explain(images, { method: 'neural-cleanse', target: 2, earlyStopPatience: -1 })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+      argument: 'options.earlyStopPatience',
+    });
+  }, 120_000);
+
   it('stops on abort and rejects bad options with typed errors', async () => {
     await expect(scanBackdoor(trojan, { size: SIZE, method: 'neural-cleanse', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' });
     await expect(scanBackdoor(trojan, { size: SIZE, method: 'neural-cleanse', steps: 0 })).rejects.toMatchObject({
