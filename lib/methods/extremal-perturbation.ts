@@ -91,8 +91,9 @@ export const EP_DEFAULTS = Object.freeze({
   kernel: 'fused',
   stopTolerance: 0,
   stopWindow: 50,
-  // Both off by default: exact per step, but over 800 steps their rounding moved 3 of 4 small-area masks of the
-  // real model elsewhere (scripts/ep-parity.ts; see the doc page's Faster steps).
+  // Both off by default: exact per step, but over 800 steps their rounding moves masks of the real model elsewhere,
+  // as far as a one-ulp change of the input does to the plain loop (scripts/ep-parity.ts; the doc page's parity
+  // section): on, they would change the masks users got before.
   memoryFormat: 'contiguous',
   freeze: false,
   precision: 'fp32',
