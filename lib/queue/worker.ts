@@ -60,6 +60,8 @@ export class QueueWorker {
   #heartbeat?: NodeJS.Timeout;
   #registered: Promise<void>;
   #closing?: Promise<void>;
+  /** Whether Redis was ever reached. */
+  #reached = false;
   completed = 0;
   failed = 0;
 
@@ -86,6 +88,7 @@ export class QueueWorker {
     this.#redis = new Redis(connection);
     this.#subscriber = new Redis(connection);
     this.#redis.on('error', () => {});
+    this.#redis.once('ready', () => (this.#reached = true));
     this.#subscriber.on('error', () => {});
     // A producer whose caller left asks the worker running the job to stop it.
     this.#subscriber.subscribe(this.#keys.cancel).catch(() => {});
@@ -188,12 +191,20 @@ export class QueueWorker {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#heartbeat);
-      await this.#redis.del(`${this.#keys.workers}${this.id}`).catch(() => {});
+      // BullMQ's Worker.close() first disconnects its blocking connection, and that awaits the connection's
+      // start-up, which never comes when Redis was never reached: close() then waited without end (and a
+      // second close(true) only returns the first one's promise). Ending its connections by force ends those
+      // waits; with Redis never reached no job can be running, so there is nothing to wait for.
+      const force = () => this.worker.getBackend().close(true);
+      if (!this.#reached) await force().catch(() => {});
+      // Commands wait through a reconnect without end (redis.ts): this one only while connected.
+      if (this.#redis.status === 'ready') await this.#redis.del(`${this.#keys.workers}${this.id}`).catch(() => {});
       const grace = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), this.#graceMs).unref());
       const closed = this.worker.close();
       if ((await Promise.race([closed, grace])) === 'late') {
         for (const b of this.#batchers.values()) b.rejectQueued(shuttingDown());
-        await this.worker.close(true);
+        await force().catch(() => {});
+        await closed.catch(() => {});
       }
       this.#subscriber.disconnect();
       this.#redis.disconnect();

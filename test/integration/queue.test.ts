@@ -335,8 +335,9 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   return check();
 }
 
-// Before the fix, close() never returned when Redis was never reached: QueueEvents.close() awaited a
-// connection start-up that never came. A Redis gone after start-up did not hang it; kept as a guard.
+// Before the fix, close() never returned when Redis was never reached: QueueEvents.close() (and a Worker's
+// close()) awaited a connection start-up that never came. A Redis gone after start-up did not hang the
+// producer; kept as a guard.
 describe('a producer whose Redis is not there', () => {
   const within = async <T>(ms: number, work: Promise<T>): Promise<T | 'hung'> => {
     let timer: NodeJS.Timeout | undefined;
@@ -373,6 +374,18 @@ describe('a producer whose Redis is not there', () => {
         lonely.result('1').catch((e: unknown) => e),
       ),
     ).resolves.toMatchObject({ code: 'ERR_REDIS_UNAVAILABLE' });
+    expect(
+      await within(
+        3000,
+        lonely.close().then(() => 'closed'),
+      ),
+    ).toBe('closed');
+  }, 30_000);
+
+  it('a worker whose Redis is never reached: close() returns at once (it waited without end)', async () => {
+    const port = await freePort();
+    const lonely = createWorker(served ?? [], { redis: `redis://127.0.0.1:${port}` });
+    await sleep(300);
     expect(
       await within(
         3000,
