@@ -145,13 +145,29 @@ void make_blas_fork_safe() {
 
 }  // namespace
 
+// The process's intra-op thread count as last set. libtorch's OpenMP build keeps the count per OS thread
+// (omp_set_num_threads changes the calling thread's only, and a thread reads the global value once, at its
+// first parallel op), while the addon's work runs on whichever libuv thread is free: a count set on one
+// thread after others had already worked did not reach them (`threads: 1` ran on 2 cores). Every native
+// call therefore applies this count to its own thread first (sync_threads).
+std::atomic<int> g_threads{0};
+
 void set_threads(int threads) {
   make_blas_fork_safe();
   int n = threads > 0 ? threads : available_cores();
+  g_threads.store(n);
   if (at::get_num_threads() != n) at::set_num_threads(n);
 }
 
-int get_threads() { return at::get_num_threads(); }
+void sync_threads() {
+  const int n = g_threads.load();
+  if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
+}
+
+int get_threads() {
+  const int n = g_threads.load();
+  return n > 0 ? n : at::get_num_threads();
+}
 
 Model::Model(torch::jit::Module module, const ModelOptions& options, at::Device device) : module_(std::move(module)), device_(device) {
   ++g_live_models;

@@ -87,6 +87,8 @@ int cuda_device_count();
 
 // Intra-op threads for every libtorch op in this process. 0 picks the cores available to the process.
 void set_threads(int threads);
+// Applies the count set by set_threads to the calling thread (call it first on every thread that runs work).
+void sync_threads();
 int get_threads();
 int available_cores();
 

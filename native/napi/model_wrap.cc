@@ -91,6 +91,7 @@ class ExplainWorker : public Napi::AsyncProgressQueueWorker<ts::Progress> {
     std::string message;
     bool ok = run_guarded(
         [this] {
+          ts::sync_threads();
           context_.check_cancelled();
           result_ = ts::run_method(*model_, std::move(request_), context_);
         },

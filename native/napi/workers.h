@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/model.h"
 #include "napi/convert.h"
 
 namespace tsn {
@@ -25,7 +26,13 @@ class PromiseWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     std::string message;
-    if (!run_guarded([this] { Run(); }, code_, message, argument_)) SetError(message);
+    if (!run_guarded(
+            [this] {
+              ts::sync_threads();
+              Run();
+            },
+            code_, message, argument_))
+      SetError(message);
   }
   void OnOK() override;
   void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message(), argument_).Value()); }

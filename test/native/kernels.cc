@@ -1,13 +1,17 @@
 // Native checks of the extremal-perturbation step's fused CPU kernels against their composed ATen
 // formulations (the reference: TorchRay's own ops), values and gradients, on cases chosen to reach every
 // branch: random values, many exact ties (masks full of 0s and 1s), k = 0 and k = n, negative values
-// (the penalty's fallback), mirrored apply, masks at the ends of [0, 1], several geometries.
+// (the penalty's fallback), mirrored apply, masks at the ends of [0, 1], several geometries; and the process's thread count reaching every worker thread.
 // Run by test/integration/native-kernels.test.ts; prints one line per check and exits 1 on a failure.
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "core/loop_module.h"
@@ -217,6 +221,40 @@ int main() {
     const int bn = count_nodes(net.get_method("forward").graph()->block(), "aten::batch_norm");
     std::printf("%s loop copy leaves the module alone: parameters unchanged %d, batch_norm nodes %d (want 2)\n", same && bn == 2 ? "ok  " : "FAIL", same, bn);
     if (!same || bn != 2) ++failures;
+  }
+
+  // The thread count set on one thread reaches a thread that had already run parallel work at another
+  // count, once that thread calls sync_threads (as every native call does first). Without it, OpenMP kept
+  // that thread's own count: `threads: 1` ran some calls on every core.
+  {
+    ts::set_threads(2);
+    int before = 0, after = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    int stage = 0;
+    std::thread worker([&] {
+      at::parallel_for(0, 1024, 1, [](int64_t, int64_t) {});
+      before = at::get_num_threads();
+      std::unique_lock<std::mutex> lock(mu);
+      stage = 1;
+      cv.notify_all();
+      cv.wait(lock, [&] { return stage == 2; });
+      ts::sync_threads();
+      after = at::get_num_threads();
+    });
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return stage == 1; });
+      ts::set_threads(1);
+      stage = 2;
+      cv.notify_all();
+    }
+    worker.join();
+    const bool ok = before == 2 && after == 1 && ts::get_threads() == 1;
+    std::printf("%s thread count set elsewhere reaches a working thread: %d before, %d after sync (want 2, 1), get_threads %d\n", ok ? "ok  " : "FAIL", before,
+                after, ts::get_threads());
+    if (!ok) ++failures;
+    ts::set_threads(0);
   }
 
   std::printf("%d failure(s)\n", failures);
