@@ -348,17 +348,18 @@ describe('a producer whose Redis is not there', () => {
       clearTimeout(timer);
     }
   };
+  /** 'closed' when close() returns within 3 s, else 'hung'. */
+  const closing = (what: { close(): Promise<unknown> }) =>
+    within(
+      3000,
+      what.close().then(() => 'closed'),
+    );
 
   it('never reached (nothing listens on the port): close() returns at once, calls fail with ERR_REDIS_UNAVAILABLE after redisWaitMs', async () => {
     const port = await freePort();
     const idle = createProducer({ redis: `redis://127.0.0.1:${port}` });
     await sleep(200);
-    expect(
-      await within(
-        3000,
-        idle.close().then(() => 'closed'),
-      ),
-    ).toBe('closed');
+    expect(await closing(idle)).toBe('closed');
 
     const lonely = createProducer({ redis: `redis://127.0.0.1:${port}`, redisWaitMs: 500 });
     const t0 = Date.now();
@@ -374,24 +375,14 @@ describe('a producer whose Redis is not there', () => {
         lonely.result('1').catch((e: unknown) => e),
       ),
     ).resolves.toMatchObject({ code: 'ERR_REDIS_UNAVAILABLE' });
-    expect(
-      await within(
-        3000,
-        lonely.close().then(() => 'closed'),
-      ),
-    ).toBe('closed');
+    expect(await closing(lonely)).toBe('closed');
   }, 30_000);
 
   it('a worker whose Redis is never reached: close() returns at once (it waited without end)', async () => {
     const port = await freePort();
     const lonely = createWorker(served ?? [], { redis: `redis://127.0.0.1:${port}` });
     await sleep(300);
-    expect(
-      await within(
-        3000,
-        lonely.close().then(() => 'closed'),
-      ),
-    ).toBe('closed');
+    expect(await closing(lonely)).toBe('closed');
   }, 30_000);
 
   it.skipIf(!hasRedis && !process.env.CI)(
@@ -406,12 +397,7 @@ describe('a producer whose Redis is not there', () => {
         await own.stop();
       }
       await sleep(300);
-      expect(
-        await within(
-          3000,
-          gone.close().then(() => 'closed'),
-        ),
-      ).toBe('closed');
+      expect(await closing(gone)).toBe('closed');
     },
     30_000,
   );
