@@ -9,11 +9,13 @@
  *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
  *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes] [--window-regions]
+ *        [--whole-image] [--trojans-only]
  * Input-agnostic scans use fewer steps than the defaults (FAST below) unless --full is given (Neural Cleanse
  * always runs at its defaults); --with-images gives the scan the benchmark's committed clean
  * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores;
  * --window-regions scores, in place of each flagged class's region, the window of its size holding the most
- * map mass (a variant measured in docs/dev/backdoor-scan.md).
+ * map mass (a variant measured in docs/dev/backdoor-scan.md); --whole-image turns on the input-agnostic scan's
+ * whole-image test for blended triggers (`wholeImage: true`), and prints which of the two tests flagged.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
         seed: Number(arg('seed', '0')),
         ...(clean ? { images: clean } : {}),
         ...(fast ? (m === 'input-agnostic' ? FAST.input : FAST.nc) : {}),
+        ...(m === 'input-agnostic' && process.argv.includes('--whole-image') ? { wholeImage: true } : {}),
       });
       const ms = performance.now() - t0;
       model.dispose();
@@ -110,6 +113,14 @@ async function main(): Promise<void> {
         `  ${m} ${e.id.padEnd(11)} target ${target} flagged [${scan.flagged.join(',')}] score ${scan.score.toFixed(2)} top class ${top.class}` +
           ` (${(ms / 1000).toFixed(1)} s)`,
       );
+      const byWhole = scan.classes.filter((c) => 'wholeImageFlagged' in c && c.wholeImageFlagged).map((c) => c.class);
+      if (scan.classes.some((c) => 'opacity' in c)) {
+        const ia = scan.classes as readonly { class: number; opacity?: number; opacityIndex?: number; opacityReached?: boolean }[];
+        console.log(
+          `      whole-image: flagged [${byWhole.join(',')}] opacity ${ia.map((c) => `${c.class === target ? '*' : ''}${c.opacity!.toFixed(3)}${c.opacityReached ? '' : '?'}`).join(' ')}` +
+            ` index ${ia.map((c) => c.opacityIndex!.toFixed(1)).join(' ')}`,
+        );
+      }
       if (process.argv.includes('--classes')) {
         for (const c of scan.classes) console.log(`      ${JSON.stringify(c, (k, v) => (typeof v === 'number' ? +v.toFixed(3) : v))}`);
       }
