@@ -19,7 +19,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image } from '../../lib/index.js';
+import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image, type InputAgnosticClassScan } from '../../lib/index.js';
 import { formatSummary, manifestBox, summarise, summariseBy, type Box, type Outcome } from './_backdoor-metrics.js';
 
 const dir = join(__dirname, '..', '..', 'test', 'fixtures', 'backdoor-bench');
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   const entries = manifest.models.filter((m) => (split === 'all' || m.split === split) && (pairs === '' || pairs.split(',').includes(m.pair)));
 
   const all: Record<string, Outcome[]> = {};
+  const regionOnly: Outcome[] = [];
   for (const m of methods) {
     const outcomes: Outcome[] = [];
     for (const e of entries) {
@@ -115,9 +116,17 @@ async function main(): Promise<void> {
       );
       const byWhole = scan.classes.filter((c) => 'wholeImageFlagged' in c && c.wholeImageFlagged).map((c) => c.class);
       if (scan.classes.some((c) => 'opacity' in c)) {
-        const ia = scan.classes as readonly { class: number; opacity?: number; opacityIndex?: number; opacityReached?: boolean }[];
+        const ia = scan.classes as readonly InputAgnosticClassScan[];
+        // The region test alone, from the same scan: its own rule and score, as the scan without wholeImage.
+        const byRegion = ia.filter((c) => c.anomalyIndex >= scan.thresholds.anomaly && c.specificFlipRate >= scan.thresholds.flip);
+        regionOnly.push({
+          ...outcome,
+          flagged: byRegion.sort((a, b) => b.anomalyIndex - a.anomalyIndex).map((c) => c.class),
+          score: Math.max(...ia.map((c) => c.anomalyIndex)),
+          regions: byRegion.map((c) => c.box),
+        });
         console.log(
-          `      whole-image: flagged [${byWhole.join(',')}] opacity ${ia.map((c) => `${c.class === target ? '*' : ''}${c.opacity!.toFixed(3)}${c.opacityReached ? '' : '?'}`).join(' ')}` +
+          `      region test: flagged [${regionOnly[regionOnly.length - 1].flagged.join(',')}]; whole-image: flagged [${byWhole.join(',')}] opacity ${ia.map((c) => `${c.class === target ? '*' : ''}${c.opacity!.toFixed(3)}${c.opacityReached ? '' : '?'}`).join(' ')}` +
             ` index ${ia.map((c) => c.opacityIndex!.toFixed(1)).join(' ')}`,
         );
       }
@@ -128,7 +137,8 @@ async function main(): Promise<void> {
     all[m] = outcomes;
   }
 
-  for (const m of methods) {
+  if (regionOnly.length > 0) all['input-agnostic, region test alone (the same scans)'] = regionOnly;
+  for (const m of Object.keys(all)) {
     const outcomes = all[m];
     console.log(`\n${m}${fast ? ' (--fast)' : ''}, ${outcomes.length} models`);
     for (const [name, s] of summariseBy(outcomes, (o) => o.split)) console.log('  ' + formatSummary(name, s));
