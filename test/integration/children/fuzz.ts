@@ -160,7 +160,18 @@ function randomScanOptions(): Record<string, unknown> {
       [-1, 0, 1],
     ]);
   // Short runs unless the option itself is fuzzed.
-  const short: Record<string, number> = { samples: 2, iterations: 2, refineSteps: 1, trials: 2, seeds: 1, steps: 2, inputs: 2, maxIter: 2 };
+  const short: Record<string, number> = {
+    samples: 2,
+    iterations: 2,
+    refineSteps: 1,
+    trials: 2,
+    seeds: 1,
+    steps: 2,
+    inputs: 2,
+    maxIter: 2,
+    wholeImageSteps: 2,
+    wholeImageInputs: 2,
+  };
   for (const [k, n] of Object.entries(short)) if ((k in own || explainKeys.includes(k)) && !(k in o)) o[k] = n;
   return o;
 }
