@@ -42,6 +42,8 @@ Options:
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
   --score-maps M          refuse | mean: N x K x H x W score maps refused (default) or averaged
  input-agnostic:  --samples N --iterations N --refine-steps N --trials N --flip-threshold X --max-area X
+                  --whole-image (also the whole-image test for blended triggers; give clean image files)
+                  --whole-image-threshold X
  neural-cleanse:  --steps N --inputs N --initial-cost X
 `;
 
@@ -54,12 +56,13 @@ const NUMBER_FLAGS: Record<string, 'integer' | 'number'> = {
   trials: 'integer',
   'flip-threshold': 'number',
   'max-area': 'number',
+  'whole-image-threshold': 'number',
   steps: 'integer',
   inputs: 'integer',
   'initial-cost': 'number',
 };
 const FOR_METHOD: Record<string, string[]> = {
-  'input-agnostic': ['samples', 'iterations', 'refine-steps', 'trials', 'flip-threshold', 'max-area'],
+  'input-agnostic': ['samples', 'iterations', 'refine-steps', 'trials', 'flip-threshold', 'max-area', 'whole-image', 'whole-image-threshold'],
   'neural-cleanse': ['steps', 'inputs', 'initial-cost'],
 };
 
@@ -87,6 +90,7 @@ function run(argv: string[]): Promise<number> {
         out: { type: 'string' },
         scale: { type: 'string' },
         json: { type: 'boolean' },
+        'whole-image': { type: 'boolean' },
         device: { type: 'string' },
         threads: { type: 'string' },
         'score-maps': { type: 'string' },
@@ -122,6 +126,7 @@ function run(argv: string[]): Promise<number> {
     if (dims) options.size = dims;
     if (values.head !== undefined) options.head = values.head;
     if (classes) options.classes = classes;
+    if (values['whole-image']) options.wholeImage = true;
     const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     for (const f of Object.keys(NUMBER_FLAGS)) {
       const n = number(values, f);

@@ -58,6 +58,25 @@ describe('torch-saliency scan', () => {
     }
   }, 200_000);
 
+  it('--whole-image with clean image files flags the target of a blended trojan (the benchmark d04)', () => {
+    const bench = join(ROOT, 'test', 'fixtures', 'backdoor-bench');
+    const files = readdirSync(join(bench, 'images', '32'))
+      .filter((f) => f.startsWith('single-'))
+      .map((f) => join(bench, 'images', '32', f));
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      const r = cli('--model', join(bench, 'models', 'd04-trojan.pt'), ...FAST, '--whole-image', '--json', '--out', out, ...files);
+      expect(r.code, r.stderr).toBe(0);
+      const verdict = JSON.parse(r.stdout);
+      expect(verdict.thresholds.wholeImage).toBe(2);
+      const target = verdict.classes.find((x: { class: number }) => x.class === 0);
+      expect(target.wholeImageFlagged, JSON.stringify(verdict.classes.map((c: { opacityIndex: number }) => c.opacityIndex))).toBe(true);
+      expect(verdict.flagged).toContain(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 200_000);
+
   it('says what is wrong with exit code 2', () => {
     const cases: [string[], RegExp][] = [
       [['--size', '32'], /--model/],
@@ -71,6 +90,8 @@ describe('torch-saliency scan', () => {
       [[...trojan, '--flip-threshold', 'high'], /--flip-threshold/],
       [[...trojan, '--flip-threshold', '2'], /options.flipThreshold/],
       [[...trojan, '--head', 'relu'], /options.head/],
+      [[...trojan, '--method', 'neural-cleanse', '--whole-image'], /--whole-image is an option of --method input-agnostic/],
+      [[...trojan, '--whole-image-threshold', '-1'], /options.wholeImageThreshold/],
     ];
     for (const [args, message] of cases) {
       const r = cli(...args);
