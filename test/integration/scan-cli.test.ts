@@ -121,9 +121,14 @@ describe('torch-saliency scan as a careless user', () => {
       // The defaults: a scan of many seconds.
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib', 'cli', 'index.ts'), 'scan', ...trojan, '--out', out], { cwd: ROOT });
       let stderr = '';
+      let sent = false;
       child.stderr.on('data', (d) => {
         stderr += String(d);
-        if (stderr.includes('scanning')) setTimeout(() => child.kill('SIGINT'), 500);
+        // One SIGINT: a second one, sent when the "interrupted" line arrived, could kill the exiting process.
+        if (stderr.includes('scanning') && !sent) {
+          sent = true;
+          setTimeout(() => child.kill('SIGINT'), 500);
+        }
       });
       const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
       // Before: no handler, so the process died of the signal (code null) whatever it was doing.
