@@ -369,8 +369,22 @@ int resolution(Isa isa) {
   }
 }
 
+#ifdef TS_X86_KERNELS
+// Whether every row's wk and w are equal, bit for bit, at the columns u and c2 - u for u in [begin, end).
+bool symmetric(const float* wk, const float* w, int64_t rows, int64_t padded, int64_t c2, int64_t begin, int64_t end) {
+  for (int64_t a = 0; a < rows; ++a)
+    for (int64_t u = begin; u < end; ++u)
+      if (std::memcmp(wk + a * padded + u, wk + a * padded + c2 - u, sizeof(float)) != 0 ||
+          std::memcmp(w + a * padded + u, w + a * padded + c2 - u, sizeof(float)) != 0)
+        return false;
+  return true;
+}
+#endif
+
 int64_t mirror_plan(Isa isa, const float* wk, const float* w, int64_t rows, int64_t length, int64_t padded, int64_t off0, int32_t* idx) {
 #ifdef TS_X86_KERNELS
+  // Column u is at dx = u + off0, so the column at -dx is c2 - u.
+  const int64_t c2 = -2 * off0;
   int64_t lanes = 0, vectors = 0, mirrored = 0;
   if (isa == Isa::avx512) {
     lanes = 16, vectors = kAvx512Rows, mirrored = kAvx512Mirrored;
@@ -380,25 +394,16 @@ int64_t mirror_plan(Isa isa, const float* wk, const float* w, int64_t rows, int6
     return 0;
   }
   if ((length + lanes - 1) / lanes != vectors || padded < vectors * lanes) return 0;
-  // Column u is at dx = u + off0, so the column at -dx is c2 - u. Vector k's lane l (u = k lanes + l) maps
-  // to lane c2 - u - (vectors - 2 - k) lanes = c2 - (vectors - 2) lanes - l of the pair (vectors - 2 - k,
-  // vectors - 1 - k): the same permute for every mirrored vector.
-  const int64_t c2 = -2 * off0;
+  // Vector k's lane l (u = k lanes + l) maps to lane c2 - u - (vectors - 2 - k) lanes = c2 - (vectors - 2)
+  // lanes - l of the pair (vectors - 2 - k, vectors - 1 - k): the same permute for every mirrored vector.
   for (int64_t l = 0; l < lanes; ++l) {
     const int64_t i = c2 - (vectors - 2) * lanes - l;
     if (i < 0 || i >= 2 * lanes) return 0;
     idx[l] = static_cast<int32_t>(i);
   }
-  for (int64_t k = 0; k < mirrored; ++k)
-    for (int64_t l = 0; l < lanes; ++l) {
-      const int64_t u = k * lanes + l, u2 = c2 - u;
-      if (u >= length || u2 < 0 || u2 >= length) return 0;
-      for (int64_t a = 0; a < rows; ++a)
-        if (std::memcmp(wk + a * padded + u, wk + a * padded + u2, sizeof(float)) != 0 ||
-            std::memcmp(w + a * padded + u, w + a * padded + u2, sizeof(float)) != 0)
-          return 0;
-    }
-  return mirrored;
+  for (int64_t u = 0; u < mirrored * lanes; ++u)
+    if (u >= length || c2 - u < 0 || c2 - u >= length) return 0;
+  return symmetric(wk, w, rows, padded, c2, 0, mirrored * lanes) ? mirrored : 0;
 #else
   (void)isa, (void)wk, (void)w, (void)rows, (void)length, (void)padded, (void)off0, (void)idx;
   return 0;
