@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -86,6 +87,35 @@ int main(int argc, char** argv) {
         buf, sizeof buf,
         "%s\"%s\":{\"genFwd\":%.3f,\"genFwdBwd\":%.3f,\"genFwdNoMirror\":%.3f,\"genFwdBwdNoMirror\":%.3f,\"applyFwdBwd\":%.3f,\"penaltyFwdBwd\":%.3f}",
         state ? "," : "", name, gen_f, gen_fb, plain_f, plain_fb, app_fb, pen_fb);
+    json += buf;
+  }
+  // The inner kernels alone, per parameter (m = 0.37, one folded support), with and without mirrored
+  // vectors: 400 alternating blocks of 200 calls, the fastest block of each side (on a loaded machine the
+  // least disturbed blocks are the kernels' cost), in ns per call.
+  {
+    const ts::MaskGenerator::Support& sm = gen.support();
+    const ts::MaskGenerator::Support& sp = gen_plain.support();
+    const int64_t stride = sm.padded + 32;
+    std::vector<float> S(sm.quad * stride, 1.0f), T(sm.quad * stride, 0.0f), B(sm.quad * stride, 0.25f), SC(sm.quad * stride, 0.5f);
+    const ts::smooth_max::Support km = sm.kernel_rows(), kp = sp.kernel_rows();
+    double best[2][2] = {{1e300, 1e300}, {1e300, 1e300}};  // [mirrored, plain][forward, backward]
+    volatile float sink = 0;
+    for (int block = 0; block < 400; ++block)
+      for (int side = 0; side < 2; ++side) {
+        const ts::smooth_max::Support& k = side == 0 ? km : kp;
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 200; ++i) ts::smooth_max::forward(sm.isa, 0.37f, k, S.data(), T.data(), stride);
+        auto t1 = std::chrono::steady_clock::now();
+        float acc = 0;
+        for (int i = 0; i < 200; ++i) acc += ts::smooth_max::backward(sm.isa, 0.37f, k, B.data(), SC.data(), stride);
+        auto t2 = std::chrono::steady_clock::now();
+        sink = sink + acc;
+        best[side][0] = std::min(best[side][0], std::chrono::duration<double, std::nano>(t1 - t0).count() / 200);
+        best[side][1] = std::min(best[side][1], std::chrono::duration<double, std::nano>(t2 - t1).count() / 200);
+      }
+    char buf[256];
+    std::snprintf(buf, sizeof buf, ",\"kernelNs\":{\"forward\":%.1f,\"forwardNoMirror\":%.1f,\"backward\":%.1f,\"backwardNoMirror\":%.1f}", best[0][0],
+                  best[1][0], best[0][1], best[1][1]);
     json += buf;
   }
   std::printf("%s,\"size\":%lld,\"masks\":%lld,\"threads\":%d,\"isa\":\"%s\",\"mirroredVectorsPerRow\":%lld}\n", json.c_str(), static_cast<long long>(size),
