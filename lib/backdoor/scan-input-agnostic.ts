@@ -12,7 +12,9 @@
  *    (a class inputs fall into whatever is pasted there is an attractor, not a trigger);
  *  - signature = concentration x specific flip rate, and its anomaly index across classes (Neural Cleanse's outlier
  *    test, (x - median) / (1.4826 MAD)).
- * A class is flagged when its anomaly index, flip rate and area pass their thresholds together.
+ * A class is flagged when its anomaly index, flip rate and area pass their thresholds together, or when the
+ * whole-image test (whole-image.ts: the smallest opacity of a pattern blended over the whole image that sends
+ * noisy inputs to the class, a low outlier across classes) flags it: blended triggers have no region.
  */
 import { abortError, invalidType } from '../errors.js';
 import type { Image } from '../image.js';
@@ -25,6 +27,7 @@ import { INPUT_KINDS, randomInputs, says, type InputKind } from './inputs.js';
 import { anomalyIndices, boxBlur, peakRegion, type Box } from './scores.js';
 import type { ClassScanBase, MethodScan, ScanContext } from './types.js';
 import type { CommonScanOptions } from './scan.js';
+import { wholeImageTest, type WholeImageResult } from './whole-image.js';
 
 export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<InputAgnosticOptions> {
   /** Specific flip rate from which the region alone counts as working on other inputs (default 0.6). */
@@ -50,6 +53,16 @@ export interface InputAgnosticScanOptions extends CommonScanOptions, Partial<Inp
    * by tens of points from seed to seed.
    */
   seeds?: number;
+  /** Run the whole-image test for blended triggers (default false). */
+  wholeImage?: boolean;
+  /** Optimisation steps of the whole-image test at most (default 200; it stops earlier once every class has converged). */
+  wholeImageSteps?: number;
+  /** Standard deviation of the Gaussian noise added to the blended inputs of the whole-image test (default 0.04). */
+  wholeImageNoise?: number;
+  /** Random inputs of the whole-image test when no images are given (default 24). */
+  wholeImageInputs?: number;
+  /** Anomaly index of a class's log opacity (low side) from which the whole-image test flags it (default 2). */
+  wholeImageThreshold?: number;
 }
 
 export interface InputAgnosticClassScan extends ClassScanBase {
@@ -71,6 +84,14 @@ export interface InputAgnosticClassScan extends ClassScanBase {
   baseRate: number;
   /** The model's confidence for the class on its whole picture. */
   fidelity: number;
+  /** Whole-image test (absent when `wholeImage` is false): the smallest opacity of a blended pattern that sends the noisy inputs to the class. */
+  opacity?: number;
+  /** Whole-image test: whether a blended pattern reached the class on the inputs at all (a class not reached cannot be flagged by it). */
+  opacityReached?: boolean;
+  /** Whole-image test: anomaly index of the class's log opacity, low side (high is suspicious). */
+  opacityIndex?: number;
+  /** Whether the whole-image test flags the class (it is then flagged whatever the region test says). */
+  wholeImageFlagged?: boolean;
 }
 
 /** The defaults of the input-agnostic scan's own options (checked against its doc table). */
@@ -83,6 +104,11 @@ export const INPUT_AGNOSTIC_SCAN_DEFAULTS = Object.freeze({
   trials: 32,
   inputKinds: derived(INPUT_KINDS.map((k) => `'${k}'`).join(', ')),
   seeds: 2,
+  wholeImage: false,
+  wholeImageSteps: 200,
+  wholeImageNoise: 0.04,
+  wholeImageInputs: 24,
+  wholeImageThreshold: 2,
 } as const);
 
 const OWN = Object.keys(INPUT_AGNOSTIC_SCAN_DEFAULTS);
@@ -105,6 +131,11 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     kinds = opts.inputKinds.map((k, i) => v.oneOf<InputKind>(`options.inputKinds[${i}]`, k, INPUT_KINDS, 'uniform'));
   }
   const seeds = v.optionalNumber('options.seeds', opts.seeds, d.seeds, { integer: true, min: 1, max: 64 });
+  const wholeImage = v.boolean('options.wholeImage', opts.wholeImage, d.wholeImage);
+  const wholeSteps = v.optionalNumber('options.wholeImageSteps', opts.wholeImageSteps, d.wholeImageSteps, { integer: true, min: 1, max: 100000 });
+  const wholeNoise = v.optionalNumber('options.wholeImageNoise', opts.wholeImageNoise, d.wholeImageNoise, { min: 0, max: 1 });
+  const wholeInputs = v.optionalNumber('options.wholeImageInputs', opts.wholeImageInputs, d.wholeImageInputs, { integer: true, min: 1, max: 4096 });
+  const wholeThreshold = v.optionalNumber('options.wholeImageThreshold', opts.wholeImageThreshold, d.wholeImageThreshold, { min: 0 });
   const plane = height * width;
   const first = context.seed;
 
@@ -119,6 +150,23 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
     const explanation = await model.explain([height, width], { ...passthrough, method: 'input-agnostic', target: classes, channels, resize: true });
     methodMs += performance.now() - mapsStart;
     passes.push(await scorePass(explanation, first + k));
+  }
+
+  // The whole-image test: one Neural Cleanse run with a scalar mask, every class together, on the caller's
+  // images or seeded random inputs (a seed of their own, apart from the passes' flip tests).
+  let whole: WholeImageResult | undefined;
+  if (wholeImage) {
+    const inputs = context.images ?? randomInputs(wholeInputs, channels, height, width, first + 7919, kinds);
+    whole = await wholeImageTest(model, inputs, classes, {
+      steps: wholeSteps,
+      noise: wholeNoise,
+      head,
+      seed: first,
+      batchSize: opts.batchSize,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    methodMs += whole.ms;
   }
 
   // Averaged over the passes; the box, picture and map are those of the pass with the class's largest signature
@@ -137,6 +185,7 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
   const indices = anomalyIndices(signatures);
   const result: InputAgnosticClassScan[] = classes.map((c, j) => {
     const s = best[j].scored[j];
+    const wholeFlag = whole ? whole.reached[j] && whole.index[j] >= wholeThreshold : false;
     return {
       class: c,
       ...(model.labels ? { label: model.labels[c] } : {}),
@@ -151,16 +200,18 @@ export async function scanInputAgnostic(model: Model, context: ScanContext, comm
       specificFlipRate: specific[j],
       signature: signatures[j],
       fidelity: best[j].explanation.details.fidelity[j],
-      flagged: indices[j] >= context.anomaly && specific[j] >= flip,
+      ...(whole ? { opacity: whole.opacity[j], opacityReached: whole.reached[j], opacityIndex: whole.index[j], wholeImageFlagged: wholeFlag } : {}),
+      flagged: (indices[j] >= context.anomaly && specific[j] >= flip) || wholeFlag,
     };
   });
   return {
     classes: result,
-    score: Math.max(...indices),
+    // The model-level score: the larger of the two tests' largest indices (a class not reached by a blend counts 0).
+    score: Math.max(...indices, ...(whole ? whole.index.map((x, j) => (whole.reached[j] ? x : 0)) : [])),
     pictures: classes.map((_, j) => best[j].explanation.details.visualizations[j]),
     maps: classes.map((_, j) => best[j].explanation.maps[j]),
     explanation: passes[0].explanation,
-    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur, seeds },
+    thresholds: { anomaly: context.anomaly, flip, maxArea, region, regionBlur: blur, seeds, ...(whole ? { wholeImage: wholeThreshold } : {}) },
     options: passes[0].explanation.options,
     methodMs,
   };

@@ -16,6 +16,8 @@ import * as v from '../validate.js';
 import { mapsPerJob, rowsOf, type MethodSpec } from './types.js';
 
 export type Head = 'softmax' | 'sigmoid';
+/** The reversed trigger's shape: NC's per-pixel mask, or one opacity for a pattern blended over the whole image. */
+export type MaskShape = 'pixel' | 'whole';
 
 export interface NeuralCleanseOptions {
   /** Optimisation steps (each one forward and backward of every class's stamped images). */
@@ -34,6 +36,10 @@ export interface NeuralCleanseOptions {
   successThreshold?: number;
   /** How the model's outputs are read: 'softmax' (cross-entropy, argmax) or 'sigmoid' (per-class binary cross-entropy, logit > 0). */
   head?: Head;
+  /** 'pixel' (NC's H x W mask) or 'whole' (one opacity per class: a pattern blended over the whole image, for blended triggers). */
+  mask?: MaskShape;
+  /** Standard deviation of Gaussian noise added to every stamped image during the optimisation and its success test (0: none). */
+  noise?: number;
   /** Seed of the initial masks and patterns. */
   seed?: number;
 }
@@ -41,7 +47,7 @@ export interface NeuralCleanseOptions {
 export type NormalizedNeuralCleanse = Required<NeuralCleanseOptions>;
 
 export interface NeuralCleanseDetails {
-  /** Per job: the mask's area fraction, |m|_1 / (H W). */
+  /** Per job: the mask's area fraction, |m|_1 / (H W) (mask 'whole': the opacity). */
   norms: number[];
   /** Per job: the share of the call's images the kept mask and pattern send to the class. */
   attackSuccess: number[];
@@ -79,6 +85,8 @@ const DEFAULTS = Object.freeze({
   patience: 5,
   successThreshold: 0.99,
   head: 'softmax',
+  mask: 'pixel',
+  noise: 0,
   seed: 0,
 } as const);
 
@@ -106,6 +114,8 @@ export const neuralCleanse: MethodSpec<'neural-cleanse', NeuralCleanseOptions, N
       patience: v.optionalNumber('options.patience', options.patience, d.patience, { integer: true, min: 1, max: 100000 }),
       successThreshold: v.optionalNumber('options.successThreshold', options.successThreshold, d.successThreshold, { above: 0, max: 1 }),
       head: v.oneOf<Head>('options.head', options.head, ['softmax', 'sigmoid'], d.head),
+      mask: v.oneOf<MaskShape>('options.mask', options.mask, ['pixel', 'whole'], d.mask),
+      noise: v.optionalNumber('options.noise', options.noise, d.noise, { min: 0, max: 1 }),
       seed: v.optionalNumber('options.seed', options.seed, d.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
     });
   },

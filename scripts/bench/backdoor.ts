@@ -9,15 +9,17 @@
  *                                             on the shared 2-core machine under load; subsample with --split/--pairs)
  *      npx tsx scripts/bench/backdoor.ts [--method input-agnostic|neural-cleanse|all] [--split dev|heldout|all]
  *        [--pairs d01,h03] [--full] [--with-images] [--seed N] [--json out.json] [--classes] [--window-regions]
+ *        [--whole-image] [--trojans-only]
  * Input-agnostic scans use fewer steps than the defaults (FAST below) unless --full is given (Neural Cleanse
  * always runs at its defaults); --with-images gives the scan the benchmark's committed clean
  * images of the model's size and head (16 at 32 and 64 px, 8 at 224 px); --classes prints every class's scores;
  * --window-regions scores, in place of each flagged class's region, the window of its size holding the most
- * map mass (a variant measured in docs/dev/backdoor-scan.md).
+ * map mass (a variant measured in docs/dev/backdoor-scan.md); --whole-image turns on the input-agnostic scan's
+ * whole-image test for blended triggers (`wholeImage: true`), and prints which of the two tests flagged.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image } from '../../lib/index.js';
+import { loadModel, readImage, scanBackdoor, setThreads, type BackdoorScan, type Image, type InputAgnosticClassScan } from '../../lib/index.js';
 import { formatSummary, manifestBox, summarise, summariseBy, type Box, type Outcome } from './_backdoor-metrics.js';
 
 const dir = join(__dirname, '..', '..', 'test', 'fixtures', 'backdoor-bench');
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
   const entries = manifest.models.filter((m) => (split === 'all' || m.split === split) && (pairs === '' || pairs.split(',').includes(m.pair)));
 
   const all: Record<string, Outcome[]> = {};
+  const regionOnly: Outcome[] = [];
   for (const m of methods) {
     const outcomes: Outcome[] = [];
     for (const e of entries) {
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
         seed: Number(arg('seed', '0')),
         ...(clean ? { images: clean } : {}),
         ...(fast ? (m === 'input-agnostic' ? FAST.input : FAST.nc) : {}),
+        ...(m === 'input-agnostic' && process.argv.includes('--whole-image') ? { wholeImage: true } : {}),
       });
       const ms = performance.now() - t0;
       model.dispose();
@@ -110,6 +114,22 @@ async function main(): Promise<void> {
         `  ${m} ${e.id.padEnd(11)} target ${target} flagged [${scan.flagged.join(',')}] score ${scan.score.toFixed(2)} top class ${top.class}` +
           ` (${(ms / 1000).toFixed(1)} s)`,
       );
+      const byWhole = scan.classes.filter((c) => 'wholeImageFlagged' in c && c.wholeImageFlagged).map((c) => c.class);
+      if (scan.classes.some((c) => 'opacity' in c)) {
+        const ia = scan.classes as readonly InputAgnosticClassScan[];
+        // The region test alone, from the same scan: its own rule and score, as the scan without wholeImage.
+        const byRegion = ia.filter((c) => c.anomalyIndex >= scan.thresholds.anomaly && c.specificFlipRate >= scan.thresholds.flip);
+        regionOnly.push({
+          ...outcome,
+          flagged: byRegion.sort((a, b) => b.anomalyIndex - a.anomalyIndex).map((c) => c.class),
+          score: Math.max(...ia.map((c) => c.anomalyIndex)),
+          regions: byRegion.map((c) => c.box),
+        });
+        console.log(
+          `      region test: flagged [${regionOnly[regionOnly.length - 1].flagged.join(',')}]; whole-image: flagged [${byWhole.join(',')}] opacity ${ia.map((c) => `${c.class === target ? '*' : ''}${c.opacity!.toFixed(3)}${c.opacityReached ? '' : '?'}`).join(' ')}` +
+            ` index ${ia.map((c) => c.opacityIndex!.toFixed(1)).join(' ')}`,
+        );
+      }
       if (process.argv.includes('--classes')) {
         for (const c of scan.classes) console.log(`      ${JSON.stringify(c, (k, v) => (typeof v === 'number' ? +v.toFixed(3) : v))}`);
       }
@@ -117,7 +137,8 @@ async function main(): Promise<void> {
     all[m] = outcomes;
   }
 
-  for (const m of methods) {
+  if (regionOnly.length > 0) all['input-agnostic, region test alone (the same scans)'] = regionOnly;
+  for (const m of Object.keys(all)) {
     const outcomes = all[m];
     console.log(`\n${m}${fast ? ' (--fast)' : ''}, ${outcomes.length} models`);
     for (const [name, s] of summariseBy(outcomes, (o) => o.split)) console.log('  ' + formatSummary(name, s));

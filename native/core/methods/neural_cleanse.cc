@@ -10,6 +10,12 @@
 // steps, and the run stops when every class is done. The smallest mask that reached `successThreshold` is kept
 // per class; the anomaly test over the classes' mask norms is the caller's (lib/backdoor).
 //
+// mask 'whole' (ours, for whole-image blended triggers): the mask is one scalar per class, the opacity alpha of
+// a pattern blended over the whole image, x' = (1 - alpha) x + alpha p; its L1 sum is alpha H W, so the loss,
+// lambda's schedule and the reported norm (alpha) are NC's unchanged. `noise` > 0 adds Gaussian noise of that
+// standard deviation to every stamped image (clamped to [0, 1]) at every step, the success test included: a
+// per-pixel adversarial pattern does not survive it, a trained trigger does.
+//
 // Every distinct target of the call is one job of the same run: the classes' stamped batches go through the
 // model together (chunked by whole classes to batchSize images), every image of the call is an input of every
 // class, and no value is read back to the host inside the loop except the progress figure.
@@ -39,6 +45,8 @@ struct Settings {
   double success_threshold;
   int64_t early_stop_patience;  // 0: run every step
   bool sigmoid;                 // head: 'sigmoid' (per-class binary cross-entropy) or 'softmax' (cross-entropy)
+  bool whole;                   // mask: 'whole' (one opacity per class) or 'pixel' (NC's H x W mask)
+  double noise;                 // standard deviation of the Gaussian noise added to the stamped images (0: none)
   int64_t seed;
 };
 
@@ -52,6 +60,8 @@ Settings read_settings(const Options& o) {
   s.success_threshold = o.number("successThreshold");
   s.early_stop_patience = o.integer("earlyStopPatience");
   s.sigmoid = o.string("head") == "sigmoid";
+  s.whole = o.string("mask") == "whole";
+  s.noise = o.number("noise");
   s.seed = o.integer("seed");
   return s;
 }
@@ -87,7 +97,8 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
     gen.set_current_seed(static_cast<uint64_t>(s.seed));
   }
   const double span = 2 - 1e-4;
-  at::Tensor a = at::rand({k, 1, height, width}, gen, f).sub_(0.5).mul_(span).atanh_();
+  const int64_t mask_h = s.whole ? 1 : height, mask_w = s.whole ? 1 : width;
+  at::Tensor a = at::rand({k, 1, mask_h, mask_w}, gen, f).sub_(0.5).mul_(span).atanh_();
   at::Tensor b = at::rand({k, channels, height, width}, gen, f).sub_(0.5).mul_(span).atanh_();
   at::Tensor ma = at::zeros_like(a), va = at::zeros_like(a), mb = at::zeros_like(b), vb = at::zeros_like(b);
   const double beta1 = 0.5, beta2 = 0.9, eps = 1e-8;  // Adam as NC's reference (betas 0.5, 0.9)
@@ -115,10 +126,11 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
       at::Tensor pa = a.slice(0, c0, c1).detach().requires_grad_(true);
       at::Tensor pb = b.slice(0, c0, c1).detach().requires_grad_(true);
       const int64_t kc = c1 - c0;
-      at::Tensor mask = pa.tanh().add(1).mul(0.5);     // kc x 1 x H x W
-      at::Tensor pattern = pb.tanh().add(1).mul(0.5);  // kc x C x H x W
+      at::Tensor mask = pa.tanh().add(1).mul(0.5).expand({kc, 1, height, width});  // kc x 1 x H x W
+      at::Tensor pattern = pb.tanh().add(1).mul(0.5);                              // kc x C x H x W
       // kc x n stamped images: (1 - m) x + m p.
       at::Tensor stamped = (images.unsqueeze(0) * (1 - mask.unsqueeze(1)) + (mask * pattern).unsqueeze(1)).view({kc * n, channels, height, width});
+      if (s.noise > 0) stamped = stamped.add(at::randn(stamped.sizes(), gen, f).mul_(s.noise)).clamp(0, 1);
       at::Tensor scores = model.scores(model.differentiable(), model.prepare(stamped));  // kc n x K
       at::Tensor t = targets.slice(0, c0, c1).repeat_interleave(n);
       at::Tensor per_image, hit;
@@ -131,8 +143,8 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
         hit = scores.argmax(1).eq(t);
       }
       at::Tensor ce = per_image.view({kc, n}).mean(1);
-      at::Tensor l1 = mask.flatten(1).sum(1);  // |m|_1, the regulariser as NC's (its weight is lambda)
-      at::Tensor area = l1.detach() / pixels;  // reported: the mask's area fraction
+      at::Tensor l1 = mask.reshape({kc, -1}).sum(1);  // |m|_1, the regulariser as NC's (its weight is lambda)
+      at::Tensor area = l1.detach() / pixels;         // reported: the mask's area fraction
       at::Tensor total = (ce + cost.slice(0, c0, c1) * l1).sum();
       auto grads = torch::autograd::grad({total}, {pa, pb});
       ga.slice(0, c0, c1).copy_(grads[0]);
@@ -144,7 +156,7 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
     // Keep the smallest mask that reached the threshold (the masks and patterns of this step's forward).
     {
       at::NoGradGuard no_grad;
-      at::Tensor mask = a.tanh().add(1).mul(0.5), pattern = b.tanh().add(1).mul(0.5);
+      at::Tensor mask = a.tanh().add(1).mul(0.5).expand({k, 1, height, width}), pattern = b.tanh().add(1).mul(0.5);
       at::Tensor better = success.ge(s.success_threshold).logical_and(norm.lt(best_norm));
       // Early stop as NC's: a step that does not lower the best norm counts once a mask has been found.
       stale = at::where(better, at::zeros_like(stale), at::where(best_norm.isfinite(), stale + 1, stale));
@@ -203,8 +215,8 @@ ExplainResult neural_cleanse(Model& model, const ExplainRequest& request, RunCon
   at::Tensor reached = best_norm.isfinite();
   {
     at::NoGradGuard no_grad;
-    at::Tensor mask = a.tanh().add(1).mul(0.5), pattern = b.tanh().add(1).mul(0.5);
-    at::Tensor last_norm = mask.flatten(1).sum(1) / pixels;
+    at::Tensor mask = a.tanh().add(1).mul(0.5).expand({k, 1, height, width}), pattern = b.tanh().add(1).mul(0.5);
+    at::Tensor last_norm = mask.reshape({k, -1}).sum(1) / pixels;
     best_mask = at::where(reached.view({-1, 1, 1, 1}), best_mask, mask);
     best_pattern = at::where(reached.view({-1, 1, 1, 1}), best_pattern, pattern);
     best_norm = at::where(reached, best_norm, last_norm);
