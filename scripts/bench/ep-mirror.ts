@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readImage, runtime, type Image, type Model } from '../../lib/index.js';
+import { noiseImage } from './_noise.js';
 
 const root = join(__dirname, '..', '..');
 const baselineBin = join(root, 'build', 'ts_bench_baseline');
@@ -42,15 +43,7 @@ function bare(model: string, iters: number): number {
   return (JSON.parse(out.trim().split('\n').pop()!) as { msPerIter: number }).msPerIter;
 }
 
-function noise(seed: number): Image {
-  const data = new Float32Array(3 * SIZE * SIZE);
-  let s = seed * 2654435761;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s >>> 8) / 2 ** 24;
-  }
-  return { data, channels: 3, height: SIZE, width: SIZE };
-}
+const noise = (seed: number): Image => noiseImage(seed, SIZE);
 
 interface Side {
   stepMs: number[];
