@@ -41,6 +41,8 @@ Options:
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
   --score-maps M          refuse | mean: N x K x H x W score maps refused (default) or averaged
  input-agnostic:  --samples N --iterations N --refine-steps N --trials N --flip-threshold X --max-area X
+                  --whole-image (also the test for whole-image blended triggers; give clean images)
+                  --whole-image-steps N --whole-image-noise X --whole-image-inputs N --whole-image-threshold X
  neural-cleanse:  --steps N --inputs N --initial-cost X
 `;
 
@@ -56,9 +58,25 @@ const NUMBER_FLAGS: Record<string, 'integer' | 'number'> = {
   steps: 'integer',
   inputs: 'integer',
   'initial-cost': 'number',
+  'whole-image-steps': 'integer',
+  'whole-image-noise': 'number',
+  'whole-image-inputs': 'integer',
+  'whole-image-threshold': 'number',
 };
 const FOR_METHOD: Record<string, string[]> = {
-  'input-agnostic': ['samples', 'iterations', 'refine-steps', 'trials', 'flip-threshold', 'max-area'],
+  'input-agnostic': [
+    'samples',
+    'iterations',
+    'refine-steps',
+    'trials',
+    'flip-threshold',
+    'max-area',
+    'whole-image',
+    'whole-image-steps',
+    'whole-image-noise',
+    'whole-image-inputs',
+    'whole-image-threshold',
+  ],
   'neural-cleanse': ['steps', 'inputs', 'initial-cost'],
 };
 
@@ -71,6 +89,7 @@ const FLAGS: FlagSpecs = {
   out: { type: 'string' },
   scale: { type: 'integer', min: 1, max: 32 },
   json: { type: 'boolean' },
+  'whole-image': { type: 'boolean' },
   ...Object.fromEntries(Object.entries(NUMBER_FLAGS).map(([f, type]) => [f, type === 'integer' ? { type, min: 0 } : { type }])),
 };
 
@@ -102,6 +121,7 @@ function run(argv: string[]): Promise<number> {
     if (classes) options.classes = classes;
     const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     for (const f of Object.keys(NUMBER_FLAGS)) if (values[f] !== undefined) options[camel(f)] = values[f];
+    if (values['whole-image']) options.wholeImage = true;
     // The output folder is checked (and made) before the model is loaded or anything computed.
     const out = await makeFolder((values.out as string | undefined) ?? 'scan-out', '--out');
     const started = new Date().toISOString();
@@ -155,10 +175,14 @@ function run(argv: string[]): Promise<number> {
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
       else {
         process.stdout.write(`${scan.suspicious ? 'SUSPICIOUS' : 'no trigger found'}: flagged [${scan.flagged.join(', ')}], score ${scan.score.toFixed(2)}\n`);
-        process.stdout.write('class\tlabel\tanomaly\tflagged\tbox (top,left,h x w)\n');
+        // With --whole-image, the whole-image test's opacity and its anomaly index too (a class either test flags is flagged).
+        const whole = scan.classes.some((c) => 'opacity' in c);
+        process.stdout.write(`class\tlabel\tanomaly\t${whole ? 'opacity\topacity index\t' : ''}flagged\tbox (top,left,h x w)\n`);
         for (const c of scan.classes) {
+          const o = c as { opacity?: number; opacityIndex?: number };
+          const extra = whole ? `${o.opacity?.toFixed(3) ?? '-'}\t${o.opacityIndex?.toFixed(2) ?? '-'}\t` : '';
           process.stdout.write(
-            `${c.class}\t${c.label ?? ''}\t${c.anomalyIndex.toFixed(2)}\t${c.flagged ? 'yes' : ''}\t${c.box.top},${c.box.left},${c.box.height}x${c.box.width}\n`,
+            `${c.class}\t${c.label ?? ''}\t${c.anomalyIndex.toFixed(2)}\t${extra}${c.flagged ? 'yes' : ''}\t${c.box.top},${c.box.left},${c.box.height}x${c.box.width}\n`,
           );
         }
       }

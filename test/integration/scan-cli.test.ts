@@ -83,6 +83,47 @@ describe('torch-saliency scan', () => {
   }, 200_000);
 });
 
+describe('torch-saliency scan --whole-image', () => {
+  it("on the benchmark's d04 blend trojan (target 0) with its clean images: flagged by the whole-image test, whose opacity and index the table, scan.json and the page show", () => {
+    const bench = join(ROOT, 'test', 'fixtures', 'backdoor-bench');
+    const sets = JSON.parse(readFileSync(join(bench, 'images.json'), 'utf8')) as { sets: Record<string, { images: { file: string }[] }> };
+    const images = sets.sets['32/softmax'].images.map((im) => join(bench, im.file));
+    const out = mkdtempSync(join(tmpdir(), 'ts-scan-'));
+    try {
+      const r = cli('--model', join(bench, 'models', 'd04-trojan.pt'), ...FAST, '--whole-image', '--out', out, ...images);
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines[1].split('\t')).toEqual(['class', 'label', 'anomaly', 'opacity', 'opacity index', 'flagged', 'box (top,left,h x w)']);
+      const scan = JSON.parse(readFileSync(join(out, 'scan.json'), 'utf8')) as {
+        flagged: number[];
+        classes: { class: number; opacity: number; opacityIndex: number; wholeImageFlagged: boolean; flagged: boolean }[];
+      };
+      const target = scan.classes[0];
+      expect(target.wholeImageFlagged).toBe(true);
+      expect(scan.flagged).toContain(0);
+      // The target's opacity is the smallest of the eight classes.
+      expect(Math.min(...scan.classes.map((c) => c.opacity))).toBe(target.opacity);
+      for (const c of scan.classes) {
+        const row = lines[2 + c.class].split('\t');
+        expect(Number(row[3])).toBeCloseTo(c.opacity, 3);
+        expect(Number(row[4])).toBeCloseTo(c.opacityIndex, 2);
+        expect(row[5]).toBe(c.flagged ? 'yes' : '');
+      }
+      const page = readFileSync(join(out, 'scan.html'), 'utf8');
+      expect(page).toContain('whole-image opacity');
+      expect(page).toContain('flagged by the whole-image test');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('--whole-image belongs to the input-agnostic scan', () => {
+    const r = cli(...trojan, '--method', 'neural-cleanse', '--whole-image');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--whole-image is an option of --method input-agnostic/);
+  }, 60_000);
+});
+
 describe('torch-saliency scan as a careless user', () => {
   it('--out and --scale are checked before the model is loaded; a class given twice is refused', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ts-scan-'));
