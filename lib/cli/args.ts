@@ -67,8 +67,11 @@ function convert(flag: string, spec: FlagSpec, text: string): FlagValue {
     throw new UsageError(`Expected ${what} for ${name} but received ${JSON.stringify(text)}`, name);
   };
   const range = (n: number, what: string): number => {
-    if (spec.min !== undefined && n < spec.min) bad(`${what} >= ${spec.min}`);
-    if (spec.max !== undefined && n > spec.max) bad(`${what} <= ${spec.max}`);
+    const low = spec.min !== undefined && n < spec.min;
+    const high = spec.max !== undefined && n > spec.max;
+    if ((low || high) && spec.min !== undefined && spec.max !== undefined) bad(`${what} from ${spec.min} to ${spec.max}`);
+    if (low) bad(`${what} >= ${spec.min}`);
+    if (high) bad(`${what} <= ${spec.max}`);
     return n;
   };
   switch (spec.type) {
@@ -171,8 +174,9 @@ export function camel(kebab: string): string {
   return kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** A line on stderr, prefixed by the program's name. */
 export const log = (msg: string): void => {
-  process.stderr.write(`${msg}\n`);
+  process.stderr.write(`torch-saliency: ${msg}\n`);
 };
 
 /**
@@ -181,14 +185,23 @@ export const log = (msg: string): void => {
  */
 export function reportError(e: unknown): number {
   if (e instanceof TorchSaliencyError) {
-    log(`torch-saliency: ${e.message} [${e.code}]`);
+    log(`${e.message} [${e.code}]`);
     return isCallerError(e) ? 2 : 1;
   }
   // A system error (a port in use, a disk full) is one line; anything else is a bug: its stack helps.
   const sys = e as { code?: unknown; message?: unknown };
-  if (typeof sys?.code === 'string' && typeof sys.message === 'string') log(`torch-saliency: ${sys.message} [${sys.code}]`);
-  else log(`torch-saliency: ${(e as Error)?.stack ?? String(e)}`);
+  if (typeof sys?.code === 'string' && typeof sys.message === 'string') log(`${sys.message} [${sys.code}]`);
+  else log(`${(e as Error)?.stack ?? String(e)}`);
   return 1;
+}
+
+/** Runs a command, turning its errors into exit codes by the one rule (reportError). */
+export async function exitCode(work: () => Promise<number>): Promise<number> {
+  try {
+    return await work();
+  } catch (e) {
+    return reportError(e);
+  }
 }
 
 /** The model --model names, with --labels, --device, --threads, --mean and --std. */

@@ -19,10 +19,8 @@ import { argmax2d } from '../map.js';
 import { imagePNG, overlayPNG } from '../pictures.js';
 import { writeEvaluationPage, type PairPictures } from '../report/evaluation.js';
 import { makeFolder, removePendingWrites, writeFileAtomic } from '../safe-write.js';
-import * as v from '../validate.js';
-import { terminalBar, type Command } from './args.js';
+import { MODEL_FLAGS, UsageError, exitCode, log, parseFlags, terminalBar, type Command, type FlagSpecs } from './args.js';
 import { INTERRUPTED_EXIT_CODE } from './explain.js';
-import { UsageError, exitCode, integer, log, parse, scoreMapsOf, size } from './strict-args.js';
 
 export const EVALUATE_HELP = `torch-saliency evaluate: which map to trust, scored on your annotated images (docs/evaluation.md)
 
@@ -82,32 +80,29 @@ export function splitMethods(text: string): string[] {
   return out;
 }
 
+const FLAGS: FlagSpecs = {
+  ...MODEL_FLAGS,
+  images: { type: 'string' },
+  boxes: { type: 'string' },
+  methods: { type: 'string' },
+  scores: { type: 'string' },
+  size: { type: 'size' },
+  fit: { type: 'string', choices: ['cover', 'contain', 'fill'] },
+  tolerance: { type: 'number' },
+  steps: { type: 'integer', min: 0 },
+  'sanity-images': { type: 'integer', min: 0 },
+  'sanity-order': { type: 'string' },
+  'sanity-points': { type: 'integer', min: 0 },
+  seed: { type: 'integer', min: 0 },
+  'batch-size': { type: 'integer', min: 0 },
+  out: { type: 'string' },
+  heatmaps: { type: 'integer', min: 0 },
+  json: { type: 'boolean' },
+};
+
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
-    const { values } = parse(argv, {
-      model: { type: 'string' },
-      labels: { type: 'string' },
-      images: { type: 'string' },
-      boxes: { type: 'string' },
-      methods: { type: 'string' },
-      scores: { type: 'string' },
-      size: { type: 'string' },
-      fit: { type: 'string' },
-      tolerance: { type: 'string' },
-      steps: { type: 'string' },
-      'sanity-images': { type: 'string' },
-      'sanity-order': { type: 'string' },
-      'sanity-points': { type: 'string' },
-      seed: { type: 'string' },
-      'batch-size': { type: 'string' },
-      out: { type: 'string' },
-      heatmaps: { type: 'string' },
-      json: { type: 'boolean' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      'score-maps': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    });
+    const { values } = parseFlags(argv, FLAGS, { positionals: false });
     if (values.help) {
       process.stdout.write(EVALUATE_HELP);
       return 0;
@@ -119,22 +114,22 @@ function run(argv: string[]): Promise<number> {
       throw new UsageError('--heatmaps is for the page that --out writes: give --out DIR too');
     const scores = typeof values.scores === 'string' ? (values.scores.split(',') as ScoreName[]) : undefined;
     const methods = splitMethods(typeof values.methods === 'string' ? values.methods : 'gradient').map(methodSpec);
-    const fit = v.oneOf('--fit', values.fit, ['cover', 'contain', 'fill'] as const, 'cover');
-    const wanted = size(values.size);
-    const heatmaps = integer(values, 'heatmaps') ?? 8;
+    const fit = (values.fit as 'cover' | 'contain' | 'fill' | undefined) ?? 'cover';
+    const wanted = values.size as [number, number] | undefined;
+    const heatmaps = (values.heatmaps as number | undefined) ?? 8;
     // evaluate()'s own options, checked before anything is read or loaded.
     const options = {
       methods,
       scores,
-      tolerance: values.tolerance === undefined ? undefined : Number(values.tolerance),
-      fidelity: { steps: integer(values, 'steps') },
+      tolerance: values.tolerance as number | undefined,
+      fidelity: { steps: values.steps as number | undefined },
       sanity: {
-        images: integer(values, 'sanity-images'),
+        images: values['sanity-images'] as number | undefined,
         order: values['sanity-order'] as 'cascading' | undefined,
-        points: integer(values, 'sanity-points'),
-        seed: integer(values, 'seed'),
+        points: values['sanity-points'] as number | undefined,
+        seed: values.seed as number | undefined,
       },
-      batchSize: integer(values, 'batch-size'),
+      batchSize: values['batch-size'] as number | undefined,
     };
     checkEvaluateOptions(options);
     const annotations = await readAnnotations(values.boxes as string);
@@ -163,8 +158,8 @@ function run(argv: string[]): Promise<number> {
 
     const model = await loadModel(values.model as string, {
       device: (values.device as Device | undefined) ?? 'auto',
-      threads: integer(values, 'threads'),
-      scoreMaps: scoreMapsOf(values),
+      threads: values.threads as number | undefined,
+      scoreMaps: (values['score-maps'] as 'mean' | undefined) ?? 'refuse',
       labels: values.labels as string | undefined,
     });
     // SIGINT stops the run between images or inside a method (its signal reaches the native loop): exit 130, and

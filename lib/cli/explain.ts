@@ -186,7 +186,7 @@ async function run(p: ParsedArgs): Promise<number> {
     images: [],
   };
   const bar = progress(files.length * methods.length);
-  log(`torch-saliency: ${methods.join(', ')} on ${files.length} image(s), device ${model.device}, output in ${out.root}`);
+  log(`${methods.join(', ')} on ${files.length} image(s), device ${model.device}, output in ${out.root}`);
   try {
     const runState: Run = {
       model,
@@ -214,7 +214,7 @@ async function run(p: ParsedArgs): Promise<number> {
         image = await readImage(file, { size: sizeOf(v), fit: v.fit as 'cover' | undefined });
       } catch (e) {
         if (!(e instanceof TorchSaliencyError) || !isCallerError(e)) throw e;
-        log(`torch-saliency: skipped ${file}: ${e.message} [${e.code}]`);
+        log(`skipped ${file}: ${e.message} [${e.code}]`);
         summary.images.push({ file, name, state: 'failed', error: errorJSON(e) });
         methods.forEach((m) => bar.step(`${name} ${m}`));
         continue;
@@ -241,7 +241,7 @@ async function run(p: ParsedArgs): Promise<number> {
   }
   if (v.report) {
     const report = await writeReport(out.root);
-    log(`torch-saliency: wrote ${report}`);
+    log(`wrote ${report}`);
   }
   if (v.json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -254,7 +254,7 @@ async function run(p: ParsedArgs): Promise<number> {
     );
   }
   if (controller.signal.aborted) {
-    log('torch-saliency: interrupted; summary.json says which images are complete (run again with --resume to finish)');
+    log('interrupted; summary.json says which images are complete (run again with --resume to finish)');
     return INTERRUPTED_EXIT_CODE;
   }
   return summary.images.some((e) => e.state === 'failed') ? 1 : 0;

@@ -11,8 +11,7 @@ import { readImage, scanBackdoor, type Image, type ScanBackdoorOptions } from '.
 import { loadModel, type Device } from '../model.js';
 import { writeScanPage } from '../report/scan.js';
 import { makeFolder, removePendingWrites } from '../safe-write.js';
-import { UsageError, exitCode, integer, log, parse, scoreMapsOf, size } from './strict-args.js';
-import { terminalBar, type Command } from './args.js';
+import { MODEL_FLAGS, UsageError, exitCode, log, parseFlags, terminalBar, type Command, type FlagSpecs } from './args.js';
 import { INTERRUPTED_EXIT_CODE } from './explain.js';
 
 export const SCAN_HELP = `torch-saliency scan: look for a backdoor trigger in every class of a classifier
@@ -42,8 +41,8 @@ Options:
   --device D --threads N  cpu, cuda, cuda:N or auto; intra-op threads
   --score-maps M          refuse | mean: N x K x H x W score maps refused (default) or averaged
  input-agnostic:  --samples N --iterations N --refine-steps N --trials N --flip-threshold X --max-area X
-                  --whole-image (also the whole-image test for blended triggers; give clean image files)
-                  --whole-image-threshold X
+                  --whole-image (also the test for whole-image blended triggers; give clean images)
+                  --whole-image-steps N --whole-image-noise X --whole-image-inputs N --whole-image-threshold X
  neural-cleanse:  --steps N --inputs N --initial-cost X
 `;
 
@@ -56,59 +55,55 @@ const NUMBER_FLAGS: Record<string, 'integer' | 'number'> = {
   trials: 'integer',
   'flip-threshold': 'number',
   'max-area': 'number',
-  'whole-image-threshold': 'number',
   steps: 'integer',
   inputs: 'integer',
   'initial-cost': 'number',
+  'whole-image-steps': 'integer',
+  'whole-image-noise': 'number',
+  'whole-image-inputs': 'integer',
+  'whole-image-threshold': 'number',
 };
 const FOR_METHOD: Record<string, string[]> = {
-  'input-agnostic': ['samples', 'iterations', 'refine-steps', 'trials', 'flip-threshold', 'max-area', 'whole-image', 'whole-image-threshold'],
+  'input-agnostic': [
+    'samples',
+    'iterations',
+    'refine-steps',
+    'trials',
+    'flip-threshold',
+    'max-area',
+    'whole-image',
+    'whole-image-steps',
+    'whole-image-noise',
+    'whole-image-inputs',
+    'whole-image-threshold',
+  ],
   'neural-cleanse': ['steps', 'inputs', 'initial-cost'],
 };
 
-function number(values: Record<string, unknown>, flag: string): number | undefined {
-  const text = values[flag];
-  if (text === undefined) return undefined;
-  if (NUMBER_FLAGS[flag] === 'integer') return integer(values, flag);
-  if (typeof text !== 'string' || text.trim() === '' || !Number.isFinite(Number(text))) {
-    throw new UsageError(`Expected a number for --${flag} but received ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
+const FLAGS: FlagSpecs = {
+  ...MODEL_FLAGS,
+  size: { type: 'size' },
+  method: { type: 'string', choices: Object.keys(FOR_METHOD) },
+  head: { type: 'string' },
+  classes: { type: 'string' },
+  out: { type: 'string' },
+  scale: { type: 'integer', min: 1, max: 32 },
+  json: { type: 'boolean' },
+  'whole-image': { type: 'boolean' },
+  ...Object.fromEntries(Object.entries(NUMBER_FLAGS).map(([f, type]) => [f, type === 'integer' ? { type, min: 0 } : { type }])),
+};
 
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
-    const { values, positionals } = parse(
-      argv,
-      {
-        model: { type: 'string' },
-        size: { type: 'string' },
-        labels: { type: 'string' },
-        method: { type: 'string' },
-        head: { type: 'string' },
-        classes: { type: 'string' },
-        out: { type: 'string' },
-        scale: { type: 'string' },
-        json: { type: 'boolean' },
-        'whole-image': { type: 'boolean' },
-        device: { type: 'string' },
-        threads: { type: 'string' },
-        'score-maps': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((f) => [f, { type: 'string' as const }])),
-      },
-      true,
-    );
+    const { values, positionals } = parseFlags(argv, FLAGS);
     if (values.help) {
       process.stdout.write(SCAN_HELP);
       return 0;
     }
     if (typeof values.model !== 'string') throw new UsageError('Expected --model PATH (see --help)');
     // No --size: the scan takes the size of the image files, else the one the model's parameters fix.
-    const dims = values.size === undefined ? undefined : size(values.size);
-    if (values.size !== undefined && !dims) throw new UsageError('Expected --size N or HxW, the model input size (see --help)');
+    const dims = values.size as [number, number] | undefined;
     const method = (values.method as string | undefined) ?? 'input-agnostic';
-    if (!(method in FOR_METHOD)) throw new UsageError(`Expected input-agnostic or neural-cleanse for --method but received ${JSON.stringify(method)}`);
     for (const [other, flags] of Object.entries(FOR_METHOD)) {
       if (other === method) continue;
       for (const f of flags) if (values[f] !== undefined) throw new UsageError(`--${f} is an option of --method ${other}, not of ${method}`);
@@ -119,19 +114,14 @@ function run(argv: string[]): Promise<number> {
       if (!/^\d+(,\d+)*$/.test(text)) throw new UsageError(`Expected a comma list of class indices for --classes but received ${JSON.stringify(text)}`);
       classes = text.split(',').map(Number);
     }
-    const scale = integer(values, 'scale');
-    if (scale !== undefined && !(scale >= 1 && scale <= 32))
-      throw new UsageError(`Expected a whole number from 1 to 32 for --scale but received ${JSON.stringify(values.scale)}`, '--scale');
+    const scale = values.scale as number | undefined;
     const options: Record<string, unknown> = { method };
     if (dims) options.size = dims;
     if (values.head !== undefined) options.head = values.head;
     if (classes) options.classes = classes;
-    if (values['whole-image']) options.wholeImage = true;
     const camel = (f: string) => f.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    for (const f of Object.keys(NUMBER_FLAGS)) {
-      const n = number(values, f);
-      if (n !== undefined) options[camel(f)] = n;
-    }
+    for (const f of Object.keys(NUMBER_FLAGS)) if (values[f] !== undefined) options[camel(f)] = values[f];
+    if (values['whole-image']) options.wholeImage = true;
     // The output folder is checked (and made) before the model is loaded or anything computed.
     const out = await makeFolder((values.out as string | undefined) ?? 'scan-out', '--out');
     const started = new Date().toISOString();
@@ -145,8 +135,8 @@ function run(argv: string[]): Promise<number> {
     try {
       model = await loadModel(values.model, {
         device: (values.device as Device | undefined) ?? 'auto',
-        threads: integer(values, 'threads'),
-        scoreMaps: scoreMapsOf(values),
+        threads: values.threads as number | undefined,
+        scoreMaps: (values['score-maps'] as 'mean' | undefined) ?? 'refuse',
         labels: values.labels as string | undefined,
       });
     } catch (e) {
@@ -185,10 +175,14 @@ function run(argv: string[]): Promise<number> {
       if (values.json) process.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
       else {
         process.stdout.write(`${scan.suspicious ? 'SUSPICIOUS' : 'no trigger found'}: flagged [${scan.flagged.join(', ')}], score ${scan.score.toFixed(2)}\n`);
-        process.stdout.write('class\tlabel\tanomaly\tflagged\tbox (top,left,h x w)\n');
+        // With --whole-image, the whole-image test's opacity and its anomaly index too (a class either test flags is flagged).
+        const whole = scan.classes.some((c) => 'opacity' in c);
+        process.stdout.write(`class\tlabel\tanomaly\t${whole ? 'opacity\topacity index\t' : ''}flagged\tbox (top,left,h x w)\n`);
         for (const c of scan.classes) {
+          const o = c as { opacity?: number; opacityIndex?: number };
+          const extra = whole ? `${o.opacity?.toFixed(3) ?? '-'}\t${o.opacityIndex?.toFixed(2) ?? '-'}\t` : '';
           process.stdout.write(
-            `${c.class}\t${c.label ?? ''}\t${c.anomalyIndex.toFixed(2)}\t${c.flagged ? 'yes' : ''}\t${c.box.top},${c.box.left},${c.box.height}x${c.box.width}\n`,
+            `${c.class}\t${c.label ?? ''}\t${c.anomalyIndex.toFixed(2)}\t${extra}${c.flagged ? 'yes' : ''}\t${c.box.top},${c.box.left},${c.box.height}x${c.box.width}\n`,
           );
         }
       }

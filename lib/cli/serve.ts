@@ -4,7 +4,8 @@
  */
 import { createFront, createModelService, createService, type SaliencyService } from '../service/index.js';
 import { createProducer } from '../queue/producer.js';
-import { LIMIT_OPTIONS, MODEL_FLAGS, exitCode, integer, limitsFrom, log, openModels, parse, stopSignal, UsageError } from './strict-args.js';
+import { UsageError, exitCode, log, parseFlags } from './args.js';
+import { LIMIT_FLAG_SPECS, SERVICE_MODEL_FLAGS, limitsFrom, openModels, stopSignal } from './service-args.js';
 import type { Command } from './args.js';
 
 export const SERVE_HELP = `torch-saliency serve: the HTTP service (docs/service.md)
@@ -28,25 +29,29 @@ Limits (defaults in docs/service.md): --max-body-bytes --max-pixels --max-images
 
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
-    const { values } = parse(argv, {
-      ...MODEL_FLAGS,
-      ...LIMIT_OPTIONS,
-      port: { type: 'string' },
-      host: { type: 'string' },
-      concurrency: { type: 'string' },
-      redis: { type: 'string' },
-      queue: { type: 'string' },
-      'default-model': { type: 'string' },
-      log: { type: 'boolean' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...SERVICE_MODEL_FLAGS,
+        ...LIMIT_FLAG_SPECS,
+        port: { type: 'integer', min: 0, max: 65535 },
+        host: { type: 'string' },
+        concurrency: { type: 'integer', min: 1 },
+        redis: { type: 'string' },
+        queue: { type: 'string' },
+        'default-model': { type: 'string' },
+        log: { type: 'boolean' },
+      },
+      { positionals: false },
+    );
     if (values.help) {
       process.stdout.write(SERVE_HELP);
       return 0;
     }
     const limits = limitsFrom(values);
     const common = {
-      maxBatch: integer(values, 'max-batch'),
-      concurrency: integer(values, 'concurrency'),
+      maxBatch: values['max-batch'] as number | undefined,
+      concurrency: values.concurrency as number | undefined,
       limits,
       logger: values.log === true,
     };
@@ -65,7 +70,7 @@ function run(argv: string[]): Promise<number> {
       dispose = async () => served.forEach((s) => s.model.dispose());
       what = single ? String(values.model) : `${served.length} models from ${values.models} (${served.map((s) => s.name).join(', ')})`;
     }
-    const address = await service.listen(integer(values, 'port', 65535) ?? 8080, (values.host as string | undefined) ?? '127.0.0.1');
+    const address = await service.listen((values.port as number | undefined) ?? 8080, (values.host as string | undefined) ?? '127.0.0.1');
     log(`serving ${what} on http://${address.address}:${address.port}`);
     const signal = await stopSignal();
     log(`${signal}: stopping (new requests refused; work in flight has ${service.limits.graceMs} ms to finish, then it is cancelled)`);

@@ -6,8 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { TorchSaliencyError } from '../errors.js';
 import { createProducer } from '../queue/producer.js';
 import { checkRedis } from '../queue/redis.js';
-import { UsageError, exitCode, integer } from './strict-args.js';
-import { parseFlags, type Command } from './args.js';
+import { UsageError, exitCode, parseFlags, type Command, type FlagSpecs } from './args.js';
 import { isMethodFlag, methodList, methodOptions, targetFlag } from './method-options.js';
 
 /** How long submit waits for Redis to answer before it gives up (exit 1). */
@@ -32,18 +31,18 @@ Options:
 Exit code 1 when Redis does not answer within 10 s; 2 when an image file cannot be read.
 `;
 
-const FLAGS = {
+const FLAGS: FlagSpecs = {
   redis: { type: 'string' },
   model: { type: 'string' },
   predict: { type: 'boolean' },
   method: { type: 'string' },
   target: { type: 'string' },
   wait: { type: 'boolean' },
-  'timeout-ms': { type: 'string' },
+  'timeout-ms': { type: 'integer', min: 1 },
   queue: { type: 'string' },
-  top: { type: 'string' },
+  top: { type: 'integer', min: 1 },
   help: { type: 'boolean', short: 'h' },
-} as const;
+};
 
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
@@ -80,7 +79,7 @@ function run(argv: string[]): Promise<number> {
       for (const [k, file] of files.entries()) {
         const bytes = images[k];
         const job = values.predict
-          ? await producer.enqueuePredict(values.model, bytes, { top: integer(values, 'top') ?? 5 })
+          ? await producer.enqueuePredict(values.model, bytes, { top: (values.top as number | undefined) ?? 5 })
           : await producer.enqueueExplain(values.model, bytes, options as { method: string });
         ids.push({ file, job });
         if (!values.wait) process.stdout.write(`${JSON.stringify({ file, job })}\n`);
@@ -88,7 +87,7 @@ function run(argv: string[]): Promise<number> {
       if (values.wait) {
         for (const { file, job } of ids) {
           try {
-            const result = await producer.result(job, { timeoutMs: integer(values, 'timeout-ms') });
+            const result = await producer.result(job, { timeoutMs: values['timeout-ms'] as number | undefined });
             process.stdout.write(`${JSON.stringify({ file, job, result })}\n`);
           } catch (e) {
             failed++;

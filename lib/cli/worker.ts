@@ -4,7 +4,8 @@
  * --grace-ms, exit 0 (a job still running then is taken back by another worker).
  */
 import { createWorker } from '../queue/worker.js';
-import { LIMIT_OPTIONS, MODEL_FLAGS, UsageError, exitCode, integer, limitsFrom, log, openModels, parse, stopSignal } from './strict-args.js';
+import { UsageError, exitCode, log, parseFlags } from './args.js';
+import { LIMIT_FLAG_SPECS, SERVICE_MODEL_FLAGS, limitsFrom, openModels, stopSignal } from './service-args.js';
 import type { Command } from './args.js';
 
 export const WORKER_HELP = `torch-saliency worker: consume jobs from a BullMQ queue on Redis (docs/service.md)
@@ -26,15 +27,19 @@ Options:
 
 function run(argv: string[]): Promise<number> {
   return exitCode(async () => {
-    const { values } = parse(argv, {
-      ...MODEL_FLAGS,
-      ...LIMIT_OPTIONS,
-      redis: { type: 'string' },
-      queue: { type: 'string' },
-      results: { type: 'string' },
-      'lock-duration-ms': { type: 'string' },
-      'stalled-interval-ms': { type: 'string' },
-    });
+    const { values } = parseFlags(
+      argv,
+      {
+        ...SERVICE_MODEL_FLAGS,
+        ...LIMIT_FLAG_SPECS,
+        redis: { type: 'string' },
+        queue: { type: 'string' },
+        results: { type: 'string' },
+        'lock-duration-ms': { type: 'integer', min: 1 },
+        'stalled-interval-ms': { type: 'integer', min: 1 },
+      },
+      { positionals: false },
+    );
     if (values.help) {
       process.stdout.write(WORKER_HELP);
       return 0;
@@ -46,9 +51,9 @@ function run(argv: string[]): Promise<number> {
       redis: values.redis,
       queue: values.queue as string | undefined,
       results: values.results as string | undefined,
-      maxBatch: integer(values, 'max-batch'),
-      lockDurationMs: integer(values, 'lock-duration-ms'),
-      stalledIntervalMs: integer(values, 'stalled-interval-ms'),
+      maxBatch: values['max-batch'] as number | undefined,
+      lockDurationMs: values['lock-duration-ms'] as number | undefined,
+      stalledIntervalMs: values['stalled-interval-ms'] as number | undefined,
       graceMs: limits.graceMs,
       limits,
       onEvent: (e) => log(`job ${e.job} ${e.state} in ${Math.round(e.ms)} ms${e.reason ? `: ${e.reason}` : ''}`),

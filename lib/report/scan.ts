@@ -58,6 +58,10 @@ const FIELDS: Record<string, string> = {
   norm: 'mask norm',
   attackSuccess: 'attack success',
   reached: 'reached',
+  opacity: 'whole-image opacity',
+  opacityIndex: 'opacity anomaly index',
+  opacityReached: 'opacity reached',
+  wholeImageFlagged: 'flagged by the whole-image test',
 };
 const COMMON = new Set(['class', 'label', 'box', 'anomalyIndex', 'flagged']);
 

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, type EpPhaseTimings, type Image } from '../../lib/index.js';
+import { noiseImage } from './_noise.js';
 
 const root = join(__dirname, '..', '..');
 const modelPath = join(tmpdir(), 'torch-saliency-ep-bench-cnn.pt'); // regenerated when missing (build/ is wiped by --force builds)
@@ -37,15 +38,7 @@ const eightIters = Number(process.env.EP_BENCH_EIGHT_ITERS ?? 20);
 // timings mostly noise. The baseline binary is pinned to as many cores (taskset) so both sides match.
 const threads = Number(process.env.EP_BENCH_THREADS ?? 1);
 
-function image(seed: number): Image {
-  const data = new Float32Array(3 * SIZE * SIZE);
-  let s = seed * 2654435761;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s >>> 8) / 2 ** 24;
-  }
-  return { data, channels: 3, height: SIZE, width: SIZE };
-}
+const image = (seed: number): Image => noiseImage(seed, SIZE);
 
 // The bare binary's main thread gives its large freed blocks back to the OS each step (glibc's mmap and
 // trim thresholds) and pays page faults again on the next (measured: ~11k minor faults and 15-20 ms per

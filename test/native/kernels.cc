@@ -186,6 +186,38 @@ int main() {
       compare("generator 0s and 1s" + tag, saturate(at::rand({3, 1, g.in_h, g.in_w}), 0.4, 0.4), fused, ref, 1e-5, 5e-5);
     }
 
+  // Mirrored vectors (smooth_max::mirror_plan: a row's vectors at -dx take their terms from those at dx by
+  // a permute): masks and gradients bit-identical to the kernels without it, on parameters mixing exact 0s,
+  // exact 1s and values in (0, 1), for every inner kernel this CPU runs; the plan must engage at the
+  // default geometry (224 px, step 7, sigma 21) for the vector kernels. Geometries where it does not engage
+  // (other support widths) check that the fallback is the kernel itself.
+  for (ts::simd::Isa isa : isas)
+    for (const Geo& geo : {Geo{224, 224, 7, 21}, Geo{61, 50, 7, 21}, Geo{64, 48, 3, 7}, Geo{50, 61, 5, 9}}) {
+      const ts::MaskGeometry geometry = ts::MaskGeometry::make(geo.h, geo.w, geo.step, geo.sigma);
+      ts::MaskGenerator mirrored(geometry, true, isa, true), plain(geometry, true, isa, false);
+      const ts::MaskGeometry& g = mirrored.geometry();
+      const std::string tag = " " + std::to_string(geo.h) + "x" + std::to_string(geo.w) + " step " + std::to_string(geo.step) + " sigma " +
+                              std::to_string(static_cast<int>(geo.sigma)) + " " + ts::simd::name(isa) + " (mirrored vectors per row " +
+                              std::to_string(mirrored.support().mirrored) + ")";
+      if (geo.step == 7 && geo.sigma == 21 && isa != ts::simd::Isa::generic && mirrored.support().mirrored == 0) {
+        std::printf("FAIL mirror plan%s: expected mirrored vectors at the default geometry\n", tag.c_str());
+        ++failures;
+      }
+      at::Tensor params = saturate(at::rand({4, 1, g.in_h, g.in_w}), 0.3, 0.3);
+      at::Tensor a = params.clone().requires_grad_(true), b = params.clone().requires_grad_(true);
+      at::Tensor ya = mirrored.full(a), yb = plain.full(b);
+      at::Tensor w = at::rand_like(ya);
+      at::Tensor ga = torch::autograd::grad({ya}, {a}, {w})[0], gb = torch::autograd::grad({yb}, {b}, {w})[0];
+      const bool same = at::equal(ya, yb) && at::equal(ga, gb);
+      std::printf("%s generator mirrored = plain, bit for bit%s: masks %d, gradients %d\n", same ? "ok  " : "FAIL", tag.c_str(), at::equal(ya, yb),
+                  at::equal(ga, gb));
+      if (!same) ++failures;
+      ts::MaskGenerator composed_gen(geometry, false);
+      compare(
+          "generator mirrored, 0s, 1s and values between" + tag, params, [&](const at::Tensor& p) { return mirrored.full(p); },
+          [&](const at::Tensor& p) { return composed_gen.full(p); }, 1e-5, 5e-5);
+    }
+
   // The loop's copy of the model (core/loop_module.h): channels-last and/or frozen, its output and its
   // gradient to the input equal the user's module's within float rounding, folding really happened, and
   // the user's module keeps its tensors, values, layout and graph.

@@ -39,7 +39,7 @@ describe('parseFlags', () => {
     usage(['--threads', 'two'], '--threads', /whole number/);
     usage(['--threads', '1.5'], '--threads', /whole number/);
     usage(['--threads', '-1'], '--threads', />= 0/);
-    usage(['--scale', '2'], '--scale', /<= 1/);
+    usage(['--scale', '2'], '--scale', /a number from 0 to 1 for --scale/);
     usage(['--scale', 'NaN'], '--scale', /a number/);
     usage(['--mean', '1,,2'], '--mean', /comma list of numbers/);
     usage(['--size', '0'], '--size', /N or HxW/);

@@ -9,6 +9,8 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "core/explain.h"
 #include "core/loop_module.h"
@@ -105,7 +107,10 @@ ExplainResult extremal_perturbation(Model& model, const ExplainRequest& request,
   const bool channels_last =
       o.memory_format == "channels-last" || (o.memory_format == "auto" && device.is_cpu() && input.dim() == 4 && has_conv_weights(model.module()));
   LoopModule loop = make_loop_module(model.differentiable(), channels_last, o.freeze, o.bf16);  // fused attention taken apart
-  MaskGenerator gen(MaskGeometry::make(H, W, o.step, o.sigma), o.fused);
+  // TORCH_SALIENCY_EP_MIRROR=0: the generator's kernels without mirrored vectors (same numbers, bit for bit;
+  // for the benchmark that measures what the mirroring saves).
+  const char* mirror_env = std::getenv("TORCH_SALIENCY_EP_MIRROR");
+  MaskGenerator gen(MaskGeometry::make(H, W, o.step, o.sigma), o.fused, simd::chosen(), !(mirror_env && std::string(mirror_env) == "0"));
   const MaskGeometry& g = gen.geometry();
   const int64_t full_size = g.out_h * g.out_w;
 

@@ -296,7 +296,7 @@ MaskGeometry MaskGeometry::make(int64_t height, int64_t width, int64_t step, dou
   return g;
 }
 
-MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa isa) : g_(geometry), fused_(fused) {
+MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa isa, bool mirror) : g_(geometry), fused_(fused) {
   const int64_t side = 2 * g_.radius + 1, taps = g_.taps(), step = g_.step;
   if (taps > kMaxTaps) {
     throw Error("ERR_OUT_OF_RANGE",
@@ -349,6 +349,8 @@ MaskGenerator::MaskGenerator(const MaskGeometry& geometry, bool fused, simd::Isa
       s.e1[a * Lp + u] = std::exp(kColdness * w);
       s.ye1[a * Lp + u] = s.wk[a * Lp + u] * s.e1[a * Lp + u];
     }
+  s.mirror_idx.assign(16, 0);
+  if (mirror) s.mirrored = smooth_max::mirror_plan(isa, s.wk.data(), s.wh.data(), Q, L, Lp, s.off0, s.mirror_idx.data());
   // Taps of block a inside the grid: parameters a - padding .. a - padding + 2r within [0, in).
   auto inside = [&](int64_t block, int64_t in) {
     const int64_t lo = std::max<int64_t>(block - g_.padding, 0), hi = std::min<int64_t>(block - g_.padding + 2 * g_.radius, in - 1);

@@ -37,7 +37,9 @@ class MaskGenerator {
  public:
   // fused: use the fused op on CPU tensors; composed ATen ops otherwise (and always when false). isa: the
   // fused op's inner kernels (the CPU's best by default; tests name each).
-  MaskGenerator(const MaskGeometry& geometry, bool fused = true, simd::Isa isa = simd::chosen());
+  // mirror: let the inner kernels take the terms of a support's columns at -dx from those at dx (the same
+  // numbers, bit for bit); false only to measure or test against the kernels without it.
+  MaskGenerator(const MaskGeometry& geometry, bool fused = true, simd::Isa isa = simd::chosen(), bool mirror = true);
 
   // params: M x 1 x in_h x in_w (requires grad). Returns the full masks M x 1 x out_h x out_w in [0, 1].
   at::Tensor full(const at::Tensor& params) const;
@@ -61,8 +63,12 @@ class MaskGenerator {
     std::vector<float> e1;                               // quad x padded: exp(20 w) (a parameter at 1); 0 in the padding
     std::vector<float> ye1;                              // quad x padded: wk e1
     std::vector<float> zcount;                           // out_h x out_w: the pixel's taps outside the parameter grid
+    int64_t mirrored = 0;                                // vectors of a row taken from their mirror (smooth_max::mirror_plan)
+    std::vector<int32_t> mirror_idx;                     // its permute (16 entries)
     // What the inner kernels read (core/methods/extremal_perturbation/smooth_max_kernels.h).
-    smooth_max::Support kernel_rows() const { return {wk.data(), wh.data(), quad, length, padded, unit, valid.data()}; }
+    smooth_max::Support kernel_rows() const {
+      return {wk.data(), wh.data(), quad, length, padded, unit, valid.data(), mirrored, mirrored ? mirror_idx.data() : nullptr};
+    }
   };
   const Support& support() const { return s_; }
 

@@ -29,7 +29,19 @@ struct Support {
   int64_t rows, length, padded;
   float unit;          // wk / w = 20 K log2(e) (the backward loads w alone and scales m instead)
   const float* valid;  // padded: 1 below length, 0 in the padding
+  // Mirrored vectors (see mirror_plan): the first `mirrored` vectors of every row take their terms from
+  // the two vectors at the other end by a permute (lane l from lane idx[l] of the pair), 0: none.
+  int64_t mirrored = 0;
+  const int32_t* mirror_idx = nullptr;
 };
+
+// The weight is radial, so the terms at dx and -dx of a row are the same numbers: a vector whose columns
+// mirror into lanes of two other vectors need not compute its exponentials. Returns how many vectors of a
+// row the `isa` kernel can take by a permute (0 where its layout does not allow it, or for the portable
+// kernel) and fills `idx` (one entry per lane); every row's wk and w must be equal at the mirrored
+// columns, bit for bit (checked). Per row of `length` columns whose column u is at dx = u + off0. The
+// terms, and so the masks and gradients, are bit-identical with and without it.
+int64_t mirror_plan(Isa isa, const float* wk, const float* w, int64_t rows, int64_t length, int64_t padded, int64_t off0, int32_t* idx);
 
 // Forward: S[a][u] += e and T[a][u] += y e for u < length, with y = m wk[a][u] and e = 2^(y / K); rows of
 // S and T are `stride` apart. Lanes in the padding are left unchanged.
