@@ -223,6 +223,13 @@ TS_AVX512 float backward_avx512_mirrored(float m, const Support& s, const float*
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// The sum of a vector's eight lanes (halves, then pairs, then the last two), one order for every AVX2 kernel.
+TS_AVX2 inline float sum_avx2(__m256 acc) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
 TS_AVX2 inline __m256 exp2_k8(__m256 y, __m256 tab) {
   const __m256 R = _mm256_set1_ps(kRound);
   const __m256 t = _mm256_add_ps(y, R);
@@ -279,10 +286,7 @@ TS_AVX2 float backward_avx2(float m, const Support& s, const float* B, const flo
         acc0 = _mm256_fmadd_ps(we, q, acc0);
     }
   }
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+  return sum_avx2(_mm256_add_ps(acc0, acc1));
 }
 
 // The same for the AVX2 kernels: rows of eight vectors whose first three take their terms from vectors 4-7
@@ -349,10 +353,7 @@ TS_AVX2 float backward_avx2_mirrored(float m, const Support& s, const float* B, 
         acc0 = _mm256_fmadd_ps(we[v], q, acc0);
     }
   }
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+  return sum_avx2(_mm256_add_ps(acc0, acc1));
 }
 #endif
 
